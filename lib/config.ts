@@ -1,0 +1,417 @@
+/**
+ * Configuration: one table of settings, each resolved flag > environment > default, validated, with
+ * secrets kept out of flags and redacted from everything printed.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError } from "./errors.ts";
+import type { LogFormat, LogLevel } from "./log.ts";
+
+export type SqsProtocol = "json" | "query" | "auto";
+
+/** Everything `masq run` needs, resolved and validated. */
+export interface Config {
+  queueUrl: string;
+  /** SQS endpoint; undefined lets the SDK choose (real AWS). */
+  endpoint: string | undefined;
+  region: string;
+  databaseUrl: string;
+  dlqUrl: string;
+  sqsProtocol: SqsProtocol;
+  follow: boolean;
+  concurrency: number;
+  batchSize: number;
+  waitSeconds: number;
+  /** Visibility timeout to request and keep extending; undefined means the queue's own. */
+  visibilityTimeout: number | undefined;
+  dbPoolSize: number;
+  maxBackoffMs: number;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  /** The HMAC key; never printed. */
+  hmacKey: string;
+}
+
+/** One row of the defaults table. */
+interface Setting {
+  key: keyof Config;
+  flag?: string;
+  env: readonly string[];
+  /** Default as text, or computed from the settings resolved before it. */
+  default?: string | ((c: Partial<Config>) => string | undefined);
+  help: string;
+  defaultHelp: string;
+  parse: (text: string, name: string) => unknown;
+}
+
+const DEFAULT_QUEUE_URL = "http://localhost:4566/000000000000/login-queue";
+const DEFAULT_DATABASE_URL = "postgres://postgres:postgres@localhost:5432/postgres";
+
+function httpUrl(text: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(name, `${JSON.stringify(text)} is not a URL; expected http(s)://host[:port]/...`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(name, `${JSON.stringify(text)} is not an http(s) URL`);
+  }
+  return text;
+}
+
+function queueUrl(text: string, name: string): string {
+  httpUrl(text, name);
+  const path = new URL(text).pathname.split("/").filter(Boolean);
+  if (path.length < 1) {
+    throw new ConfigError(name, `${JSON.stringify(text)} has no queue name; expected .../<account>/<queue-name>`);
+  }
+  return text;
+}
+
+function databaseUrl(text: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(name, "is not a URL; expected postgres://user[:password]@host[:port]/database");
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw new ConfigError(name, `has scheme ${JSON.stringify(url.protocol)}; expected postgres: or postgresql:`);
+  }
+  return text;
+}
+
+function intIn(min: number, max: number) {
+  return (text: string, name: string): number => {
+    const n = Number(text);
+    if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(name, `${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function oneOf<T extends string>(...allowed: T[]) {
+  return (text: string, name: string): T => {
+    if (!(allowed as string[]).includes(text)) {
+      throw new ConfigError(name, `${JSON.stringify(text)} is not one of ${allowed.join(", ")}`);
+    }
+    return text as T;
+  };
+}
+
+function isAwsHost(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === "amazonaws.com" || host.endsWith(".amazonaws.com") || host.endsWith(".amazonaws.com.cn");
+}
+
+/** The defaults table, in resolution order (later defaults may depend on earlier values). */
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: "queueUrl",
+    flag: "queue-url",
+    env: ["SQS_QUEUE_URL"],
+    default: DEFAULT_QUEUE_URL,
+    help: "source queue URL",
+    defaultHelp: DEFAULT_QUEUE_URL,
+    parse: queueUrl,
+  },
+  {
+    key: "endpoint",
+    flag: "endpoint",
+    env: ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"],
+    default: (c) => (isAwsHost(c.queueUrl!) ? undefined : new URL(c.queueUrl!).origin),
+    help: "SQS endpoint",
+    defaultHelp: "the queue URL's origin unless it is an amazonaws.com host; else the SDK's own",
+    parse: httpUrl,
+  },
+  {
+    key: "region",
+    flag: "region",
+    env: ["AWS_REGION"],
+    default: "us-east-1",
+    help: "AWS region",
+    defaultHelp: "us-east-1",
+    parse: (t, n) => {
+      if (!/^[a-z0-9-]{2,32}$/.test(t)) throw new ConfigError(n, `${JSON.stringify(t)} is not a region name`);
+      return t;
+    },
+  },
+  {
+    key: "databaseUrl",
+    flag: "database-url",
+    env: ["DATABASE_URL"],
+    default: DEFAULT_DATABASE_URL,
+    help: "PostgreSQL URL (a password only through the environment)",
+    defaultHelp: redactUrl(DEFAULT_DATABASE_URL),
+    parse: databaseUrl,
+  },
+  {
+    key: "dlqUrl",
+    flag: "dlq-url",
+    env: ["SQS_DLQ_URL"],
+    default: (c) => `${c.queueUrl!.replace(/\/+$/, "")}-dlq`,
+    help: "dead-letter queue URL (created if missing)",
+    defaultHelp: "the queue URL + \"-dlq\"",
+    parse: queueUrl,
+  },
+  {
+    key: "sqsProtocol",
+    flag: "sqs-protocol",
+    env: ["MASQ_SQS_PROTOCOL"],
+    default: "auto",
+    help: "SQS wire protocol: json, query, or auto (json, falling back to query once)",
+    defaultHelp: "auto",
+    parse: oneOf<SqsProtocol>("json", "query", "auto"),
+  },
+  {
+    key: "concurrency",
+    flag: "concurrency",
+    env: ["MASQ_CONCURRENCY"],
+    default: "8",
+    help: "concurrent long-polling receivers",
+    defaultHelp: "8",
+    parse: intIn(1, 64),
+  },
+  {
+    key: "batchSize",
+    flag: "batch-size",
+    env: ["MASQ_BATCH_SIZE"],
+    default: "10",
+    help: "messages per receive (SQS allows 1..10)",
+    defaultHelp: "10",
+    parse: intIn(1, 10),
+  },
+  {
+    key: "waitSeconds",
+    flag: "wait-seconds",
+    env: ["MASQ_WAIT_SECONDS"],
+    default: (c) => (c.follow ? "20" : "1"),
+    help: "long-poll wait per receive",
+    defaultHelp: "20 with --follow, else 1 (so a drained queue is noticed quickly)",
+    parse: intIn(0, 20),
+  },
+  {
+    key: "visibilityTimeout",
+    flag: "visibility-timeout",
+    env: ["MASQ_VISIBILITY_TIMEOUT"],
+    default: undefined,
+    help: "seconds a received message stays invisible (extended while in flight)",
+    defaultHelp: "the queue's own VisibilityTimeout",
+    parse: intIn(1, 43200),
+  },
+  {
+    key: "dbPoolSize",
+    flag: "db-pool-size",
+    env: ["MASQ_DB_POOL_SIZE"],
+    default: (c) => String(c.concurrency),
+    help: "PostgreSQL connections",
+    defaultHelp: "the concurrency",
+    parse: intIn(1, 100),
+  },
+  {
+    key: "maxBackoffMs",
+    flag: "max-backoff-ms",
+    env: ["MASQ_MAX_BACKOFF_MS"],
+    default: "10000",
+    help: "cap of the exponential backoff between retries during outages",
+    defaultHelp: "10000",
+    parse: intIn(10, 600_000),
+  },
+  {
+    key: "logFormat",
+    flag: "log-format",
+    env: ["MASQ_LOG_FORMAT"],
+    default: "text",
+    help: "stderr log format: text or json",
+    defaultHelp: "text",
+    parse: oneOf<LogFormat>("text", "json"),
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    env: ["MASQ_LOG_LEVEL"],
+    default: "info",
+    help: "debug, info, warn or error",
+    defaultHelp: "info",
+    parse: oneOf<LogLevel>("debug", "info", "warn", "error"),
+  },
+];
+
+/** Every environment variable masq itself reads (the task permissions list these). */
+export const ENV_VARS: readonly string[] = [
+  ...SETTINGS.flatMap((s) => s.env),
+  "PII_HMAC_KEY",
+  "PII_HMAC_KEY_FILE",
+];
+
+/**
+ * A database URL with its password replaced by `***`, safe to print.
+ *
+ * @example
+ * ```ts
+ * redactUrl("postgres://app:s3cret@db:5432/logins"); // "postgres://app:***@db:5432/logins"
+ * ```
+ */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+/** The secrets in a config, for the log redactor. */
+export function secretsOf(config: Pick<Config, "databaseUrl" | "hmacKey">): string[] {
+  const out = [config.hmacKey];
+  try {
+    const pw = new URL(config.databaseUrl).password;
+    if (pw !== "") out.push(pw, decodeURIComponent(pw));
+  } catch { /* unparseable URLs were rejected already */ }
+  return out.filter((s) => s.length > 0);
+}
+
+export type Env = (name: string) => string | undefined;
+export type ReadFile = (path: string) => string;
+
+/** Resolves the HMAC key from PII_HMAC_KEY or PII_HMAC_KEY_FILE. */
+export function resolveHmacKey(env: Env, readFile: ReadFile): string {
+  const direct = env("PII_HMAC_KEY");
+  const file = env("PII_HMAC_KEY_FILE");
+  if (direct !== undefined && direct !== "" && file !== undefined && file !== "") {
+    throw new ConfigError("PII_HMAC_KEY / PII_HMAC_KEY_FILE", "both are set; set exactly one");
+  }
+  if (direct !== undefined && direct !== "") return direct;
+  if (file !== undefined && file !== "") {
+    let text: string;
+    try {
+      text = readFile(file);
+    } catch (err) {
+      const why = err instanceof Deno.errors.NotFound
+        ? "no such file"
+        : err instanceof Deno.errors.PermissionDenied || (err as Error).name === "NotCapable"
+        ? "not readable (masq may read key files only under /run/secrets, /etc/masq or ./secrets)"
+        : (err as Error).name;
+      throw new ConfigError("PII_HMAC_KEY_FILE", `cannot read ${JSON.stringify(file)}: ${why}`);
+    }
+    const key = text.replace(/\r?\n$/, "");
+    if (key === "") throw new ConfigError("PII_HMAC_KEY_FILE", `${JSON.stringify(file)} is empty`);
+    return key;
+  }
+  throw new ConfigError(
+    "PII_HMAC_KEY",
+    "not set; masq needs a secret key to mask PII (set PII_HMAC_KEY or PII_HMAC_KEY_FILE, e.g. 32 random bytes)",
+  );
+}
+
+export interface Invocation {
+  command: string;
+  help: boolean;
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/** Parses argv strictly; an unknown flag is a ConfigError (exit 2). */
+export function parseCommandLine(args: readonly string[]): Invocation {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+    follow: { type: "boolean" },
+    messages: { type: "string" },
+  };
+  for (const s of SETTINGS) if (s.flag) options[s.flag] = { type: "string" };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = (err as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
+    throw new ConfigError("usage", `${msg} (see masq --help)`);
+  }
+  const [command = "", ...positionals] = parsed.positionals;
+  return { command, help: parsed.values.help === true, values: parsed.values, positionals };
+}
+
+/**
+ * Builds the run configuration: each setting from its flag, else its first set environment variable,
+ * else its default; then validates it. The HMAC key comes only from the environment.
+ *
+ * @example
+ * ```ts
+ * const cfg = buildConfig({ "queue-url": "http://localhost:4566/000000000000/q" }, (n) => Deno.env.get(n), Deno.readTextFileSync);
+ * cfg.endpoint; // "http://localhost:4566"
+ * ```
+ */
+export function buildConfig(
+  flags: Record<string, string | boolean | undefined>,
+  env: Env,
+  readFile: ReadFile,
+): Config {
+  const c: Partial<Config> & Record<string, unknown> = { follow: flags.follow === true };
+  for (const s of SETTINGS) {
+    let text: string | undefined;
+    let name = "";
+    const flagValue = s.flag ? flags[s.flag] : undefined;
+    if (typeof flagValue === "string") {
+      text = flagValue;
+      name = `--${s.flag}`;
+      if (s.key === "databaseUrl") refusePasswordInFlag(flagValue);
+    } else {
+      for (const e of s.env) {
+        const val = env(e);
+        if (val !== undefined && val !== "") {
+          text = val;
+          name = e;
+          break;
+        }
+      }
+    }
+    if (text === undefined) {
+      text = typeof s.default === "function" ? s.default(c) : s.default;
+      name = `${s.flag ? `--${s.flag}` : s.env[0]} (default)`;
+    }
+    (c as Record<string, unknown>)[s.key] = text === undefined ? undefined : s.parse(text, name);
+  }
+  c.hmacKey = resolveHmacKey(env, readFile);
+  return c as Config;
+}
+
+function refusePasswordInFlag(url: string): void {
+  let password = "";
+  try {
+    password = new URL(url).password;
+  } catch { /* validated later with a clearer message */ }
+  if (password !== "") {
+    throw new ConfigError(
+      "--database-url",
+      "contains a password; flags are visible to every user of the machine, so pass it in DATABASE_URL or PGPASSWORD",
+    );
+  }
+}
+
+/** The text of `masq --help`, generated from the defaults table so it cannot drift. */
+export function helpText(): string {
+  const rows = SETTINGS.map((s) => {
+    const flag = s.flag ? `--${s.flag}` : "";
+    return `  ${flag.padEnd(22)} ${s.env.join(", ").padEnd(38)} ${s.help}\n  ${"".padEnd(61)} default: ${s.defaultHelp}`;
+  });
+  return `masq: mask PII in SQS login events and write them to PostgreSQL
+
+Usage:
+  masq run [--follow] [flags]   consume the queue into user_logins; exit once it is drained
+  masq demo                     the whole pipeline on an embedded SQS and PostgreSQL
+  masq bench [--messages N]     throughput against the bare receive+delete ceiling
+  masq --help                   this text
+
+Settings (flag, else environment variable, else default):
+  ${"flag".padEnd(22)} ${"environment".padEnd(38)} meaning
+${rows.join("\n")}
+  --follow                                                      keep long-polling forever (service mode)
+  ${"".padEnd(22)} ${"PII_HMAC_KEY or PII_HMAC_KEY_FILE".padEnd(38)} the masking key (required; never a flag)
+
+AWS credentials come from the SDK's default chain; against a local endpoint with none set, dummy ones are
+used. Secrets are never accepted as flags and never printed.
+
+Exit codes: 0 done, 2 bad usage or configuration, 1 fatal runtime error.
+The last line on stdout of run/demo/bench is a JSON summary.`;
+}

@@ -1,0 +1,210 @@
+/**
+ * receive -> parse -> mask -> write -> delete. Each of `concurrency` workers runs that chain on one batch
+ * at a time, so at most `concurrency` batches are in flight; while a batch waits (a slow or absent database)
+ * its messages are kept invisible by a heartbeat, and its worker receives nothing new. A message is deleted
+ * only after its row or its rejection is committed.
+ */
+import type { Logger } from "./log.ts";
+import { errorMessage } from "./errors.ts";
+import { retry, sleep } from "./retry.ts";
+import type { Message, Source } from "./source/sqs.ts";
+import { isAbort, isTransientSqsError } from "./source/sqs.ts";
+import type { Sink, SinkRecord, WriteResult } from "./sink/postgres.ts";
+import { isDataError, isTransientDbError, sqlState } from "./sink/postgres.ts";
+import type { Masker } from "./transform/mask.ts";
+import { rejectionFor, toRecord } from "./transform/record.ts";
+
+/** The JSON summary printed as the last line of stdout. */
+export interface Summary {
+  received: number;
+  inserted: number;
+  duplicates: number;
+  rejected: number;
+  seconds: number;
+  rate: number;
+}
+
+export interface PipelineOptions {
+  source: Source;
+  sink: Sink;
+  masker: Masker;
+  log: Logger;
+  /** Keep polling forever instead of exiting once the queue is drained. */
+  follow: boolean;
+  concurrency: number;
+  maxBackoffMs: number;
+  /** Aborting it stops receiving; in-flight batches are finished, committed and deleted. */
+  stop?: AbortSignal;
+  /** Interval of progress lines on the log, ms (0: none). */
+  progressEveryMs?: number;
+}
+
+/** Error carrying the SQS message ids it concerns. */
+export class BatchError extends Error {
+  readonly messageIds: readonly string[];
+  constructor(message: string, messageIds: readonly string[], cause: unknown) {
+    super(message, { cause });
+    this.name = "BatchError";
+    this.messageIds = messageIds;
+  }
+}
+
+function add(a: WriteResult, b: WriteResult): WriteResult {
+  return { inserted: a.inserted + b.inserted, rejected: a.rejected + b.rejected, duplicates: a.duplicates + b.duplicates };
+}
+
+/**
+ * Drains (or, with `follow`, keeps consuming) the source into the sink and returns the run's summary.
+ * Throws a BatchError on a fatal error (the batch's messages stay in the queue for redelivery).
+ *
+ * @example
+ * ```ts
+ * const summary = await runPipeline({ source, sink, masker, log, follow: false, concurrency: 8, maxBackoffMs: 10_000 });
+ * console.log(JSON.stringify(summary));
+ * ```
+ */
+export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
+  const { source, sink, masker, log } = opts;
+  const started = performance.now();
+  const totals = { received: 0, inserted: 0, duplicates: 0, rejected: 0 };
+  const halt = new AbortController();
+  let fatal: unknown;
+  const onStop = () => halt.abort();
+  opts.stop?.addEventListener("abort", onStop, { once: true });
+  if (opts.stop?.aborted) halt.abort();
+
+  const sqsRetry = { log, retryable: isTransientSqsError, capMs: opts.maxBackoffMs };
+  const dbRetry = { log, retryable: isTransientDbError, capMs: opts.maxBackoffMs };
+
+  /** Writes records; on a data error splits the batch until the refused row is alone, then rejects it. */
+  async function writeIsolating(records: SinkRecord[], byId: Map<string, Message>): Promise<WriteResult> {
+    try {
+      return await retry(() => sink.write(records), {
+        ...dbRetry,
+        what: "database write",
+        fields: { messages: records.length, first_message_id: records[0]?.messageId },
+      });
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      if (records.length > 1) {
+        const mid = Math.ceil(records.length / 2);
+        const left = await writeIsolating(records.slice(0, mid), byId);
+        return add(left, await writeIsolating(records.slice(mid), byId));
+      }
+      const [only] = records;
+      const message = byId.get(only.messageId)!;
+      const reason = `database refused the row: ${errorMessage(err)} (SQLSTATE ${sqlState(err)})`;
+      if (only.kind === "rejection") {
+        if (only.bodyRedacted === null) throw err;
+        log.warn("database refused a rejection record; storing it without its body", { message_id: only.messageId });
+        return writeIsolating([{ ...only, bodyRedacted: null, reason: `${only.reason}; ${reason}` }], byId);
+      }
+      log.warn("row refused by the database; rejecting it", { message_id: only.messageId, reason });
+      await retry(() => source.forwardToDeadLetter(message, reason), { ...sqsRetry, what: "dead-letter send" });
+      return writeIsolating([await rejectionFor(message, reason, masker)], byId);
+    }
+  }
+
+  async function processBatch(messages: Message[]): Promise<void> {
+    const heartbeatMs = Math.max(250, (source.visibilityTimeout * 1000) / 3);
+    let beating = false;
+    const heartbeat = setInterval(async () => {
+      if (beating) return;
+      beating = true;
+      try {
+        await source.extendVisibility(messages);
+      } catch (err) {
+        log.warn("visibility heartbeat failed", { error: errorMessage(err), messages: messages.length });
+      } finally {
+        beating = false;
+      }
+    }, heartbeatMs);
+    try {
+      const byId = new Map(messages.map((m) => [m.id, m]));
+      const records = await Promise.all(messages.map((m) => toRecord(m, masker)));
+      // SPEC §5: a rejected message goes to the dead-letter queue before its rejection is recorded.
+      const keep: SinkRecord[] = [];
+      const done: Message[] = [];
+      await Promise.all(records.map(async (r) => {
+        const m = byId.get(r.messageId)!;
+        if (r.kind === "rejection") {
+          try {
+            await retry(() => source.forwardToDeadLetter(m, r.reason), {
+              ...sqsRetry,
+              what: "dead-letter send",
+              fields: { message_id: m.id },
+            });
+          } catch (err) {
+            // Not deleted, not recorded: SQS redelivers it (and its redrive policy, if any, applies).
+            log.error("dead-letter send failed; leaving the message in the queue", {
+              message_id: m.id,
+              error: errorMessage(err),
+            });
+            return;
+          }
+        }
+        keep.push(r);
+        done.push(m);
+      }));
+      const result = await writeIsolating(keep, byId);
+      totals.inserted += result.inserted;
+      totals.rejected += result.rejected;
+      totals.duplicates += result.duplicates;
+      await retry(() => source.delete(done), { ...sqsRetry, what: "delete", fields: { messages: done.length } });
+    } catch (err) {
+      throw new BatchError(`batch failed: ${errorMessage(err)}`, messages.map((m) => m.id), err);
+    } finally {
+      clearInterval(heartbeat);
+      while (beating) await sleep(10);
+    }
+  }
+
+  async function drained(): Promise<boolean> {
+    const c = await retry(() => source.counts(), { ...sqsRetry, what: "queue counts", signal: halt.signal });
+    if (c.visible + c.inFlight + c.delayed === 0) return true;
+    if (c.visible === 0) log.debug("waiting for in-flight messages", { in_flight: c.inFlight, delayed: c.delayed });
+    return false;
+  }
+
+  async function worker(): Promise<void> {
+    while (!halt.signal.aborted) {
+      let batch: Message[];
+      try {
+        batch = await retry(() => source.receive(halt.signal), { ...sqsRetry, what: "receive", signal: halt.signal });
+      } catch (err) {
+        if (halt.signal.aborted || isAbort(err)) return;
+        throw err;
+      }
+      if (batch.length === 0) {
+        if (!opts.follow && !halt.signal.aborted && await drained().catch(() => false)) halt.abort();
+        continue;
+      }
+      totals.received += batch.length;
+      await processBatch(batch);
+    }
+  }
+
+  const progress = (opts.progressEveryMs ?? 5000) > 0
+    ? setInterval(() => log.info("progress", { ...totals }), opts.progressEveryMs ?? 5000)
+    : undefined;
+  try {
+    await Promise.all(Array.from({ length: opts.concurrency }, async () => {
+      try {
+        await worker();
+      } catch (err) {
+        fatal ??= err;
+        halt.abort();
+      }
+    }));
+  } finally {
+    if (progress !== undefined) clearInterval(progress);
+    opts.stop?.removeEventListener("abort", onStop);
+  }
+  if (fatal !== undefined) throw fatal;
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    ...totals,
+    seconds: Math.round(seconds * 1000) / 1000,
+    rate: seconds > 0 ? Math.round((totals.received / seconds) * 10) / 10 : 0,
+  };
+}

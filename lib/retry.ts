@@ -1,0 +1,79 @@
+import type { Logger } from "./log.ts";
+import { errorMessage } from "./errors.ts";
+
+export interface RetryOptions {
+  /** What is being retried, for the log: "write batch", "receive". */
+  what: string;
+  log: Logger;
+  /** Whether an error is worth another try; anything else is rethrown at once. */
+  retryable: (err: unknown) => boolean;
+  baseMs?: number;
+  capMs?: number;
+  /** Give up after this many attempts (default: never, for outages that end). */
+  maxAttempts?: number;
+  /** Stops waiting (rethrowing the last error) once aborted. */
+  signal?: AbortSignal;
+  /** Extra fields for each log line, e.g. the message ids concerned. */
+  fields?: Record<string, unknown>;
+}
+
+/**
+ * The delay before retry number `attempt` (1-based): "full jitter" exponential backoff, capped, so that
+ * many workers retrying one outage do not hammer the recovering server in lock-step.
+ *
+ * @example
+ * ```ts
+ * backoffDelay(1, 100, 10_000, () => 0.5); // 50
+ * backoffDelay(20, 100, 10_000, () => 1);  // 10_000 (the cap)
+ * ```
+ */
+export function backoffDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+  return Math.max(1, Math.round(ceiling * random()));
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Runs `fn` until it succeeds, retrying retryable errors with capped exponential backoff and jitter and
+ * logging each retry (messages pass through the logger's redaction).
+ *
+ * @example
+ * ```ts
+ * const rows = await retry(() => pool.query("select 1"), { what: "ping", log, retryable: isTransient });
+ * ```
+ */
+export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const base = opts.baseMs ?? 200;
+  const cap = opts.capMs ?? 10_000;
+  for (let attempt = 1;; attempt++) {
+    try {
+      const result = await fn(attempt);
+      if (attempt > 1) opts.log.info(`${opts.what}: recovered`, { attempts: attempt, ...opts.fields });
+      return result;
+    } catch (err) {
+      const last = opts.maxAttempts !== undefined && attempt >= opts.maxAttempts;
+      if (!opts.retryable(err) || last || opts.signal?.aborted) throw err;
+      const delay = backoffDelay(attempt, base, cap);
+      opts.log.warn(`${opts.what} failed, retrying`, {
+        attempt,
+        delay_ms: delay,
+        error: errorMessage(err),
+        ...opts.fields,
+      });
+      await sleep(delay, opts.signal);
+    }
+  }
+}

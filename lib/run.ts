@@ -1,0 +1,82 @@
+/**
+ * `masq run`: wires config -> source, sink, masker -> pipeline. The demo and the benchmark call this same
+ * function, so they exercise the real path.
+ */
+import type { Config } from "./config.ts";
+import { redactUrl } from "./config.ts";
+import { ConfigError, errorMessage } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { runPipeline, type Summary } from "./pipeline.ts";
+import { createPostgresSink } from "./sink/postgres.ts";
+import { openSqsSource } from "./source/sqs.ts";
+import { createMasker } from "./transform/mask.ts";
+
+export interface RunOptions {
+  log: Logger;
+  /** Aborting it drains in-flight work and ends the run. */
+  stop?: AbortSignal;
+  env?: (name: string) => string | undefined;
+  progressEveryMs?: number;
+}
+
+/**
+ * Connects to PostgreSQL and SQS (failing fast with a ConfigError naming the setting), then runs the
+ * pipeline until the queue is drained (or, with `follow`, until stopped).
+ *
+ * @example
+ * ```ts
+ * const summary = await runMasq(config, { log: createLogger() });
+ * ```
+ */
+export async function runMasq(config: Config, opts: RunOptions): Promise<Summary> {
+  const { log } = opts;
+  if (new TextEncoder().encode(config.hmacKey).length < 16) {
+    log.warn("PII_HMAC_KEY is shorter than 16 bytes; use at least 32 random bytes in production");
+  }
+  const masker = await createMasker(config.hmacKey);
+  const sink = createPostgresSink(config.databaseUrl, { poolSize: config.dbPoolSize, log, connectTimeoutMs: 10_000 });
+  try {
+    await sink.ensureSchema();
+  } catch (err) {
+    await sink.close().catch(() => {});
+    throw new ConfigError(
+      "--database-url / DATABASE_URL",
+      `cannot use ${redactUrl(config.databaseUrl)}: ${errorMessage(err)}`,
+    );
+  }
+  log.info("connected to PostgreSQL", { database: redactUrl(config.databaseUrl), pool: config.dbPoolSize });
+  let source;
+  try {
+    source = await openSqsSource({
+      queueUrl: config.queueUrl,
+      dlqUrl: config.dlqUrl,
+      endpoint: config.endpoint,
+      region: config.region,
+      protocol: config.sqsProtocol,
+      batchSize: config.batchSize,
+      waitSeconds: config.waitSeconds,
+      visibilityTimeout: config.visibilityTimeout,
+      log,
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+  } catch (err) {
+    await sink.close().catch(() => {});
+    throw err;
+  }
+  try {
+    return await runPipeline({
+      source,
+      sink,
+      masker,
+      log,
+      follow: config.follow,
+      concurrency: config.concurrency,
+      maxBackoffMs: config.maxBackoffMs,
+      ...(opts.stop ? { stop: opts.stop } : {}),
+      ...(opts.progressEveryMs !== undefined ? { progressEveryMs: opts.progressEveryMs } : {}),
+    });
+  } finally {
+    source.close();
+    await sink.close().catch((err) => log.warn("closing the database pool failed", { error: errorMessage(err) }));
+  }
+}

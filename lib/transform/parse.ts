@@ -1,0 +1,223 @@
+/**
+ * body -> login fields | rejection reason. Pure and synchronous: no key, no I/O. Every rule of SPEC §5
+ * lives here, so that what reaches the sink fits `user_logins` (the database is the last line of defence,
+ * not the first).
+ */
+import * as v from "valibot";
+import { packAppVersion } from "./app_version.ts";
+
+/** The fields of one valid login, before masking. */
+export interface LoginFields {
+  userId: string;
+  deviceType: string | null;
+  locale: string | null;
+  /** Raw IP text, or null when absent/null/empty. Masked later, never stored. */
+  ip: string | null;
+  /** Raw device id, or null when absent/null/empty. Masked later, never stored. */
+  deviceId: string | null;
+  appVersion: number | null;
+  /** Login time in epoch seconds, when the body carries a valid one. */
+  timestamp: number | null;
+}
+
+export type ParseResult =
+  | { ok: true; fields: LoginFields }
+  /** `json` is the parsed body when it was a JSON object (for the redacted copy), else undefined. */
+  | { ok: false; reason: string; json?: Record<string, unknown> };
+
+/** Nesting deeper than this is rejected: no login needs it, and it bounds the work per message. */
+export const MAX_DEPTH = 32;
+
+/** Column widths of `user_logins`, in characters (PostgreSQL counts code points). */
+export const COLUMN_WIDTH = { user_id: 128, device_type: 32, locale: 32 } as const;
+
+/** Number of Unicode code points in `s` (what `varchar(n)` counts). */
+export function codePointLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+// A lone surrogate has no UTF-8 form: the driver would silently turn it into U+FFFD, changing the data.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return `a string`;
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+/** A stored text column: string or null, fits its width, storable by PostgreSQL. */
+function storedText(column: keyof typeof COLUMN_WIDTH) {
+  const width = COLUMN_WIDTH[column];
+  return v.pipe(
+    v.string((i) => `${column} must be a string or null, got ${describe(i.input)}`),
+    v.check((s) => !s.includes("\u0000"), `${column} contains a NUL character, which PostgreSQL cannot store`),
+    v.check((s) => !LONE_SURROGATE.test(s), `${column} contains a lone UTF-16 surrogate (not valid Unicode)`),
+    v.check(
+      (s) => codePointLength(s) <= width,
+      (i) => `${column} is ${codePointLength(i.input as string)} characters long; the column holds ${width}`,
+    ),
+  );
+}
+
+/** A masked field: string or null, any length (only its token is stored). */
+function maskedText(field: string) {
+  return v.nullish(
+    v.pipe(
+      v.string((i) => `${field} must be a string or null, got ${describe(i.input)}`),
+      v.check((s) => !LONE_SURROGATE.test(s), `${field} contains a lone UTF-16 surrogate (not valid Unicode)`),
+    ),
+  );
+}
+
+const LoginSchema = v.object({
+  user_id: v.pipe(
+    v.string((i) =>
+      i.input === undefined ? "user_id is missing" : `user_id must be a string, got ${describe(i.input)}`
+    ),
+    v.check((s) => s.trim() !== "", "user_id is empty"),
+    v.check((s) => !s.includes("\u0000"), "user_id contains a NUL character, which PostgreSQL cannot store"),
+    v.check((s) => !LONE_SURROGATE.test(s), "user_id contains a lone UTF-16 surrogate (not valid Unicode)"),
+    v.check(
+      (s) => codePointLength(s) <= COLUMN_WIDTH.user_id,
+      (i) =>
+        `user_id is ${codePointLength(i.input as string)} characters long; the column holds ${COLUMN_WIDTH.user_id}`,
+    ),
+  ),
+  device_type: v.nullish(storedText("device_type")),
+  locale: v.nullish(storedText("locale")),
+  ip: maskedText("ip"),
+  device_id: maskedText("device_id"),
+  app_version: v.nullish(
+    v.union(
+      [v.string(), v.pipe(v.number(), v.integer(), v.minValue(0))],
+      (i) => `app_version must be a version string such as "2.3.0", got ${describe(i.input)}`,
+    ),
+  ),
+  timestamp: v.nullish(
+    v.union(
+      [v.string(), v.number()],
+      (i) => `timestamp must be epoch seconds (number or numeric string), got ${describe(i.input)}`,
+    ),
+  ),
+});
+
+const KNOWN = new Set(Object.keys(LoginSchema.entries));
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/**
+ * Flattens nested objects into one level, joining keys with `_` (`{"device": {"type": "ios"}}` ->
+ * `device_type`). Arrays, and objects under a kept key (a wrong type the schema will name), are leaves. Iterative, so hostile nesting cannot overflow the stack.
+ * Keeps only keys in `keep` (unknown keys are ignored by the contract); throws a RangeError when nesting
+ * exceeds `maxDepth` or when a kept key arrives twice.
+ *
+ * @example
+ * ```ts
+ * flatten({ user_id: "u", device: { type: "ios" } }); // { user_id: "u", device_type: "ios" }
+ * ```
+ */
+export function flatten(
+  obj: Record<string, unknown>,
+  keep: ReadonlySet<string> = KNOWN,
+  maxDepth = MAX_DEPTH,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  const stack: Array<[string | null, Record<string, unknown>, number]> = [[null, obj, 1]];
+  while (stack.length > 0) {
+    const [prefix, node, depth] = stack.pop()!;
+    if (depth > maxDepth) throw new RangeError(`body is nested deeper than ${maxDepth} levels`);
+    for (const [k, value] of Object.entries(node)) {
+      const key = prefix === null ? k : `${prefix}_${k}`;
+      if (isPlainObject(value) && !keep.has(key)) {
+        stack.push([key, value, depth + 1]);
+      } else if (keep.has(key)) {
+        if (key in out) throw new RangeError(`${key} is given twice (directly and through a nested object)`);
+        out[key] = value;
+      }
+    }
+  }
+  return out;
+}
+
+function emptyToNull(s: string | null | undefined): string | null {
+  return s === undefined || s === null || s.trim() === "" ? null : s;
+}
+
+/** Latest epoch second PostgreSQL's `date` and JS `Date` both represent comfortably (year 9999). */
+const MAX_EPOCH = 253402300799;
+
+function epochSeconds(t: string | number | null | undefined): number | null {
+  if (t === null || t === undefined) return null;
+  const n = typeof t === "number" ? t : (t.trim() === "" ? NaN : Number(t));
+  return Number.isFinite(n) && n >= 0 && n <= MAX_EPOCH ? n : null;
+}
+
+/**
+ * Parses one SQS message body into login fields, or a rejection with a specific reason.
+ *
+ * @example
+ * ```ts
+ * parseBody('{"user_id":"u1","app_version":"2.3.0","ip":"10.0.0.1"}');
+ * // { ok: true, fields: { userId: "u1", appVersion: 2003000, ip: "10.0.0.1", ... } }
+ * parseBody('{"foo":"x","bar":"123"}'); // { ok: false, reason: "user_id is missing", json: {...} }
+ * ```
+ */
+export function parseBody(body: string): ParseResult {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (err) {
+    // V8 quotes part of the body in its message; that part may hold PII, so it is cut off.
+    const detail = (err instanceof Error ? err.message : String(err)).replace(/, ".*" is not valid JSON$/s, "")
+      .slice(0, 200);
+    return { ok: false, reason: `body is not valid JSON (${detail})` };
+  }
+  if (!isPlainObject(json)) {
+    return { ok: false, reason: `body must be a JSON object, got ${describe(json)}` };
+  }
+  let flat: Record<string, unknown>;
+  try {
+    flat = flatten(json);
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message, json };
+  }
+  if (!("user_id" in flat)) return { ok: false, reason: "user_id is missing", json };
+  const result = v.safeParse(LoginSchema, flat, { abortPipeEarly: true });
+  if (!result.success) {
+    return { ok: false, reason: result.issues.map((i) => i.message).join("; "), json };
+  }
+  const r = result.output;
+  let appVersion: number | null = null;
+  if (r.app_version !== null && r.app_version !== undefined) {
+    try {
+      appVersion = packAppVersion(String(r.app_version));
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message, json };
+    }
+  }
+  return {
+    ok: true,
+    fields: {
+      userId: r.user_id,
+      deviceType: r.device_type ?? null,
+      locale: r.locale ?? null,
+      ip: emptyToNull(r.ip),
+      deviceId: emptyToNull(r.device_id),
+      appVersion,
+      timestamp: epochSeconds(r.timestamp),
+    },
+  };
+}

@@ -263,12 +263,15 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** Publicly known default passwords: scrubbing them would mangle every "postgres" in the log. */
+const WELL_KNOWN_PASSWORDS = new Set(["postgres"]);
+
 /** The secrets in a config, for the log redactor. */
 export function secretsOf(config: Pick<Config, "databaseUrl" | "hmacKey">): string[] {
   const out = [config.hmacKey];
   try {
-    const pw = new URL(config.databaseUrl).password;
-    if (pw !== "") out.push(pw, decodeURIComponent(pw));
+    const pw = decodeURIComponent(new URL(config.databaseUrl).password);
+    if (pw !== "" && !WELL_KNOWN_PASSWORDS.has(pw)) out.push(pw);
   } catch { /* unparseable URLs were rejected already */ }
   return out.filter((s) => s.length > 0);
 }

@@ -64,13 +64,19 @@ async function main(args: string[]): Promise<number> {
       case "bench": {
         const n = inv.values.messages === undefined ? undefined : Number(inv.values.messages);
         if (n !== undefined && (!Number.isInteger(n) || n < 10 || n > 1_000_000)) {
-          throw new ConfigError("--messages", `${JSON.stringify(inv.values.messages)} is not a whole number from 10 to 1000000`);
+          throw new ConfigError(
+            "--messages",
+            `${JSON.stringify(inv.values.messages)} is not a whole number from 10 to 1000000`,
+          );
         }
         printSummary(await runBench({ log, print: (s) => console.error(s), messages: n, env }));
         return 0;
       }
       default:
-        throw new ConfigError("usage", `unknown command ${JSON.stringify(inv.command)}; expected run, demo or bench (see masq --help)`);
+        throw new ConfigError(
+          "usage",
+          `unknown command ${JSON.stringify(inv.command)}; expected run, demo or bench (see masq --help)`,
+        );
     }
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -80,7 +86,9 @@ async function main(args: string[]): Promise<number> {
     if (Deno.env.get("MASQ_DEBUG_STACK")) console.error(err);
     log.error("fatal", {
       error: errorMessage(err),
-      ...((err as { messageIds?: string[] }).messageIds ? { message_ids: (err as { messageIds: string[] }).messageIds } : {}),
+      ...((err as { messageIds?: string[] }).messageIds
+        ? { message_ids: (err as { messageIds: string[] }).messageIds }
+        : {}),
     });
     return 1;
   }

@@ -101,9 +101,11 @@ export async function runBench(opts: BenchOptions) {
   const masqRates: number[] = [];
   let peakRss = 0;
   try {
-    print(`masq bench: ${n} messages, concurrency ${CONCURRENCY}, ${rounds} rounds, database: ${
-      external ? "BENCH_DATABASE_URL (PostgreSQL)" : "embedded PGlite (one connection)"
-    }`);
+    print(
+      `masq bench: ${n} messages, concurrency ${CONCURRENCY}, ${rounds} rounds, database: ${
+        external ? "BENCH_DATABASE_URL (PostgreSQL)" : "embedded PGlite (one connection)"
+      }`,
+    );
     for (let r = 1; r <= rounds; r++) {
       const cq = `bench-ceiling-${r}`;
       sqs.createQueue(cq);
@@ -136,10 +138,16 @@ export async function runBench(opts: BenchOptions) {
       const summary = await runMasq(config, { log: silentLogger, progressEveryMs: 0 });
       if (embedded) await embedded.db.exec("TRUNCATE user_logins, user_logins_ledger, user_logins_rejected");
       await db.drop();
-      if (summary.inserted !== n) throw new Error(`bench: masq inserted ${summary.inserted} of ${n} messages`);
+      if (summary.inserted !== n) {
+        throw new Error(`bench: masq inserted ${summary.inserted} of ${n} messages`);
+      }
       masqRates.push(summary.rate);
       peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
-      print(`  round ${r}: ceiling ${c.toFixed(0)} msg/s, masq ${summary.rate.toFixed(0)} msg/s (${(summary.rate / c * 100).toFixed(0)}%)`);
+      print(
+        `  round ${r}: ceiling ${c.toFixed(0)} msg/s, masq ${summary.rate.toFixed(0)} msg/s (${
+          (summary.rate / c * 100).toFixed(0)
+        }%)`,
+      );
     }
   } finally {
     await embedded?.stop();
@@ -155,6 +163,10 @@ export async function runBench(opts: BenchOptions) {
     ratio: Math.round((median(masqRates) / median(ceilingRates)) * 1000) / 1000,
     peak_rss_mib: Math.round(peakRss / 1048576),
   };
-  print(`median: masq ${result.masq_rate} msg/s vs ceiling ${result.ceiling_rate} msg/s = ${(result.ratio * 100).toFixed(0)}% (peak RSS ${result.peak_rss_mib} MiB)`);
+  print(
+    `median: masq ${result.masq_rate} msg/s vs ceiling ${result.ceiling_rate} msg/s = ${
+      (result.ratio * 100).toFixed(0)
+    }% (peak RSS ${result.peak_rss_mib} MiB)`,
+  );
   return result;
 }

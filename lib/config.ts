@@ -63,7 +63,10 @@ function queueUrl(text: string, name: string): string {
   httpUrl(text, name);
   const path = new URL(text).pathname.split("/").filter(Boolean);
   if (path.length < 1) {
-    throw new ConfigError(name, `${JSON.stringify(text)} has no queue name; expected .../<account>/<queue-name>`);
+    throw new ConfigError(
+      name,
+      `${JSON.stringify(text)} has no queue name; expected .../<account>/<queue-name>`,
+    );
   }
   return text;
 }
@@ -76,7 +79,10 @@ function databaseUrl(text: string, name: string): string {
     throw new ConfigError(name, "is not a URL; expected postgres://user[:password]@host[:port]/database");
   }
   if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-    throw new ConfigError(name, `has scheme ${JSON.stringify(url.protocol)}; expected postgres: or postgresql:`);
+    throw new ConfigError(
+      name,
+      `has scheme ${JSON.stringify(url.protocol)}; expected postgres: or postgresql:`,
+    );
   }
   return text;
 }
@@ -152,7 +158,7 @@ export const SETTINGS: readonly Setting[] = [
     env: ["SQS_DLQ_URL"],
     default: (c) => `${c.queueUrl!.replace(/\/+$/, "")}-dlq`,
     help: "dead-letter queue URL (created if missing)",
-    defaultHelp: "the queue URL + \"-dlq\"",
+    defaultHelp: 'the queue URL + "-dlq"',
     parse: queueUrl,
   },
   {
@@ -396,7 +402,9 @@ function refusePasswordInFlag(url: string): void {
 export function helpText(): string {
   const rows = SETTINGS.map((s) => {
     const flag = s.flag ? `--${s.flag}` : "";
-    return `  ${flag.padEnd(22)} ${s.env.join(", ").padEnd(38)} ${s.help}\n  ${"".padEnd(61)} default: ${s.defaultHelp}`;
+    return `  ${flag.padEnd(22)} ${s.env.join(", ").padEnd(38)} ${s.help}\n  ${
+      "".padEnd(61)
+    } default: ${s.defaultHelp}`;
   });
   return `masq: mask PII in SQS login events and write them to PostgreSQL
 

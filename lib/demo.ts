@@ -17,7 +17,11 @@ import { pgTypes } from "./sink/postgres.ts";
 export const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
 
 /** Sends lines as messages, ten per SendMessageBatch. */
-export async function seedQueue(endpoint: string, queueUrl: string, bodies: readonly string[]): Promise<void> {
+export async function seedQueue(
+  endpoint: string,
+  queueUrl: string,
+  bodies: readonly string[],
+): Promise<void> {
   const client = createSqsClient({ endpoint, region: "us-east-1" }, "json");
   try {
     for (let i = 0; i < bodies.length; i += 10) {
@@ -43,7 +47,11 @@ function table(rows: Record<string, unknown>[]): string {
   };
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join(" | ");
-  return [line(cols), widths.map((w) => "-".repeat(w)).join("-+-"), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))]
+  return [
+    line(cols),
+    widths.map((w) => "-".repeat(w)).join("-+-"),
+    ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
+  ]
     .join("\n");
 }
 
@@ -55,7 +63,9 @@ function table(rows: Record<string, unknown>[]): string {
  * const summary = await runDemo({ log, print: console.log, samplePath: "data/sample_logins.jsonl" });
  * ```
  */
-export async function runDemo(opts: { log: Logger; print: (s: string) => void; samplePath: string }): Promise<Summary> {
+export async function runDemo(
+  opts: { log: Logger; print: (s: string) => void; samplePath: string },
+): Promise<Summary> {
   const { log, print } = opts;
   const bodies = (await Deno.readTextFile(opts.samplePath)).split("\n").filter((l) => l.trim() !== "");
   log.warn("DEMO: using a fixed, public HMAC key; tokens made with it protect nothing");
@@ -87,16 +97,26 @@ export async function runDemo(opts: { log: Logger; print: (s: string) => void; s
     const client = new pg.Client({ connectionString: pgl.url, types: pgTypes });
     await client.connect();
     try {
-      const rows = await client.query("SELECT * FROM user_logins_readable ORDER BY create_date DESC, user_id LIMIT 10");
+      const rows = await client.query(
+        "SELECT * FROM user_logins_readable ORDER BY create_date DESC, user_id LIMIT 10",
+      );
       const count = await client.query("SELECT count(*)::int AS n FROM user_logins");
       const dups = await client.query(
         `SELECT masked_ip, masked_device_id, count(*)::int AS logins FROM user_logins
          GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 3 DESC LIMIT 5`,
       );
-      const rejected = await client.query("SELECT message_id, reason, body_redacted FROM user_logins_rejected");
+      const rejected = await client.query(
+        "SELECT message_id, reason, body_redacted FROM user_logins_rejected",
+      );
       print(`\nuser_logins_readable (10 of ${count.rows[0].n} rows):\n${table(rows.rows)}`);
-      print(`\nrepeated (masked_ip, masked_device_id) pairs, still visible after masking:\n${table(dups.rows)}`);
-      print(`\nuser_logins_rejected (${rejected.rowCount}; also sent to the dead-letter queue):\n${table(rejected.rows)}`);
+      print(
+        `\nrepeated (masked_ip, masked_device_id) pairs, still visible after masking:\n${table(dups.rows)}`,
+      );
+      print(
+        `\nuser_logins_rejected (${rejected.rowCount}; also sent to the dead-letter queue):\n${
+          table(rejected.rows)
+        }`,
+      );
       print("");
     } finally {
       await client.end();

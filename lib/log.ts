@@ -81,7 +81,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       line = JSON.stringify(rec, (_k, v) => (v instanceof Error ? v.message : v));
     } else {
       const kv = Object.entries(fields).map(([k, v]) => `${k}=${textValue(v)}`).join(" ");
-      line = `${new Date().toISOString().slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${msg}${kv ? " " + kv : ""}`;
+      line = `${new Date().toISOString().slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${msg}${
+        kv ? " " + kv : ""
+      }`;
     }
     write(redact(line, secrets));
   };

@@ -50,7 +50,11 @@ export class BatchError extends Error {
 }
 
 function add(a: WriteResult, b: WriteResult): WriteResult {
-  return { inserted: a.inserted + b.inserted, rejected: a.rejected + b.rejected, duplicates: a.duplicates + b.duplicates };
+  return {
+    inserted: a.inserted + b.inserted,
+    rejected: a.rejected + b.rejected,
+    duplicates: a.duplicates + b.duplicates,
+  };
 }
 
 /**
@@ -96,11 +100,16 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
       const reason = `database refused the row: ${errorMessage(err)} (SQLSTATE ${sqlState(err)})`;
       if (only.kind === "rejection") {
         if (only.bodyRedacted === null) throw err;
-        log.warn("database refused a rejection record; storing it without its body", { message_id: only.messageId });
+        log.warn("database refused a rejection record; storing it without its body", {
+          message_id: only.messageId,
+        });
         return writeIsolating([{ ...only, bodyRedacted: null, reason: `${only.reason}; ${reason}` }], byId);
       }
       log.warn("row refused by the database; rejecting it", { message_id: only.messageId, reason });
-      await retry(() => source.forwardToDeadLetter(message, reason), { ...sqsRetry, what: "dead-letter send" });
+      await retry(() => source.forwardToDeadLetter(message, reason), {
+        ...sqsRetry,
+        what: "dead-letter send",
+      });
       return writeIsolating([await rejectionFor(message, reason, masker)], byId);
     }
   }
@@ -150,7 +159,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
       totals.inserted += result.inserted;
       totals.rejected += result.rejected;
       totals.duplicates += result.duplicates;
-      await retry(() => source.delete(done), { ...sqsRetry, what: "delete", fields: { messages: done.length } });
+      await retry(() => source.delete(done), {
+        ...sqsRetry,
+        what: "delete",
+        fields: { messages: done.length },
+      });
     } catch (err) {
       throw new BatchError(`batch failed: ${errorMessage(err)}`, messages.map((m) => m.id), err);
     } finally {
@@ -162,7 +175,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   async function drained(): Promise<boolean> {
     const c = await retry(() => source.counts(), { ...sqsRetry, what: "queue counts", signal: halt.signal });
     if (c.visible + c.inFlight + c.delayed === 0) return true;
-    if (c.visible === 0) log.debug("waiting for in-flight messages", { in_flight: c.inFlight, delayed: c.delayed });
+    if (c.visible === 0) {
+      log.debug("waiting for in-flight messages", { in_flight: c.inFlight, delayed: c.delayed });
+    }
     return false;
   }
 
@@ -170,7 +185,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     while (!halt.signal.aborted) {
       let batch: Message[];
       try {
-        batch = await retry(() => source.receive(halt.signal), { ...sqsRetry, what: "receive", signal: halt.signal });
+        batch = await retry(() => source.receive(halt.signal), {
+          ...sqsRetry,
+          what: "receive",
+          signal: halt.signal,
+        });
       } catch (err) {
         if (halt.signal.aborted || isAbort(err)) return;
         throw err;

@@ -34,7 +34,11 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     log.warn("PII_HMAC_KEY is shorter than 16 bytes; use at least 32 random bytes in production");
   }
   const masker = await createMasker(config.hmacKey);
-  const sink = createPostgresSink(config.databaseUrl, { poolSize: config.dbPoolSize, log, connectTimeoutMs: 10_000 });
+  const sink = createPostgresSink(config.databaseUrl, {
+    poolSize: config.dbPoolSize,
+    log,
+    connectTimeoutMs: 10_000,
+  });
   try {
     await sink.ensureSchema();
   } catch (err) {
@@ -77,6 +81,8 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     });
   } finally {
     source.close();
-    await sink.close().catch((err) => log.warn("closing the database pool failed", { error: errorMessage(err) }));
+    await sink.close().catch((err) =>
+      log.warn("closing the database pool failed", { error: errorMessage(err) })
+    );
   }
 }

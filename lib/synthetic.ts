@@ -34,6 +34,8 @@ export function synthetic(i: number, badEvery = 0): string {
     device_type: i % 2 === 0 ? "android" : "ios",
     ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
     locale: LOCALES[i % LOCALES.length],
-    device_id: `${String(i % 1000).padStart(3, "0")}-${String(i % 97).padStart(2, "0")}-${String(i).padStart(4, "0")}`,
+    device_id: `${String(i % 1000).padStart(3, "0")}-${String(i % 97).padStart(2, "0")}-${
+      String(i).padStart(4, "0")
+    }`,
   });
 }

@@ -13,7 +13,9 @@ const users = Array.from({ length: 70 }, uuid);
 for (let i = 0; i < 99; i++) {
   const ip = i % 25 === 7
     ? `2001:0DB8:${hex(4)}::${hex(2)}01`
-    : `${1 + Math.floor(rnd() * 223)}.${Math.floor(rnd() * 256)}.${Math.floor(rnd() * 256)}.${1 + Math.floor(rnd() * 254)}`;
+    : `${1 + Math.floor(rnd() * 223)}.${Math.floor(rnd() * 256)}.${Math.floor(rnd() * 256)}.${
+      1 + Math.floor(rnd() * 254)
+    }`;
   const rec: Record<string, unknown> = {
     user_id: pick(users),
     app_version: pick(versions),

@@ -106,7 +106,10 @@ SELECT (SELECT count(*) FROM fresh)::int AS fresh,
 export function toParameters(records: readonly SinkRecord[]): unknown[][] {
   const byId = new Map<string, SinkRecord>();
   for (const r of records) if (!byId.has(r.messageId)) byId.set(r.messageId, r);
-  const sorted = [...byId.values()].sort((a, b) => (a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0));
+  const sorted = [...byId.values()].sort((
+    a,
+    b,
+  ) => (a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0));
   const cols: unknown[][] = Array.from({ length: 11 }, () => []);
   for (const r of sorted) {
     const login = r.kind === "login" ? r : undefined;

@@ -210,7 +210,10 @@ export async function openSqsSource(opts: SqsSourceOptions): Promise<Source> {
   } catch (err) {
     if (!isMissingQueue(err)) {
       client.destroy();
-      throw new ConfigError("--dlq-url / SQS_DLQ_URL", `dead-letter queue did not answer: ${errorMessage(err)}`);
+      throw new ConfigError(
+        "--dlq-url / SQS_DLQ_URL",
+        `dead-letter queue did not answer: ${errorMessage(err)}`,
+      );
     }
     await client.send(new CreateQueueCommand({ QueueName: queueName(opts.dlqUrl) }));
     log.info("created dead-letter queue", { dlq: opts.dlqUrl });

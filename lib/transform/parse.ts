@@ -61,7 +61,10 @@ function storedText(column: keyof typeof COLUMN_WIDTH) {
   const width = COLUMN_WIDTH[column];
   return v.pipe(
     v.string((i) => `${column} must be a string or null, got ${describe(i.input)}`),
-    v.check((s) => !s.includes("\u0000"), `${column} contains a NUL character, which PostgreSQL cannot store`),
+    v.check(
+      (s) => !s.includes("\u0000"),
+      `${column} contains a NUL character, which PostgreSQL cannot store`,
+    ),
     v.check((s) => !LONE_SURROGATE.test(s), `${column} contains a lone UTF-16 surrogate (not valid Unicode)`),
     v.check(
       (s) => codePointLength(s) <= width,
@@ -75,7 +78,10 @@ function maskedText(field: string) {
   return v.nullish(
     v.pipe(
       v.string((i) => `${field} must be a string or null, got ${describe(i.input)}`),
-      v.check((s) => !LONE_SURROGATE.test(s), `${field} contains a lone UTF-16 surrogate (not valid Unicode)`),
+      v.check(
+        (s) => !LONE_SURROGATE.test(s),
+        `${field} contains a lone UTF-16 surrogate (not valid Unicode)`,
+      ),
     ),
   );
 }
@@ -91,7 +97,9 @@ const LoginSchema = v.object({
     v.check(
       (s) => codePointLength(s) <= COLUMN_WIDTH.user_id,
       (i) =>
-        `user_id is ${codePointLength(i.input as string)} characters long; the column holds ${COLUMN_WIDTH.user_id}`,
+        `user_id is ${
+          codePointLength(i.input as string)
+        } characters long; the column holds ${COLUMN_WIDTH.user_id}`,
     ),
   ),
   device_type: v.nullish(storedText("device_type")),
@@ -181,7 +189,10 @@ export function parseBody(body: string): ParseResult {
     json = JSON.parse(body);
   } catch (err) {
     // V8 quotes part of the body in its message; that part may hold PII, so it is cut off.
-    const detail = (err instanceof Error ? err.message : String(err)).replace(/, ".*" is not valid JSON$/s, "")
+    const detail = (err instanceof Error ? err.message : String(err)).replace(
+      /, ".*" is not valid JSON$/s,
+      "",
+    )
       .slice(0, 200);
     return { ok: false, reason: `body is not valid JSON (${detail})` };
   }

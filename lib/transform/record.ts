@@ -90,7 +90,11 @@ export async function toRecord(message: Message, masker: Masker): Promise<SinkRe
 }
 
 /** The rejection for a message whose row the database refused. */
-export async function rejectionFor(message: Message, reason: string, masker: Masker): Promise<RejectionRecord> {
+export async function rejectionFor(
+  message: Message,
+  reason: string,
+  masker: Masker,
+): Promise<RejectionRecord> {
   let json: unknown;
   try {
     json = JSON.parse(message.body);

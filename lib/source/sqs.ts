@@ -134,15 +134,17 @@ export function isTransientSqsError(err: unknown): boolean {
 
 /**
  * True when the server answered but not in the protocol we spoke: an old query-only LocalStack answers
- * JSON requests with HTTP 500 or an unknown-operation error, or with a body the JSON parser cannot read.
+ * JSON requests with HTTP 500, other query-only servers with 415 (unsupported media type) or an
+ * unknown-operation error, or with a body the JSON parser cannot read.
  */
 export function isProtocolMismatch(err: unknown): boolean {
   const code = status(err);
   const n = errName(err);
   const msg = errorMessage(err);
   if (code === undefined) return /Deserializ|Unexpected token|not valid JSON|XML/i.test(msg + n);
-  if (code >= 500) return true;
-  return /UnknownOperation|InvalidAction|UnrecognizedClient|MissingAction|Deserializ/i.test(n + msg);
+  if (code >= 500 || code === 415) return true;
+  return /UnknownOperation|MEDIA_TYPE|UnsupportedMediaType|InvalidAction|UnrecognizedClient|MissingAction|Deserializ/i
+    .test(n + msg);
 }
 
 function queueName(url: string): string {

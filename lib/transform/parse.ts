@@ -48,12 +48,13 @@ export function codePointLength(s: string): number {
 // A lone surrogate has no UTF-8 form: the driver would silently turn it into U+FFFD, changing the data.
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
-function describe(value: unknown): string {
+/** The type of a value for a reason; `reveal` adds the value itself (never for personal fields). */
+function describe(value: unknown, reveal = true): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "string") return `a string`;
   if (typeof value === "object") return "an object";
-  return `${typeof value} ${JSON.stringify(value)}`;
+  return reveal ? `${typeof value} ${JSON.stringify(value)}` : `a ${typeof value}`;
 }
 
 /** A stored text column: string or null, fits its width, storable by PostgreSQL. */
@@ -77,7 +78,8 @@ function storedText(column: keyof typeof COLUMN_WIDTH) {
 function maskedText(field: string) {
   return v.nullish(
     v.pipe(
-      v.string((i) => `${field} must be a string or null, got ${describe(i.input)}`),
+      // The value itself stays out of the reason: it is personal data, and reasons are stored in the clear.
+      v.string((i) => `${field} must be a string or null, got ${describe(i.input, false)}`),
       v.check(
         (s) => !LONE_SURROGATE.test(s),
         `${field} contains a lone UTF-16 surrogate (not valid Unicode)`,

@@ -1,0 +1,142 @@
+/**
+ * The query (XML) protocol, as spoken by the take-home's pre-3.0 LocalStack, tested over the wire against
+ * sqslite, a query-only SQS emulator: explicit `--sqs-protocol query`, and `auto` falling back to it.
+ */
+import sqslite from "sqslite";
+import sqsliteState from "sqslite/lib/sqs.js";
+import { CreateQueueCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { createSqsClient } from "../../lib/source/sqs.ts";
+import { runMasqCli, startDatabase } from "./harness.ts";
+
+interface Fastify {
+  listen(o: { port: number; host: string }): Promise<string>;
+  close(): Promise<void>;
+  addHook(
+    name: "preHandler",
+    fn: (req: { body?: Record<string, string> }, reply: FastifyReply) => Promise<unknown>,
+  ): void;
+}
+interface FastifyReply {
+  header(k: string, v: string): FastifyReply;
+  send(body: string): FastifyReply;
+}
+
+/**
+ * sqslite 2.1.1's DeleteMessageBatch filters the wrong way round (it keeps the deleted messages and drops
+ * every other one); this hook answers that one action with single deletes on the same in-memory state.
+ */
+function fixDeleteMessageBatch(app: Fastify): void {
+  const state = sqsliteState as unknown as {
+    deleteMessage(p: { QueueUrl: string; ReceiptHandle: string }): void;
+  };
+  app.addHook("preHandler", async (req, reply) => {
+    const body = req.body;
+    if (body?.Action !== "DeleteMessageBatch") return;
+    const ids: string[] = [];
+    for (let i = 1; body[`DeleteMessageBatchRequestEntry.${i}.Id`] !== undefined; i++) {
+      state.deleteMessage({
+        QueueUrl: body.QueueUrl,
+        ReceiptHandle: body[`DeleteMessageBatchRequestEntry.${i}.ReceiptHandle`],
+      });
+      ids.push(body[`DeleteMessageBatchRequestEntry.${i}.Id`]);
+    }
+    const entries = ids.map((id) =>
+      `<DeleteMessageBatchResultEntry><Id>${id}</Id></DeleteMessageBatchResultEntry>`
+    );
+    return reply.header("Content-Type", "application/xml").send(
+      `<DeleteMessageBatchResponse><DeleteMessageBatchResult>${entries.join("")}</DeleteMessageBatchResult>` +
+        `<ResponseMetadata><RequestId>0</RequestId></ResponseMetadata></DeleteMessageBatchResponse>`,
+    );
+  });
+}
+
+async function startSqslite(): Promise<{ endpoint: string; close: () => Promise<void> }> {
+  // sqslite only recognises queue URLs on "localhost".
+  const app = (sqslite as unknown as (o: object) => Fastify)({ logger: false });
+  fixDeleteMessageBatch(app);
+  const address = await app.listen({ port: 0, host: "localhost" });
+  return {
+    endpoint: address.replace("127.0.0.1", "localhost").replace("[::1]", "localhost"),
+    close: () => app.close(),
+  };
+}
+
+async function seed(endpoint: string, name: string, bodies: string[]): Promise<string> {
+  const client = createSqsClient({ endpoint, region: "us-east-1" }, "query");
+  try {
+    const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: name }));
+    for (let i = 0; i < bodies.length; i += 10) {
+      await client.send(
+        new SendMessageBatchCommand({
+          QueueUrl,
+          Entries: bodies.slice(i, i + 10).map((b, j) => ({ Id: String(j), MessageBody: b })),
+        }),
+      );
+    }
+    return QueueUrl!;
+  } finally {
+    client.destroy();
+  }
+}
+
+const bodies = (prefix: string) => [
+  ...Array.from(
+    { length: 24 },
+    (_, i) =>
+      JSON.stringify({
+        user_id: `${prefix}-${i}`,
+        app_version: "2.3.0",
+        ip: `10.0.0.${i}`,
+        device_id: `d-${i}`,
+      }),
+  ),
+  '{"foo":"oops_wrong_ip","bar":"123"}',
+];
+
+Deno.test("masq run --sqs-protocol query drains a query-only SQS into exact rows", async () => {
+  const sqs = await startSqslite();
+  const db = await startDatabase();
+  try {
+    const queueUrl = await seed(sqs.endpoint, "login-queue", bodies("q"));
+    const res = await runMasqCli(["run", "--sqs-protocol", "query", "--concurrency", "2"], {
+      queueUrl,
+      databaseUrl: db.url,
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assertMatch(res.stderr, /protocol=query/);
+    assertEquals(res.summary?.inserted, 24);
+    assertEquals(res.summary?.rejected, 1);
+    const rows = await db.query<{ user_id: string }>("SELECT user_id FROM user_logins ORDER BY user_id");
+    assertEquals(rows.length, 24);
+    assertEquals(new Set(rows.map((r) => r.user_id)).size, 24);
+  } finally {
+    await db.stop();
+    await sqs.close();
+  }
+});
+
+Deno.test("masq run with --sqs-protocol auto switches to query once when JSON is refused, and logs it", async () => {
+  const sqs = await startSqslite();
+  const db = await startDatabase();
+  try {
+    const queueUrl = await seed(sqs.endpoint, "login-queue", bodies("a"));
+    const res = await runMasqCli(["run", "--concurrency", "2"], { queueUrl, databaseUrl: db.url });
+    assertEquals(res.code, 0, res.stderr);
+    assertMatch(res.stderr, /switching to the query protocol/);
+    assertEquals(res.stderr.match(/switching to the query protocol/g)?.length, 1);
+    assertEquals(res.summary?.inserted, 24);
+    const n = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_logins");
+    assertEquals(n[0].n, 24);
+
+    // JSON forced against the same server: a start-up configuration error, exit 2, one line.
+    const forced = await runMasqCli(["run", "--sqs-protocol", "json"], { queueUrl, databaseUrl: db.url });
+    assertEquals(forced.code, 2);
+    const last = forced.stderr.trim().split("\n").at(-1)!;
+    assertMatch(last, /^masq: --queue-url \/ SQS_QUEUE_URL: /);
+    assert(!forced.stderr.includes("    at "), "no stack trace");
+  } finally {
+    await db.stop();
+    await sqs.close();
+  }
+});

@@ -30,6 +30,7 @@ function fixDeleteMessageBatch(app: Fastify): void {
   const state = sqsliteState as unknown as {
     deleteMessage(p: { QueueUrl: string; ReceiptHandle: string }): void;
   };
+  // deno-lint-ignore require-await -- fastify treats an async hook that returns the reply as handled
   app.addHook("preHandler", async (req, reply) => {
     const body = req.body;
     if (body?.Action !== "DeleteMessageBatch") return;

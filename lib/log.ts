@@ -47,8 +47,11 @@ function writeStderr(line: string): void {
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) {
-    if (s.length >= 3) out = out.split(s).join("***");
-    if (s.length >= 3 && s !== encodeURIComponent(s)) out = out.split(encodeURIComponent(s)).join("***");
+    if (s.length < 3) continue;
+    // The secret as written, as a JSON string escapes it, and as a URL encodes it.
+    for (const form of new Set([s, JSON.stringify(s).slice(1, -1), encodeURIComponent(s)])) {
+      out = out.split(form).join("***");
+    }
   }
   return out;
 }

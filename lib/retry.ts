@@ -11,7 +11,7 @@ export interface RetryOptions {
   capMs?: number;
   /** Give up after this many attempts (default: never, for outages that end). */
   maxAttempts?: number;
-  /** Stops waiting (rethrowing the last error) once aborted. */
+  /** Once aborted, the backoff wait ends early and no attempt after the next one is made. */
   signal?: AbortSignal;
   /** Extra fields for each log line, e.g. the message ids concerned. */
   fields?: Record<string, unknown>;

@@ -191,7 +191,8 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Sink
 /** SQLSTATE of a driver error, if any. */
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown })?.code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  // Classes are a digit then a character, or F0, HV, P0, XX; Node's "EPIPE" and friends are not SQLSTATEs.
+  return typeof code === "string" && /^([0-9][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code) ? code : undefined;
 }
 
 /**

@@ -147,6 +147,12 @@ export function isProtocolMismatch(err: unknown): boolean {
     .test(n + msg);
 }
 
+/** SQS accepts only XML characters in attribute values; anything else becomes U+FFFD. */
+export function xmlSafe(s: string): string {
+  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd")
+    .replace(/[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\ud800-\udfff]/g, "\ufffd");
+}
+
 function queueName(url: string): string {
   const parts = new URL(url).pathname.split("/").filter(Boolean);
   return parts[parts.length - 1];
@@ -300,7 +306,7 @@ export function sqsSource(
           QueueUrl: opts.dlqUrl,
           MessageBody: message.body,
           MessageAttributes: {
-            masq_reason: { DataType: "String", StringValue: reason.slice(0, 1024) },
+            masq_reason: { DataType: "String", StringValue: xmlSafe(reason.slice(0, 1024)) },
             masq_message_id: { DataType: "String", StringValue: message.id },
             masq_source_queue: { DataType: "String", StringValue: opts.queueUrl },
           },

@@ -22,7 +22,13 @@ const encoder = new TextEncoder();
 export function canonicalIp(ip: string): string {
   const trimmed = ip.trim();
   if (!trimmed.includes(":")) return trimmed;
-  const [addr, zone] = splitZone(trimmed);
+  const [written, zone] = splitZone(trimmed);
+  // ipaddr.js reads every dotted tail as IPv4-mapped (::ffff:a.b.c.d); only that form keeps its dots, so
+  // any other one (e.g. the deprecated IPv4-compatible ::192.0.2.1) is turned into two hex groups first.
+  const addr = /(^|:)ffff:[\d.]+$/i.test(written) ? written : written.replace(
+    /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/,
+    (_m, a, b, c, d) => `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`,
+  );
   if (!ipaddr.IPv6.isValid(addr)) return trimmed;
   try {
     const parsed = ipaddr.IPv6.parse(addr);

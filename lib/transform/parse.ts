@@ -110,7 +110,14 @@ const LoginSchema = v.object({
   device_id: maskedText("device_id"),
   app_version: v.nullish(
     v.union(
-      [v.string(), v.pipe(v.number(), v.integer(), v.minValue(0))],
+      [
+        v.string(),
+        v.pipe(
+          v.number(),
+          v.integer((i) => `app_version must be a version string such as "2.3.0", got number ${i.input}`),
+          v.minValue(0, (i) => `app_version must not be negative, got ${i.input}`),
+        ),
+      ],
       (i) => `app_version must be a version string such as "2.3.0", got ${describe(i.input)}`,
     ),
   ),
@@ -190,12 +197,8 @@ export function parseBody(body: string): ParseResult {
   try {
     json = JSON.parse(body);
   } catch (err) {
-    // V8 quotes part of the body in its message; that part may hold PII, so it is cut off.
-    const detail = (err instanceof Error ? err.message : String(err)).replace(
-      /, ".*" is not valid JSON$/s,
-      "",
-    )
-      .slice(0, 200);
+    // V8 quotes (part of) the body after ', "' or ', ..."'; it may hold PII, so everything from there is cut.
+    const detail = (err instanceof Error ? err.message : String(err)).split(/, "|, \.\.\./)[0].slice(0, 200);
     return { ok: false, reason: `body is not valid JSON (${detail})` };
   }
   if (!isPlainObject(json)) {

@@ -1,0 +1,147 @@
+import fc from "fast-check";
+import { assert, assertEquals, assertThrows } from "../assert.ts";
+import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../../lib/transform/app_version.ts";
+import { createPostgresSink } from "../../lib/sink/postgres.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { startDatabase } from "../integration/harness.ts";
+
+Deno.test("packAppVersion() packs the contract's examples", () => {
+  assertEquals(packAppVersion("2.3.0"), 2003000);
+  assertEquals(packAppVersion("0.96"), 96000);
+  assertEquals(packAppVersion("3.7"), 3007000);
+  assertEquals(packAppVersion("5"), 5000000);
+  assertEquals(packAppVersion("0"), 0);
+  assertEquals(packAppVersion("0.0.1"), 1);
+  assertEquals(packAppVersion("1.12.100"), 1012100);
+});
+
+Deno.test("packAppVersion() accepts the largest version that fits a PostgreSQL integer", () => {
+  assertEquals(MAX_MAJOR, 2146);
+  assertEquals(packAppVersion("2146.999.999"), 2146999999);
+  assert(packAppVersion("2146.999.999") <= 2 ** 31 - 1);
+});
+
+Deno.test("packAppVersion() trims surrounding whitespace", () => {
+  assertEquals(packAppVersion(" 1.2 "), 1002000);
+  assertEquals(packAppVersion("\t3.7\n"), 3007000);
+});
+
+Deno.test("packAppVersion() rejects a major above 2146 with a RangeError naming it", () => {
+  assertThrows(() => packAppVersion("2147"), RangeError, "has major 2147; expected 0..2146");
+  assertThrows(() => packAppVersion("9999.0.0"), RangeError, "has major 9999");
+});
+
+Deno.test("packAppVersion() rejects malformed versions with a RangeError", () => {
+  for (
+    const bad of [
+      "",
+      " ",
+      "a.b",
+      "1.1000",
+      "1.2.1000",
+      "1.2.3.4",
+      "12345",
+      "1.",
+      ".1",
+      "1..2",
+      "-1",
+      "+1",
+      "1.-2",
+      "1e3",
+      "0x10",
+      "1.2.3-beta",
+      "v1.2",
+      "1,2",
+      "１.２",
+      "1 .2",
+    ]
+  ) {
+    assertThrows(() => packAppVersion(bad), RangeError, "is not");
+  }
+});
+
+Deno.test("packAppVersion() keeps the order of versions", () => {
+  const part = (max: number) => fc.integer({ min: 0, max });
+  const version = fc.tuple(part(MAX_MAJOR), part(999), part(999));
+  fc.assert(
+    fc.property(version, version, (a, b) => {
+      const cmp = a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+      const packed = packAppVersion(a.join(".")) - packAppVersion(b.join("."));
+      return Math.sign(cmp) === Math.sign(packed);
+    }),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("unpackAppVersion() inverts packAppVersion() as M.m.p", () => {
+  assertEquals(unpackAppVersion(2003000), "2.3.0");
+  assertEquals(unpackAppVersion(96000), "0.96.0");
+  assertEquals(unpackAppVersion(0), "0.0.0");
+  assertEquals(unpackAppVersion(2146999999), "2146.999.999");
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: MAX_MAJOR }),
+      fc.integer({ min: 0, max: 999 }),
+      fc.integer({ min: 0, max: 999 }),
+      (M, m, p) => unpackAppVersion(packAppVersion(`${M}.${m}.${p}`)) === `${M}.${m}.${p}`,
+    ),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("unpackAppVersion() rejects negative and fractional values", () => {
+  assertThrows(() => unpackAppVersion(-1), RangeError);
+  assertThrows(() => unpackAppVersion(1.5), RangeError);
+  assertThrows(() => unpackAppVersion(Number.NaN), RangeError);
+});
+
+Deno.test("app_version_text() in SQL agrees with unpackAppVersion() and the readable view shows the text", async (t) => {
+  const db = await startDatabase();
+  try {
+    const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
+    try {
+      await sink.ensureSchema();
+    } finally {
+      await sink.close();
+    }
+
+    await t.step("app_version_text(x) = unpackAppVersion(x) on a few hundred values", async () => {
+      const values = [0, 1, 999, 1000, 96000, 999999, 1000000, 2003000, 3007000, 2146999999, 2147483647];
+      values.push(...fc.sample(fc.integer({ min: 0, max: 2147483647 }), { numRuns: 300, seed: 42 }));
+      values.push(
+        ...fc.sample(
+          fc.tuple(fc.nat(MAX_MAJOR), fc.nat(999), fc.nat(999)).map((v) => packAppVersion(v.join("."))),
+          { numRuns: 100, seed: 7 },
+        ),
+      );
+      const rows = await db.query<{ x: number; t: string }>(
+        "SELECT x, app_version_text(x) AS t FROM unnest($1::integer[]) AS x",
+        [values],
+      );
+      assertEquals(rows.length, values.length);
+      for (const r of rows) assertEquals(r.t, unpackAppVersion(r.x), `app_version_text(${r.x})`);
+    });
+
+    await t.step("app_version_text(NULL) is NULL", async () => {
+      const rows = await db.query<{ t: string | null }>("SELECT app_version_text(NULL) AS t");
+      assertEquals(rows, [{ t: null }]);
+    });
+
+    await t.step("user_logins_readable shows app_version as text", async () => {
+      await db.query(
+        `INSERT INTO user_logins (user_id, app_version, create_date)
+         VALUES ('a', 96000, '2024-01-02'), ('b', 2003000, '2024-01-02'), ('c', NULL, '2024-01-02')`,
+      );
+      const rows = await db.query<{ user_id: string; app_version: string | null }>(
+        "SELECT user_id, app_version FROM user_logins_readable ORDER BY user_id",
+      );
+      assertEquals(rows, [
+        { user_id: "a", app_version: "0.96.0" },
+        { user_id: "b", app_version: "2.3.0" },
+        { user_id: "c", app_version: null },
+      ]);
+    });
+  } finally {
+    await db.stop();
+  }
+});

@@ -1,0 +1,137 @@
+import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
+import { canonicalIp, createMasker } from "../../lib/transform/mask.ts";
+
+const KEY = "example-key";
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** hex(HMAC-SHA-256(key, text)), computed independently of the masker. */
+async function hmacHex(key: string, text: string): Promise<string> {
+  const enc = new TextEncoder();
+  const k = await crypto.subtle.importKey("raw", enc.encode(key), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", k, enc.encode(text)));
+  return Array.from(sig, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("createMasker() reproduces the SPEC §4 test vectors", async () => {
+  const mask = await createMasker(KEY);
+  assertEquals(
+    await mask.ip("199.172.111.135"),
+    "68d4463fb5e0a1156f5c176f223bba4f379a141f611ba35b83f17521030f7ac6",
+  );
+  assertEquals(
+    await mask.deviceId("593-47-5928"),
+    "b421683efce05ff72fdb54133d11ba12cad47319a70392196edd7fb1c643f4c7",
+  );
+  assertEquals(
+    await mask.ip("2001:0DB8::0001"),
+    "d19d09e9f25e57f20fa21bd6d9c107414b4b2ae5c9d623a9f8748faadc6297e1",
+  );
+  assertEquals(await mask.ip("2001:db8::1"), await mask.ip("2001:0DB8::0001"));
+});
+
+Deno.test("createMasker() tokens are hex(HMAC-SHA-256(K, field + ':' + canonical text))", async () => {
+  const mask = await createMasker(KEY);
+  assertEquals(await mask.ip(" 10.0.0.1 "), await hmacHex(KEY, "ip:10.0.0.1"));
+  assertEquals(await mask.ip("2001:DB8:0:0:0:0:0:1"), await hmacHex(KEY, "ip:2001:db8::1"));
+  assertEquals(await mask.deviceId("  abc-123\t"), await hmacHex(KEY, "device_id:abc-123"));
+  assertEquals(await mask.deviceId("ü\u{1F600}"), await hmacHex(KEY, "device_id:ü\u{1F600}"));
+  const other = "another key, with ünïcödé";
+  assertEquals(await (await createMasker(other)).ip("10.0.0.1"), await hmacHex(other, "ip:10.0.0.1"));
+});
+
+Deno.test("createMasker() tokens are 64 lowercase hex characters", async () => {
+  const mask = await createMasker(KEY);
+  for (const v of ["", "x", "199.172.111.135", "::1", "a\u0000b", "é".repeat(1000)]) {
+    assertMatch(await mask.ip(v), HEX64);
+    assertMatch(await mask.deviceId(v), HEX64);
+  }
+});
+
+Deno.test("createMasker() is deterministic across calls and masker instances", async () => {
+  const a = await createMasker(KEY);
+  const b = await createMasker(KEY);
+  for (const v of ["199.172.111.135", "593-47-5928", "fe80::1%eth0"]) {
+    assertEquals(await a.ip(v), await a.ip(v));
+    assertEquals(await a.ip(v), await b.ip(v));
+    assertEquals(await a.deviceId(v), await b.deviceId(v));
+  }
+});
+
+Deno.test("createMasker() gives different tokens under different keys", async () => {
+  const a = await createMasker(KEY);
+  const b = await createMasker("example-key2");
+  assert(await a.ip("199.172.111.135") !== await b.ip("199.172.111.135"));
+  assert(await a.deviceId("593-47-5928") !== await b.deviceId("593-47-5928"));
+});
+
+Deno.test("createMasker() separates domains: an ip and a device_id of the same text differ", async () => {
+  const mask = await createMasker(KEY);
+  for (const v of ["199.172.111.135", "593-47-5928", "x"]) {
+    assert(await mask.ip(v) !== await mask.deviceId(v), v);
+  }
+});
+
+Deno.test("createMasker() trims device ids but keeps their inner text and case", async () => {
+  const mask = await createMasker(KEY);
+  assertEquals(await mask.deviceId(" 593-47-5928\n"), await mask.deviceId("593-47-5928"));
+  assert(await mask.deviceId("ABC") !== await mask.deviceId("abc"));
+  assert(await mask.deviceId("a b") !== await mask.deviceId("ab"));
+});
+
+Deno.test("createMasker() gives distinct values distinct tokens", async () => {
+  const mask = await createMasker(KEY);
+  const tokens = new Set<string>();
+  for (let i = 0; i < 256; i++) tokens.add(await mask.ip(`10.0.0.${i}`));
+  assertEquals(tokens.size, 256);
+});
+
+Deno.test("createMasker() refuses an empty key with a RangeError", async () => {
+  await assertRejects(() => createMasker(""), RangeError, "must not be empty");
+});
+
+Deno.test("canonicalIp() trims IPv4 addresses and otherwise keeps them", () => {
+  assertEquals(canonicalIp("199.172.111.135"), "199.172.111.135");
+  assertEquals(canonicalIp(" 10.0.0.1 "), "10.0.0.1");
+  assertEquals(canonicalIp("\t10.0.0.1\n"), "10.0.0.1");
+});
+
+Deno.test("canonicalIp() writes IPv6 in RFC 5952 form", () => {
+  assertEquals(canonicalIp("2001:0DB8::0001"), "2001:db8::1");
+  assertEquals(canonicalIp(" 2001:0DB8:0:0:0:0:0:0001 "), "2001:db8::1");
+  assertEquals(canonicalIp("2001:DB8:0:0:1:0:0:1"), "2001:db8::1:0:0:1"); // first of equal zero runs
+  assertEquals(canonicalIp("2001:0:0:1:0:0:0:1"), "2001:0:0:1::1"); // the longest zero run
+  assertEquals(canonicalIp("2001:db8:0:1:1:1:1:1"), "2001:db8:0:1:1:1:1:1"); // one zero field stays
+  assertEquals(canonicalIp("0:0:0:0:0:0:0:0"), "::");
+  assertEquals(canonicalIp("0:0:0:0:0:0:0:1"), "::1");
+  assertEquals(canonicalIp("FFFF::"), "ffff::");
+});
+
+Deno.test("canonicalIp() keeps IPv4-mapped addresses in dotted form", () => {
+  assertEquals(canonicalIp("::FFFF:192.0.2.1"), "::ffff:192.0.2.1");
+  assertEquals(canonicalIp("::ffff:c000:0201"), "::ffff:192.0.2.1");
+  assertEquals(canonicalIp("0:0:0:0:0:FFFF:C000:201"), "::ffff:192.0.2.1");
+});
+
+Deno.test("canonicalIp() keeps a zone id and canonicalises the address before it", () => {
+  assertEquals(canonicalIp("fe80::1%eth0"), "fe80::1%eth0");
+  assertEquals(canonicalIp("FE80:0:0:0:0:0:0:1%eth0"), "fe80::1%eth0");
+  assertEquals(canonicalIp("fe80::1%Eth0"), "fe80::1%Eth0");
+});
+
+Deno.test("canonicalIp() keeps text that is not an IP address, trimmed", () => {
+  for (
+    const [input, out] of [
+      ["not:an:ip", "not:an:ip"],
+      [" 1:2:3:4:5:6:7:8:9 ", "1:2:3:4:5:6:7:8:9"],
+      ["GGGG::1", "GGGG::1"],
+      ["  oops_wrong_ip ", "oops_wrong_ip"],
+      ["", ""],
+      ["   ", ""],
+      ["010.0.0.1", "010.0.0.1"],
+    ]
+  ) {
+    assertEquals(canonicalIp(input), out, JSON.stringify(input));
+  }
+});

@@ -1,0 +1,379 @@
+import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
+import {
+  codePointLength,
+  flatten,
+  type LoginFields,
+  MAX_DEPTH,
+  parseBody,
+} from "../../lib/transform/parse.ts";
+
+const TAKE_HOME =
+  '{"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0", "device_type": "android", "ip": "199.172.111.135", "locale": "RU", "device_id": "593-47-5928"}';
+
+type Body = string | Record<string, unknown>;
+const text = (body: Body) => (typeof body === "string" ? body : JSON.stringify(body));
+
+/** The fields of a body that must parse. */
+function accept(body: Body): LoginFields {
+  const r = parseBody(text(body));
+  if (!r.ok) throw new Error(`expected ${text(body).slice(0, 200)} to be accepted: ${r.reason}`);
+  return r.fields;
+}
+
+/** The reason of a body that must be rejected. */
+function reject(body: Body): string {
+  const r = parseBody(text(body));
+  if (r.ok) throw new Error(`expected ${text(body).slice(0, 200)} to be rejected`);
+  assert(r.reason.length > 0, "a rejection has a reason");
+  return r.reason;
+}
+
+/** A login body of `levels` nested objects in all: the login itself plus `levels - 1` under an unknown key. */
+function nested(levels: number): string {
+  if (levels === 1) return '{"user_id":"u"}';
+  const below = levels - 1;
+  return `{"user_id":"u","x":${'{"x":'.repeat(below - 1)}{"leaf":1}${"}".repeat(below - 1)}}`;
+}
+
+Deno.test("parseBody() accepts the take-home body with every field", () => {
+  assertEquals(parseBody(TAKE_HOME), {
+    ok: true,
+    fields: {
+      userId: "424cdd21-063a-43a7-b91b-7ca1a833afae",
+      deviceType: "android",
+      locale: "RU",
+      ip: "199.172.111.135",
+      deviceId: "593-47-5928",
+      appVersion: 2003000,
+      timestamp: null,
+    },
+  });
+});
+
+Deno.test("parseBody() sets absent and null optional fields to null", () => {
+  const expected: LoginFields = {
+    userId: "u1",
+    deviceType: null,
+    locale: null,
+    ip: null,
+    deviceId: null,
+    appVersion: null,
+    timestamp: null,
+  };
+  assertEquals(accept({ user_id: "u1" }), expected);
+  assertEquals(
+    accept({
+      user_id: "u1",
+      device_type: null,
+      locale: null,
+      ip: null,
+      device_id: null,
+      app_version: null,
+      timestamp: null,
+    }),
+    expected,
+  );
+});
+
+Deno.test("parseBody() flattens nested objects with underscores", () => {
+  const f = accept({ user_id: "u", device: { type: "ios", id: "593-47-5928" }, app: { version: "3.7" } });
+  assertEquals(f.deviceType, "ios");
+  assertEquals(f.deviceId, "593-47-5928");
+  assertEquals(f.appVersion, 3007000);
+  assertEquals(accept('{"device":{"type":"ios"},"user_id":"u"}').deviceType, "ios");
+  assertEquals(accept({ user: { id: "nested-user" } }).userId, "nested-user");
+});
+
+Deno.test("parseBody() rejects a key given both directly and through a nested object", () => {
+  assertEquals(
+    reject('{"user_id":"u","device":{"type":"ios"},"device_type":"android"}'),
+    "device_type is given twice (directly and through a nested object)",
+  );
+  assertMatch(reject({ user_id: "u", user: { id: "v" } }), /^user_id is given twice/);
+  assertMatch(reject({ user_id: "u", device_id: "a", device: { id: "b" } }), /^device_id is given twice/);
+});
+
+Deno.test("parseBody() ignores unknown keys, nested or not", () => {
+  const f = accept({
+    user_id: "u",
+    foo: "x",
+    bar: { baz: [1, 2, { ip: "1.2.3.4" }], deep: { deeper: { user_id: 5 } } },
+    geo: { ip: "10.0.0.1" },
+    ID: "x",
+    User_Id: 3,
+  });
+  assertEquals(f, { ...accept({ user_id: "u" }) });
+});
+
+Deno.test("flatten() keeps only the given keys and treats arrays and kept keys as leaves", () => {
+  assertEquals({
+    ...flatten({ user_id: "u", device: { type: "ios" }, geo: { ip: "x" }, tags: [{ ip: "y" }] }),
+  }, {
+    user_id: "u",
+    device_type: "ios",
+  });
+  const keep = new Set(["a_b_c", "list", "obj"]);
+  assertEquals({ ...flatten({ a: { b: { c: 1 } }, list: [{ a: 1 }], obj: { x: 1 }, other: 2 }, keep) }, {
+    a_b_c: 1,
+    list: [{ a: 1 }],
+    obj: { x: 1 },
+  });
+});
+
+Deno.test("flatten() throws a RangeError beyond maxDepth and when a kept key arrives twice", () => {
+  const keep = new Set(["a_b_c"]);
+  assertEquals({ ...flatten({ a: { b: { c: 1 } } }, keep, 3) }, { a_b_c: 1 });
+  assertThrows(() => flatten({ a: { b: { c: 1 } } }, keep, 2), RangeError, "nested deeper than 2 levels");
+  assertThrows(() => flatten({ a_b_c: 1, a: { b: { c: 2 } } }, keep), RangeError, "a_b_c is given twice");
+});
+
+Deno.test("parseBody() rejects a body that is not JSON", () => {
+  for (const body of ["", "not json at all", "{", '{"user_id":"u",}', "{'user_id':'u'}", "\u0000"]) {
+    assertMatch(reject(body), /^body is not valid JSON \(.+\)$/);
+  }
+});
+
+Deno.test("parseBody() does not echo a short body in the reason for invalid JSON", () => {
+  const pii = "199.172.111.135";
+  for (
+    const body of [
+      `x${pii}`,
+      `'${pii}'`,
+      `${pii}`,
+      `{"ip":"${pii}" x}`,
+      `{"ip":"${pii}`,
+      `{"ip":"${pii}\n"}`,
+      `{"user_id":"u","ip":"${pii}"} trailing`,
+    ]
+  ) {
+    const reason = reject(body);
+    assert(!reason.includes("199.172"), `reason ${JSON.stringify(reason)} echoes the body`);
+    assert(!reason.includes("172.111"), `reason ${JSON.stringify(reason)} echoes the body`);
+  }
+});
+
+Deno.test("parseBody() rejects JSON that is not an object and keeps no parsed copy", () => {
+  const cases: Array<[string, string]> = [
+    ["[]", "body must be a JSON object, got an array"],
+    ['[{"user_id":"u"}]', "body must be a JSON object, got an array"],
+    ['"u"', "body must be a JSON object, got a string"],
+    ["42", "body must be a JSON object, got number 42"],
+    ["true", "body must be a JSON object, got boolean true"],
+    ["null", "body must be a JSON object, got null"],
+  ];
+  for (const [body, reason] of cases) assertEquals(parseBody(body), { ok: false, reason });
+});
+
+Deno.test("parseBody() rejects a missing user_id and keeps the parsed body for the redacted copy", () => {
+  assertEquals(parseBody('{"foo":"oops_wrong_ip","bar":"123"}'), {
+    ok: false,
+    reason: "user_id is missing",
+    json: { foo: "oops_wrong_ip", bar: "123" },
+  });
+  assertEquals(reject("{}"), "user_id is missing");
+});
+
+Deno.test("parseBody() rejects an empty or whitespace-only user_id", () => {
+  assertEquals(reject({ user_id: "" }), "user_id is empty");
+  assertEquals(reject({ user_id: "   " }), "user_id is empty");
+  assertEquals(reject({ user_id: "\t\n " }), "user_id is empty");
+});
+
+Deno.test("parseBody() rejects a user_id that is not a string", () => {
+  assertEquals(reject({ user_id: 42 }), "user_id must be a string, got number 42");
+  assertEquals(reject({ user_id: true }), "user_id must be a string, got boolean true");
+  assertEquals(reject({ user_id: null }), "user_id must be a string, got null");
+  assertEquals(reject({ user_id: ["u"] }), "user_id must be a string, got an array");
+  assertEquals(reject({ user_id: { id: "u" } }), "user_id must be a string, got an object");
+});
+
+Deno.test("parseBody() rejects stored text fields of the wrong type, naming the field", () => {
+  for (const field of ["device_type", "locale"]) {
+    assertEquals(reject({ user_id: "u", [field]: 5 }), `${field} must be a string or null, got number 5`);
+    assertEquals(
+      reject({ user_id: "u", [field]: false }),
+      `${field} must be a string or null, got boolean false`,
+    );
+    assertEquals(reject({ user_id: "u", [field]: ["x"] }), `${field} must be a string or null, got an array`);
+    assertEquals(
+      reject({ user_id: "u", [field]: { a: 1 } }),
+      `${field} must be a string or null, got an object`,
+    );
+  }
+});
+
+Deno.test("parseBody() rejects masked fields of the wrong type, naming the field but not the value", () => {
+  for (const field of ["ip", "device_id"]) {
+    assertEquals(
+      reject({ user_id: "u", [field]: 1994172111 }),
+      `${field} must be a string or null, got a number`,
+    );
+    assertEquals(reject({ user_id: "u", [field]: true }), `${field} must be a string or null, got a boolean`);
+    assertEquals(reject({ user_id: "u", [field]: [] }), `${field} must be a string or null, got an array`);
+    assertEquals(reject({ user_id: "u", [field]: {} }), `${field} must be a string or null, got an object`);
+  }
+  // Through nesting too: device.id is device_id.
+  assertEquals(
+    reject({ user_id: "u", device: { id: 5935475928 } }),
+    "device_id must be a string or null, got a number",
+  );
+});
+
+Deno.test("parseBody() rejects an app_version of the wrong type", () => {
+  assertMatch(
+    reject({ user_id: "u", app_version: {} }),
+    /^app_version must be a version string.*got an object$/,
+  );
+  assertMatch(
+    reject({ user_id: "u", app_version: [] }),
+    /^app_version must be a version string.*got an array$/,
+  );
+  assertMatch(
+    reject({ user_id: "u", app_version: true }),
+    /^app_version must be a version string.*got boolean true$/,
+  );
+  reject({ user_id: "u", app_version: -1 });
+  reject({ user_id: "u", app_version: 1.5 });
+  reject({ user_id: "u", app_version: 1e20 });
+});
+
+Deno.test("parseBody() packs app_version strings and whole numbers, and rejects what does not fit", () => {
+  assertEquals(accept({ user_id: "u", app_version: "0.96" }).appVersion, 96000);
+  assertEquals(accept({ user_id: "u", app_version: "2146.999.999" }).appVersion, 2146999999);
+  assertEquals(accept({ user_id: "u", app_version: 5 }).appVersion, 5000000);
+  assertEquals(accept({ user_id: "u", app_version: 0 }).appVersion, 0);
+  assertMatch(reject({ user_id: "u", app_version: "1.2.3.4" }), /^app_version "1\.2\.3\.4" is not/);
+  assertMatch(reject({ user_id: "u", app_version: "2147" }), /major 2147; expected 0\.\.2146/);
+  assertMatch(reject({ user_id: "u", app_version: 2147 }), /major 2147/);
+  assertMatch(reject({ user_id: "u", app_version: "" }), /^app_version "" is not/);
+});
+
+Deno.test("parseBody() rejects a timestamp of the wrong type", () => {
+  for (const ts of [true, {}, [1700000000]]) {
+    assertMatch(reject({ user_id: "u", timestamp: ts }), /^timestamp must be epoch seconds/);
+  }
+});
+
+Deno.test("parseBody() reads timestamp as epoch seconds and falls back to null when it is not valid", () => {
+  const ts = (t: unknown) => accept({ user_id: "u", timestamp: t }).timestamp;
+  assertEquals(ts(1700000000), 1700000000);
+  assertEquals(ts(1700000000.5), 1700000000.5);
+  assertEquals(ts("1700000000"), 1700000000);
+  assertEquals(ts(" 1700000000 "), 1700000000);
+  assertEquals(ts(0), 0);
+  assertEquals(ts(253402300799), 253402300799); // 9999-12-31T23:59:59Z
+  for (const bad of ["abc", "", "  ", "17e", -5, "-1", 253402300800, 1e300, "Infinity"]) {
+    assertEquals(ts(bad), null, `timestamp ${JSON.stringify(bad)}`);
+  }
+});
+
+Deno.test("parseBody() maps an empty or blank ip and device_id to null", () => {
+  for (const empty of ["", "  ", "\t"]) {
+    const f = accept({ user_id: "u", ip: empty, device_id: empty });
+    assertEquals([f.ip, f.deviceId], [null, null]);
+  }
+  const f = accept({ user_id: "u", ip: " 10.0.0.1 ", device_id: " d " });
+  assertEquals([f.ip, f.deviceId], [" 10.0.0.1 ", " d "], "values are kept raw; the masker canonicalises");
+});
+
+Deno.test("parseBody() measures lengths in code points: user_id holds 128, device_type and locale 32", () => {
+  const emoji = "\u{1F600}";
+  assertEquals(emoji.length, 2);
+  assertEquals(accept({ user_id: emoji.repeat(128) }).userId, emoji.repeat(128));
+  assertEquals(
+    reject({ user_id: emoji.repeat(129) }),
+    "user_id is 129 characters long; the column holds 128",
+  );
+  assertEquals(accept({ user_id: "u".repeat(128) }).userId.length, 128);
+  assertEquals(reject({ user_id: "u".repeat(129) }), "user_id is 129 characters long; the column holds 128");
+  for (const [field, key] of [["device_type", "deviceType"], ["locale", "locale"]] as const) {
+    assertEquals(accept({ user_id: "u", [field]: emoji.repeat(32) })[key], emoji.repeat(32));
+    assertEquals(accept({ user_id: "u", [field]: "é".repeat(32) })[key], "é".repeat(32));
+    assertEquals(
+      reject({ user_id: "u", [field]: emoji.repeat(33) }),
+      `${field} is 33 characters long; the column holds 32`,
+    );
+    assertEquals(
+      reject({ user_id: "u", [field]: "x".repeat(33) }),
+      `${field} is 33 characters long; the column holds 32`,
+    );
+  }
+});
+
+Deno.test("parseBody() does not limit the length of masked fields", () => {
+  const f = accept({ user_id: "u", ip: "1".repeat(10_000), device_id: "d".repeat(10_000) });
+  assertEquals([f.ip?.length, f.deviceId?.length], [10_000, 10_000]);
+});
+
+Deno.test("codePointLength() counts code points, a lone surrogate as one", () => {
+  assertEquals(codePointLength(""), 0);
+  assertEquals(codePointLength("abc"), 3);
+  assertEquals(codePointLength("\u{1F600}\u{1F600}"), 2);
+  assertEquals(codePointLength("a\ud800b"), 3);
+  assertEquals(codePointLength("\udc00\ud800"), 2);
+  assertEquals(codePointLength("\ud800"), 1);
+});
+
+Deno.test("parseBody() rejects NUL in stored columns but accepts it in masked fields", () => {
+  assertEquals(
+    reject({ user_id: "a\u0000b" }),
+    "user_id contains a NUL character, which PostgreSQL cannot store",
+  );
+  assertEquals(
+    reject({ user_id: "u", device_type: "ios\u0000" }),
+    "device_type contains a NUL character, which PostgreSQL cannot store",
+  );
+  assertEquals(
+    reject({ user_id: "u", locale: "\u0000" }),
+    "locale contains a NUL character, which PostgreSQL cannot store",
+  );
+  const f = accept({ user_id: "u", ip: "10.0.0.1\u0000", device_id: "\u0000id" });
+  assertEquals([f.ip, f.deviceId], ["10.0.0.1\u0000", "\u0000id"]);
+});
+
+Deno.test("parseBody() rejects lone surrogates in every text field", () => {
+  for (const field of ["user_id", "device_type", "locale", "ip", "device_id"]) {
+    for (const lone of ["\ud800", "x\udbff", "\udc00y", "\udfff\ud800"]) {
+      const body = { user_id: "u", [field]: lone };
+      assertEquals(reject(body), `${field} contains a lone UTF-16 surrogate (not valid Unicode)`);
+      // Through JSON escapes as well as raw.
+      assertEquals(reject(JSON.stringify(body).replace(/[\ud800-\udfff]/g, escapeUnit)), reject(body));
+    }
+  }
+  // A proper pair is one character.
+  assertEquals(accept({ user_id: "\ud83d\ude00" }).userId, "\u{1F600}");
+});
+
+function escapeUnit(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+Deno.test("parseBody() accepts nesting up to the depth limit and rejects one level more", () => {
+  assertEquals(MAX_DEPTH, 32);
+  assertEquals(accept(nested(1)).userId, "u");
+  assertEquals(accept(nested(32)).userId, "u");
+  const r = parseBody(nested(33));
+  assert(!r.ok);
+  assertEquals(r.reason, "body is nested deeper than 32 levels");
+  assert(r.json !== undefined, "the parsed body is kept for the redacted copy");
+});
+
+Deno.test("parseBody() rejects 100,000 levels of nesting with a reason instead of crashing", () => {
+  const depth = 100_000;
+  assertEquals(
+    reject(`${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`),
+    "body is nested deeper than 32 levels",
+  );
+  // Arrays are leaves: deep arrays under an unknown key do not count, and deep arrays are not objects.
+  assertEquals(accept(`{"user_id":"u","x":${"[".repeat(depth)}${"]".repeat(depth)}}`).userId, "u");
+  assertEquals(
+    reject(`${"[".repeat(depth)}${"]".repeat(depth)}`),
+    "body must be a JSON object, got an array",
+  );
+});
+
+Deno.test("parseBody() keeps SQL-looking values as plain text", () => {
+  const sql = "'; DROP TABLE user_logins; --";
+  const f = accept({ user_id: sql, device_type: "x' OR '1'='1", locale: "Robert'); --" });
+  assertEquals([f.userId, f.deviceType, f.locale], [sql, "x' OR '1'='1", "Robert'); --"]);
+});

@@ -6,7 +6,7 @@
  */
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import type { Config } from "./config.ts";
+import { configFromFlags } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 import { runMasq } from "./run.ts";
@@ -117,24 +117,15 @@ export async function runBench(opts: BenchOptions) {
       const queueUrl = sqs.createQueue(mq, { VisibilityTimeout: "60" });
       for (let i = 0; i < n; i++) sqs.send(mq, synthetic(i));
       const db = external ? await freshSchema(external) : { url: embedded!.url, drop: async () => {} };
-      const config: Config = {
-        queueUrl,
-        endpoint: sqs.endpoint,
-        region: "us-east-1",
-        databaseUrl: db.url,
-        dlqUrl: `${queueUrl}-dlq`,
-        sqsProtocol: "json",
-        follow: false,
-        concurrency: CONCURRENCY,
-        batchSize: 10,
-        waitSeconds: 1,
-        visibilityTimeout: undefined,
-        dbPoolSize: external ? CONCURRENCY : 1,
-        maxBackoffMs: 2000,
-        logFormat: "text",
-        logLevel: "warn",
-        hmacKey: BENCH_KEY,
-      };
+      const config = configFromFlags({
+        "queue-url": queueUrl,
+        "database-url": db.url,
+        "sqs-protocol": "json",
+        concurrency: String(CONCURRENCY),
+        "db-pool-size": String(external ? CONCURRENCY : 1),
+        "max-backoff-ms": "2000",
+        "log-level": "warn",
+      }, BENCH_KEY);
       const summary = await runMasq(config, { log: silentLogger, progressEveryMs: 0 });
       if (embedded) await embedded.db.exec("TRUNCATE user_logins, user_logins_ledger, user_logins_rejected");
       await db.drop();

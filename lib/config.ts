@@ -385,6 +385,22 @@ export function buildConfig(
   return c as Config;
 }
 
+/**
+ * A configuration from flag values alone (no environment), resolved through the same defaults table:
+ * for the embedded demo and the benchmark.
+ *
+ * @example
+ * ```ts
+ * const cfg = configFromFlags({ "queue-url": url, "database-url": dbUrl, concurrency: "4" }, "demo-key");
+ * ```
+ */
+export function configFromFlags(flags: Record<string, string>, hmacKey: string): Config {
+  // The database URL travels as if from the environment: it may carry a password, which flags refuse.
+  const { "database-url": databaseUrl, ...rest } = flags;
+  const env: Record<string, string | undefined> = { PII_HMAC_KEY: hmacKey, DATABASE_URL: databaseUrl };
+  return buildConfig(rest, (name) => env[name], () => "");
+}
+
 function refusePasswordInFlag(url: string): void {
   let password = "";
   try {

@@ -5,7 +5,7 @@
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import type { Config } from "./config.ts";
+import { configFromFlags } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Summary } from "./pipeline.ts";
 import { runMasq } from "./run.ts";
@@ -75,24 +75,14 @@ export async function runDemo(
     const queueUrl = sqs.createQueue("login-queue", { VisibilityTimeout: "30" });
     await seedQueue(sqs.endpoint, queueUrl, bodies);
     log.info("seeded the embedded queue", { messages: bodies.length, queue: queueUrl });
-    const config: Config = {
-      queueUrl,
-      endpoint: sqs.endpoint,
-      region: "us-east-1",
-      databaseUrl: pgl.url,
-      dlqUrl: `${queueUrl}-dlq`,
-      sqsProtocol: "json",
-      follow: false,
-      concurrency: 4,
-      batchSize: 10,
-      waitSeconds: 1,
-      visibilityTimeout: undefined,
-      dbPoolSize: 1,
-      maxBackoffMs: 2000,
-      logFormat: "text",
-      logLevel: "info",
-      hmacKey: DEMO_HMAC_KEY,
-    };
+    const config = configFromFlags({
+      "queue-url": queueUrl,
+      "database-url": pgl.url,
+      "sqs-protocol": "json",
+      concurrency: "4",
+      "db-pool-size": "1",
+      "max-backoff-ms": "2000",
+    }, DEMO_HMAC_KEY);
     const summary = await runMasq(config, { log, progressEveryMs: 0 });
     const client = new pg.Client({ connectionString: pgl.url, types: pgTypes });
     await client.connect();

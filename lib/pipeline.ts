@@ -37,6 +37,14 @@ export interface PipelineOptions {
   stop?: AbortSignal;
   /** Interval of progress lines on the log, ms (0: none). */
   progressEveryMs?: number;
+  /**
+   * On `stop`, a receive that began less than this long ago (ms) is let finish until it is this old, then
+   * cancelled; an older one is cancelled at once. A fresh receive may be being answered right now (a busy
+   * queue answers at once): cancelling it would leave the messages SQS already handed out invisible and
+   * unprocessed until their visibility timeout. An older one is a long poll waiting on an idle queue.
+   * Default 2000.
+   */
+  receiveGraceMs?: number;
 }
 
 /** Error carrying the SQS message ids it concerns. */
@@ -72,10 +80,36 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   const started = performance.now();
   const totals = { received: 0, inserted: 0, duplicates: 0, rejected: 0 };
   const halt = new AbortController();
+  // Receives under way, cancelled when the run halts: at once when it ends itself (drained, fatal error);
+  // on `stop`, once `receiveGraceMs` old, so that messages SQS has already handed out are processed and
+  // deleted, not left in flight.
+  type Receiving = { ctl: AbortController; started: number; timer?: ReturnType<typeof setTimeout> };
+  const receives = new Set<Receiving>();
+  let stopping = false;
+  const cancel = (r: Receiving) => {
+    const left = stopping ? r.started + (opts.receiveGraceMs ?? 2000) - performance.now() : 0;
+    if (left <= 0) r.ctl.abort();
+    else r.timer ??= setTimeout(() => r.ctl.abort(), left);
+  };
+  halt.signal.addEventListener("abort", () => receives.forEach(cancel), { once: true });
+  async function receive(): Promise<Message[]> {
+    if (halt.signal.aborted) return []; // a retry after the halt: receive nothing new
+    const r: Receiving = { ctl: new AbortController(), started: performance.now() };
+    receives.add(r);
+    try {
+      return await source.receive(r.ctl.signal);
+    } finally {
+      clearTimeout(r.timer);
+      receives.delete(r);
+    }
+  }
   let fatal: unknown;
-  const onStop = () => halt.abort();
+  const onStop = () => {
+    stopping = !halt.signal.aborted;
+    halt.abort();
+  };
   opts.stop?.addEventListener("abort", onStop, { once: true });
-  if (opts.stop?.aborted) halt.abort();
+  if (opts.stop?.aborted) onStop();
 
   const sqsRetry = { log, retryable: isTransientSqsError, capMs: opts.maxBackoffMs };
   const dbRetry = { log, retryable: isTransientDbError, capMs: opts.maxBackoffMs };
@@ -185,7 +219,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     while (!halt.signal.aborted) {
       let batch: Message[];
       try {
-        batch = await retry(() => source.receive(halt.signal), {
+        batch = await retry(receive, {
           ...sqsRetry,
           what: "receive",
           signal: halt.signal,

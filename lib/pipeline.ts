@@ -131,7 +131,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
       }
       const [only] = records;
       const message = byId.get(only.messageId)!;
-      const reason = `database refused the row: ${errorMessage(err)} (SQLSTATE ${sqlState(err)})`;
+      // The driver's own message: errorMessage() would append the code a second time.
+      const why = err instanceof Error ? err.message : String(err);
+      const reason = `database refused the row: ${why} (SQLSTATE ${sqlState(err)})`;
       if (only.kind === "rejection") {
         if (only.bodyRedacted === null) throw err;
         log.warn("database refused a rejection record; storing it without its body", {
@@ -151,8 +153,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   async function processBatch(messages: Message[]): Promise<void> {
     const heartbeatMs = Math.max(250, (source.visibilityTimeout * 1000) / 3);
     let beating = false;
+    // No extension races a delete: SQS would refuse it for the messages just deleted.
+    let deleting = false;
     const heartbeat = setInterval(async () => {
-      if (beating) return;
+      if (beating || deleting) return;
       beating = true;
       try {
         await source.extendVisibility(messages);
@@ -193,7 +197,15 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
       totals.inserted += result.inserted;
       totals.rejected += result.rejected;
       totals.duplicates += result.duplicates;
-      await retry(() => source.delete(done), {
+      await retry(async () => {
+        while (beating) await sleep(10);
+        deleting = true;
+        try {
+          await source.delete(done);
+        } finally {
+          deleting = false; // between retries the heartbeat goes on
+        }
+      }, {
         ...sqsRetry,
         what: "delete",
         fields: { messages: done.length },

@@ -288,7 +288,7 @@ export function sqsSource(
     async extendVisibility(messages) {
       for (let i = 0; i < messages.length; i += 10) {
         const chunk = messages.slice(i, i + 10);
-        await client.send(
+        const res = await client.send(
           new ChangeMessageVisibilityBatchCommand({
             QueueUrl: opts.queueUrl,
             Entries: chunk.map((m, j) => ({
@@ -298,6 +298,15 @@ export function sqsSource(
             })),
           }),
         );
+        if (res.Failed?.length) {
+          // Usually expired receipt handles (an SQS outage outlasted the visibility timeout): these messages
+          // may be delivered again meanwhile; their writes stay idempotent, but say so.
+          log.warn("visibility extension refused", {
+            messages: res.Failed.length,
+            code: res.Failed[0].Code,
+            message_ids: res.Failed.map((f) => chunk[Number(f.Id)]?.id),
+          });
+        }
       }
     },
     async forwardToDeadLetter(message, reason) {

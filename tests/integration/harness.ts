@@ -166,3 +166,293 @@ export async function collect(child: Deno.ChildProcess): Promise<MasqResult> {
   const stdout = new TextDecoder().decode(out.stdout);
   return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), summary: lastJson(stdout) };
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Fault-injection helpers: an SQS emulator in its own process (to SIGKILL and restart) and a throwaway
+// PostgreSQL cluster (to stop and start).
+
+/** Runs one statement on a fresh connection (survives the server going away between calls). */
+export async function queryOnce<T = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params?: unknown[],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url, types: pgTypes, connectionTimeoutMillis: 5_000 });
+  client.on("error", () => {}); // a server shutting down must not crash the test process
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as T[];
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+export interface FauxqsProcess {
+  /** http://127.0.0.1:<port> */
+  endpoint: string;
+  port: number;
+  queueUrl(name: string): string;
+  /** SIGKILL (or another signal) and wait for the process to end. */
+  kill(signal?: Deno.Signal): Promise<void>;
+  /** SIGTERM and wait (idempotent). */
+  stop(): Promise<void>;
+}
+
+const FAUXQS_SERVER = `${ROOT}tests/integration/fauxqs_server.ts`;
+
+/**
+ * Starts fauxqs (tests/integration/fauxqs_server.ts) as a subprocess with explicit permissions, on `port`
+ * (a free one when absent) and with `dataDir` as its SQLite persistence, and waits for its ready line.
+ */
+export async function startFauxqsProcess(
+  opts: { port?: number; dataDir?: string } = {},
+): Promise<FauxqsProcess> {
+  const dirs = opts.dataDir ? [opts.dataDir] : [];
+  const args = [
+    "run",
+    "--allow-net=127.0.0.1,0.0.0.0",
+    "--allow-env=FAUXQS_PORT,FAUXQS_HOST,FAUXQS_DEFAULT_REGION,FAUXQS_LOGGER,FAUXQS_INIT",
+    "--allow-sys=networkInterfaces",
+    ...(dirs.length ? [`--allow-read=${dirs.join(",")}`, `--allow-write=${dirs.join(",")}`] : []),
+    FAUXQS_SERVER,
+    "--port",
+    String(opts.port ?? 0),
+    ...(opts.dataDir ? ["--data-dir", opts.dataDir] : []),
+  ];
+  // A port just released by a killed process can take a moment to be bindable again.
+  for (let attempt = 1;; attempt++) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+      cwd: ROOT,
+    }).spawn();
+    let stderr = "";
+    const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (s) => void (stderr += s) }),
+    ).catch(() => {});
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    let port: number | undefined;
+    while (port === undefined) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      buf += value;
+      const m = /fauxqs ready (\d+)/.exec(buf);
+      if (m) port = Number(m[1]);
+    }
+    if (port === undefined) {
+      lines.releaseLock();
+      const status = await child.status;
+      await stderrDone;
+      if (attempt < 5 && /EADDRINUSE|AddrInUse|address already in use/i.test(stderr)) {
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+        continue;
+      }
+      throw new Error(`fauxqs process exited (${status.code}) before it was ready:\n${stderr}`);
+    }
+    const stdoutDone = (async () => {
+      try {
+        while (!(await lines.read()).done) { /* drain */ }
+      } catch { /* closed */ }
+    })();
+    const endpoint = `http://127.0.0.1:${port}`;
+    let ended: Promise<void> | undefined;
+    const end = (signal: Deno.Signal) =>
+      ended ??= (async () => {
+        try {
+          child.kill(signal);
+        } catch { /* already gone */ }
+        await child.status;
+        await Promise.all([stdoutDone, stderrDone]);
+      })();
+    return {
+      endpoint,
+      port,
+      queueUrl: (name) => `${endpoint}/000000000000/${name}`,
+      kill: (signal = "SIGKILL") => end(signal),
+      stop: () => end("SIGTERM"),
+    };
+  }
+}
+
+/** The bin directory of a local PostgreSQL installation (PG_BIN, else the newest /usr/lib/postgresql/N). */
+export function postgresBinDir(): string | undefined {
+  const has = (dir: string) => {
+    try {
+      return Deno.statSync(`${dir}/initdb`).isFile && Deno.statSync(`${dir}/pg_ctl`).isFile;
+    } catch {
+      return false;
+    }
+  };
+  const env = Deno.env.get("PG_BIN");
+  if (env) return has(env) ? env : undefined;
+  let versions: number[] = [];
+  try {
+    versions = [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => Number(e.name)).filter(
+      Number.isFinite,
+    );
+  } catch { /* not installed */ }
+  for (const v of versions.sort((a, b) => b - a)) {
+    if (has(`/usr/lib/postgresql/${v}/bin`)) return `/usr/lib/postgresql/${v}/bin`;
+  }
+  return undefined;
+}
+
+/** Why startScratchPostgres() cannot work here, or undefined when it can. */
+export function scratchPostgresUnavailable(): string | undefined {
+  if (postgresBinDir() === undefined) {
+    return "no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin; set PG_BIN";
+  }
+  if (Deno.uid() === 0) {
+    let passwd = "";
+    try {
+      passwd = Deno.readTextFileSync("/etc/passwd");
+    } catch { /* unreadable: let runuser decide */ }
+    if (passwd !== "" && !/^postgres:/m.test(passwd)) {
+      return "running as root, and PostgreSQL refuses root, but there is no postgres user to run it as";
+    }
+  }
+  return undefined;
+}
+
+export interface ScratchPostgres {
+  /** postgres://postgres[:password]@127.0.0.1:<port>/postgres */
+  url: string;
+  port: number;
+  /** pg_ctl start (waits until it accepts connections). */
+  start(): Promise<void>;
+  /** pg_ctl stop -m fast (waits until it is down). */
+  stop(): Promise<void>;
+  /** Stops the server if it runs and removes its directory. */
+  destroy(): Promise<void>;
+}
+
+async function postgresUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (Deno.uid() !== 0) return undefined; // not root: the binaries run as ourselves
+  const id = async (flag: string) => {
+    const out = await new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped", stderr: "null" })
+      .output();
+    if (!out.success) throw new Error("running as root but there is no postgres user to run PostgreSQL as");
+    return Number(new TextDecoder().decode(out.stdout).trim());
+  };
+  return { uid: await id("-u"), gid: await id("-g") };
+}
+
+/**
+ * A throwaway PostgreSQL cluster (initdb + pg_ctl) on a free port on 127.0.0.1, with fsync off. With a
+ * password, TCP connections need it (scram-sha-256). As root the binaries run as the postgres user.
+ */
+export async function startScratchPostgres(opts: { password?: string } = {}): Promise<ScratchPostgres> {
+  const bin = postgresBinDir();
+  if (!bin) throw new Error("no PostgreSQL binaries (initdb, pg_ctl); set PG_BIN");
+  const owner = await postgresUser();
+  const dir = await Deno.makeTempDir({ prefix: "masq-pg-" });
+  const data = `${dir}/data`;
+  const exec = async (cmd: string, args: string[]) => {
+    const [program, argv] = owner ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+    const out = await new Deno.Command(program, { args: argv, stdout: "piped", stderr: "piped", cwd: dir })
+      .output();
+    if (!out.success) {
+      const log = await Deno.readTextFile(`${dir}/server.log`).catch(() => "");
+      throw new Error(
+        `${cmd} ${args.join(" ")} failed (${out.code}):\n${new TextDecoder().decode(out.stderr)}\n${log}`,
+      );
+    }
+  };
+  try {
+    if (owner) await Deno.chown(dir, owner.uid, owner.gid);
+    const initArgs = ["-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "-N", "--auth-local=trust"];
+    if (opts.password !== undefined) {
+      await Deno.writeTextFile(`${dir}/pwfile`, opts.password + "\n", { mode: 0o600 });
+      if (owner) await Deno.chown(`${dir}/pwfile`, owner.uid, owner.gid);
+      initArgs.push("--auth-host=scram-sha-256", `--pwfile=${dir}/pwfile`);
+    } else {
+      initArgs.push("--auth-host=trust");
+    }
+    await exec(`${bin}/initdb`, initArgs);
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
+  const port = freePort();
+  const serverOptions = [
+    `-p ${port}`,
+    "-c listen_addresses=127.0.0.1",
+    `-k ${dir}`,
+    "-c fsync=off",
+    "-c max_connections=40",
+    "-c shared_buffers=16MB",
+  ].join(" ");
+  let running = false;
+  const cluster: ScratchPostgres = {
+    url: `postgres://postgres${
+      opts.password !== undefined ? `:${encodeURIComponent(opts.password)}` : ""
+    }@127.0.0.1:${port}/postgres`,
+    port,
+    async start() {
+      await exec(`${bin}/pg_ctl`, [
+        "-D",
+        data,
+        "-l",
+        `${dir}/server.log`,
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        serverOptions,
+        "start",
+      ]);
+      running = true;
+    },
+    async stop() {
+      await exec(`${bin}/pg_ctl`, ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
+      running = false;
+    },
+    async destroy() {
+      if (running) await cluster.stop().catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+  try {
+    await cluster.start();
+  } catch (err) {
+    await cluster.destroy();
+    throw err;
+  }
+  return cluster;
+}
+
+/**
+ * Runs `masq <args>` to completion, or SIGKILLs it after `ms` and throws with the end of its log (a test
+ * that breaks something must fail, not hang, when masq never finishes).
+ */
+export async function runMasqCliWithin(ms: number, args: string[], e: MasqEnv): Promise<MasqResult> {
+  const child = spawnMasq(args, e);
+  const result = collect(child);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = await Promise.race([
+    result.then(() => false),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), ms)),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended meanwhile */ }
+    const res = await result;
+    throw new Error(
+      `masq ${args.join(" ")} did not finish within ${ms / 1000} s; log:\n${res.stderr.slice(-4000)}`,
+    );
+  }
+  return await result;
+}

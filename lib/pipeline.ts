@@ -169,12 +169,20 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     try {
       const byId = new Map(messages.map((m) => [m.id, m]));
       const records = await Promise.all(messages.map((m) => toRecord(m, masker)));
-      // SPEC §5: a rejected message goes to the dead-letter queue before its rejection is recorded.
+      // SPEC §5: a rejected message goes to the dead-letter queue before its rejection is recorded; a
+      // redelivery of one already recorded is not forwarded twice (only a crash between the two can do that).
+      const rejectIds = records.filter((r) => r.kind === "rejection").map((r) => r.messageId);
+      const recorded = rejectIds.length === 0
+        ? new Set<string>()
+        : await retry(() => sink.written(rejectIds), {
+          ...dbRetry,
+          what: "ledger lookup",
+        });
       const keep: SinkRecord[] = [];
       const done: Message[] = [];
       await Promise.all(records.map(async (r) => {
         const m = byId.get(r.messageId)!;
-        if (r.kind === "rejection") {
+        if (r.kind === "rejection" && !recorded.has(r.messageId)) {
           try {
             await retry(() => source.forwardToDeadLetter(m, r.reason), {
               ...sqsRetry,

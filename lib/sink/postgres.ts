@@ -43,6 +43,8 @@ export interface WriteResult {
 export interface Sink {
   /** Creates the tables, function and view if missing (never alters an existing table). */
   ensureSchema(): Promise<void>;
+  /** Which of these message ids the ledger already holds (committed earlier). */
+  written(messageIds: readonly string[]): Promise<Set<string>>;
   /** Writes a batch atomically; message ids already in the ledger are skipped and counted. */
   write(records: readonly SinkRecord[]): Promise<WriteResult>;
   close(): Promise<void>;
@@ -175,6 +177,15 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Sink
     async ensureSchema() {
       // One simple-query message: atomic even through PGlite's connection multiplexer.
       await pool.query(`BEGIN; SELECT pg_advisory_xact_lock(${SCHEMA_LOCK}); ${SCHEMA_SQL}; COMMIT;`);
+    },
+    async written(messageIds) {
+      const res = await pool.query(
+        "SELECT message_id FROM user_logins_ledger WHERE message_id = ANY($1::text[])",
+        [
+          messageIds,
+        ],
+      );
+      return new Set(res.rows.map((r: { message_id: string }) => r.message_id));
     },
     async write(records) {
       if (records.length === 0) return { inserted: 0, rejected: 0, duplicates: 0 };

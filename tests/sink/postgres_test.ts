@@ -151,6 +151,13 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
       assertEquals(await counts(db), { logins: 2, rejected: 1, ledger: 3 });
     });
 
+    await t.step("written() returns exactly the ids the ledger holds", async () => {
+      await reset();
+      assertEquals(await s.written(["w1", "w2"]), new Set());
+      await s.write([login("w1"), rejection("w2")]);
+      assertEquals(await s.written(["w1", "w2", "w3"]), new Set(["w1", "w2"]));
+    });
+
     await t.step("write() of a batch mixing new and written ids writes only the new ones", async () => {
       await reset();
       assertEquals(await s.write([login("x1"), rejection("x2")]), {

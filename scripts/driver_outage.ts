@@ -333,7 +333,6 @@ async function runChild(
   const proc = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--no-lock",
       "--allow-net",
       "--allow-read",
       "--allow-write",

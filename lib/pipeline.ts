@@ -1,8 +1,8 @@
 /**
- * receive -> parse -> mask -> write -> delete. Each of `concurrency` workers runs that chain on one batch
- * at a time, so at most `concurrency` batches are in flight; while a batch waits (a slow or absent database)
- * its messages are kept invisible by a heartbeat, and its worker receives nothing new. A message is deleted
- * only after its row or its rejection is committed.
+ * receive -> parse -> mask -> write -> delete. Each of `concurrency` receivers runs that chain with up to
+ * `batchesPerReceiver` (2) batches in flight, polling for the next while the last is written; once its batches
+ * wait (a slow or absent database) it receives nothing new, and a heartbeat keeps their messages invisible.
+ * A message is deleted only after its row or its rejection is committed.
  */
 import type { Logger } from "./log.ts";
 import { errorMessage } from "./errors.ts";
@@ -37,6 +37,8 @@ export interface PipelineOptions {
   stop?: AbortSignal;
   /** Interval of progress lines on the log, ms (0: none). */
   progressEveryMs?: number;
+  /** Batches each receiver may have in flight (received, not yet deleted). Default 2. */
+  batchesPerReceiver?: number;
   /**
    * On `stop`, a receive that began less than this long ago (ms) is let finish until it is this old, then
    * cancelled; an older one is cancelled at once. A fresh receive may be being answered right now (a busy
@@ -235,8 +237,23 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     return false;
   }
 
+  // Each receiver may have this many batches in flight: it polls for the next batch while the previous one
+  // is written, so receive and write latencies overlap instead of adding up.
+  const depth = Math.max(1, opts.batchesPerReceiver ?? 2);
+
   async function worker(): Promise<void> {
+    const pending = new Set<Promise<void>>();
+    try {
+      await receiveLoop(pending);
+    } finally {
+      await Promise.all(pending);
+    }
+  }
+
+  async function receiveLoop(pending: Set<Promise<void>>): Promise<void> {
     while (!halt.signal.aborted) {
+      if (pending.size >= depth) await Promise.race(pending);
+      if (halt.signal.aborted) return;
       let batch: Message[];
       try {
         batch = await retry(receive, {
@@ -253,7 +270,13 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
         continue;
       }
       totals.received += batch.length;
-      await processBatch(batch);
+      const p: Promise<void> = processBatch(batch)
+        .catch((err) => {
+          fatal ??= err;
+          halt.abort();
+        })
+        .finally(() => pending.delete(p));
+      pending.add(p);
     }
   }
 

@@ -6,7 +6,8 @@ import pg from "pg";
 import { GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { type EmbeddedSqs, startEmbeddedPostgres, startEmbeddedSqs } from "../../lib/embedded.ts";
 import { createSqsClient } from "../../lib/source/sqs.ts";
-import { pgTypes } from "../../lib/sink/postgres.ts";
+import { createPostgresSink, pgTypes } from "../../lib/sink/postgres.ts";
+import { silentLogger } from "../../lib/log.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
@@ -455,4 +456,14 @@ export async function runMasqCliWithin(ms: number, args: string[], e: MasqEnv): 
     );
   }
   return await result;
+}
+
+/** Creates masq's tables, function and view in a test database (as `masq run` does at start-up). */
+export async function createSchema(db: { url: string }): Promise<void> {
+  const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
+  try {
+    await sink.ensureSchema();
+  } finally {
+    await sink.close();
+  }
 }

@@ -7,9 +7,8 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
 import { synthetic } from "../../lib/synthetic.ts";
-import { createPostgresSink } from "../../lib/sink/postgres.ts";
-import { silentLogger } from "../../lib/log.ts";
 import {
+  createSchema,
   queueDepth,
   receiveAll,
   runMasqCliWithin,
@@ -32,12 +31,7 @@ Deno.test("a row the database refuses is isolated from its batch, rejected with 
   const sqs = await startEmbeddedSqs();
   const client = sqsClient(sqs);
   try {
-    const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
-    try {
-      await sink.ensureSchema();
-    } finally {
-      await sink.close();
-    }
+    await createSchema(db);
     await db.query("ALTER TABLE user_logins ADD CONSTRAINT no_evil CHECK (user_id <> 'evil')");
 
     // One batch of ten, the poison in the middle.

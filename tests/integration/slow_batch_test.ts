@@ -15,9 +15,14 @@ import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { assert, assertEquals } from "../assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
 import { synthetic } from "../../lib/synthetic.ts";
-import { createPostgresSink } from "../../lib/sink/postgres.ts";
-import { silentLogger } from "../../lib/log.ts";
-import { queueDepth, runMasqCliWithin, sqsClient, startDatabase, startFauxqsProcess } from "./harness.ts";
+import {
+  createSchema,
+  queueDepth,
+  runMasqCliWithin,
+  sqsClient,
+  startDatabase,
+  startFauxqsProcess,
+} from "./harness.ts";
 
 const MESSAGES = 30;
 const VISIBILITY_S = 2;
@@ -28,12 +33,7 @@ Deno.test("a write slower than the visibility timeout: the heartbeat keeps the b
   const fq = await startFauxqsProcess();
   const client = sqsClient(fq);
   try {
-    const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
-    try {
-      await sink.ensureSchema();
-    } finally {
-      await sink.close();
-    }
+    await createSchema(db);
     await db.query("CREATE TABLE slow_writes(at timestamptz NOT NULL DEFAULT clock_timestamp())");
     await db.query(`
       CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS $$

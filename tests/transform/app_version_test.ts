@@ -1,9 +1,7 @@
 import fc from "fast-check";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../../lib/transform/app_version.ts";
-import { createPostgresSink } from "../../lib/sink/postgres.ts";
-import { silentLogger } from "../../lib/log.ts";
-import { startDatabase } from "../integration/harness.ts";
+import { createSchema, startDatabase } from "../integration/harness.ts";
 
 Deno.test("packAppVersion() packs the contract's examples", () => {
   assertEquals(packAppVersion("2.3.0"), 2003000);
@@ -98,12 +96,7 @@ Deno.test("unpackAppVersion() rejects negative and fractional values", () => {
 Deno.test("app_version_text() in SQL agrees with unpackAppVersion() and the readable view shows the text", async (t) => {
   const db = await startDatabase();
   try {
-    const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
-    try {
-      await sink.ensureSchema();
-    } finally {
-      await sink.close();
-    }
+    await createSchema(db);
 
     await t.step("app_version_text(x) = unpackAppVersion(x) on a few hundred values", async () => {
       const values = [0, 1, 999, 1000, 96000, 999999, 1000000, 2003000, 3007000, 2146999999, 2147483647];

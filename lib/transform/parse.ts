@@ -45,8 +45,8 @@ export function codePointLength(s: string): number {
   return n;
 }
 
-// A lone surrogate has no UTF-8 form: the driver would silently turn it into U+FFFD, changing the data.
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// A lone surrogate has no UTF-8 form (the string is not well-formed): the driver would silently turn it
+// into U+FFFD, changing the data.
 
 /** The type of a value for a reason; `reveal` adds the value itself (never for personal fields). */
 function describe(value: unknown, reveal = true): string {
@@ -66,7 +66,7 @@ function storedText(column: keyof typeof COLUMN_WIDTH) {
       (s) => !s.includes("\u0000"),
       `${column} contains a NUL character, which PostgreSQL cannot store`,
     ),
-    v.check((s) => !LONE_SURROGATE.test(s), `${column} contains a lone UTF-16 surrogate (not valid Unicode)`),
+    v.check((s) => s.isWellFormed(), `${column} contains a lone UTF-16 surrogate (not valid Unicode)`),
     v.check(
       (s) => codePointLength(s) <= width,
       (i) => `${column} is ${codePointLength(i.input as string)} characters long; the column holds ${width}`,
@@ -81,7 +81,7 @@ function maskedText(field: string) {
       // The value itself stays out of the reason: it is personal data, and reasons are stored in the clear.
       v.string((i) => `${field} must be a string or null, got ${describe(i.input, false)}`),
       v.check(
-        (s) => !LONE_SURROGATE.test(s),
+        (s) => s.isWellFormed(),
         `${field} contains a lone UTF-16 surrogate (not valid Unicode)`,
       ),
     ),
@@ -95,7 +95,7 @@ const LoginSchema = v.object({
     ),
     v.check((s) => s.trim() !== "", "user_id is empty"),
     v.check((s) => !s.includes("\u0000"), "user_id contains a NUL character, which PostgreSQL cannot store"),
-    v.check((s) => !LONE_SURROGATE.test(s), "user_id contains a lone UTF-16 surrogate (not valid Unicode)"),
+    v.check((s) => s.isWellFormed(), "user_id contains a lone UTF-16 surrogate (not valid Unicode)"),
     v.check(
       (s) => codePointLength(s) <= COLUMN_WIDTH.user_id,
       (i) =>

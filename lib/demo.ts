@@ -10,7 +10,7 @@ import type { Logger } from "./log.ts";
 import type { Summary } from "./pipeline.ts";
 import { runMasq } from "./run.ts";
 import { startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
-import { createSqsClient } from "./source/sqs.ts";
+import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";
 
 /** The demo's key: public, so never for real data. */
@@ -24,11 +24,11 @@ export async function seedQueue(
 ): Promise<void> {
   const client = createSqsClient({ endpoint, region: "us-east-1" }, "json");
   try {
-    for (let i = 0; i < bodies.length; i += 10) {
+    for (const chunk of batchesOfTen(bodies)) {
       const res = await client.send(
         new SendMessageBatchCommand({
           QueueUrl: queueUrl,
-          Entries: bodies.slice(i, i + 10).map((b, j) => ({ Id: String(j), MessageBody: b })),
+          Entries: chunk.map((b, j) => ({ Id: String(j), MessageBody: b })),
         }),
       );
       if (res.Failed?.length) throw new Error(`seeding failed for ${res.Failed.length} messages`);

@@ -147,10 +147,14 @@ export function isProtocolMismatch(err: unknown): boolean {
     .test(n + msg);
 }
 
+/** SQS batch calls take at most ten entries. */
+export function* batchesOfTen<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += 10) yield items.slice(i, i + 10);
+}
+
 /** SQS accepts only XML characters in attribute values; anything else becomes U+FFFD. */
 export function xmlSafe(s: string): string {
-  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd")
-    .replace(/[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\ud800-\udfff]/g, "\ufffd");
+  return s.toWellFormed().replace(/[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\ud800-\udfff]/g, "\ufffd");
 }
 
 function queueName(url: string): string {
@@ -267,8 +271,7 @@ export function sqsSource(
       }));
     },
     async delete(messages) {
-      for (let i = 0; i < messages.length; i += 10) {
-        const chunk = messages.slice(i, i + 10);
+      for (const chunk of batchesOfTen(messages)) {
         const res = await client.send(
           new DeleteMessageBatchCommand({
             QueueUrl: opts.queueUrl,
@@ -286,8 +289,7 @@ export function sqsSource(
       }
     },
     async extendVisibility(messages) {
-      for (let i = 0; i < messages.length; i += 10) {
-        const chunk = messages.slice(i, i + 10);
+      for (const chunk of batchesOfTen(messages)) {
         const res = await client.send(
           new ChangeMessageVisibilityBatchCommand({
             QueueUrl: opts.queueUrl,

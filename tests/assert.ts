@@ -12,6 +12,16 @@ export function assertEquals<T>(actual: unknown, expected: T, msg?: string): voi
 export function assertMatch(actual: string, re: RegExp, msg?: string): void {
   assertNode.match(actual, re, msg);
 }
+function checkError(err: unknown, ctor?: new (...a: never[]) => Error, includes?: string): Error {
+  if (ctor) assertNode.ok(err instanceof ctor, `expected ${ctor.name}, got ${(err as Error)?.name}`);
+  if (includes) {
+    assertNode.ok(
+      (err as Error).message.includes(includes),
+      `"${(err as Error).message}" lacks "${includes}"`,
+    );
+  }
+  return err as Error;
+}
 export function assertThrows(
   fn: () => unknown,
   ctor?: new (...a: never[]) => Error,
@@ -20,14 +30,7 @@ export function assertThrows(
   try {
     fn();
   } catch (err) {
-    if (ctor) assertNode.ok(err instanceof ctor, `expected ${ctor.name}, got ${(err as Error)?.name}`);
-    if (includes) {
-      assertNode.ok(
-        (err as Error).message.includes(includes),
-        `"${(err as Error).message}" lacks "${includes}"`,
-      );
-    }
-    return err as Error;
+    return checkError(err, ctor, includes);
   }
   throw new assertNode.AssertionError({ message: "expected a throw" });
 }
@@ -39,14 +42,7 @@ export async function assertRejects(
   try {
     await fn();
   } catch (err) {
-    if (ctor) assertNode.ok(err instanceof ctor, `expected ${ctor.name}, got ${(err as Error)?.name}`);
-    if (includes) {
-      assertNode.ok(
-        (err as Error).message.includes(includes),
-        `"${(err as Error).message}" lacks "${includes}"`,
-      );
-    }
-    return err as Error;
+    return checkError(err, ctor, includes);
   }
   throw new assertNode.AssertionError({ message: "expected a rejection" });
 }

@@ -467,3 +467,16 @@ export async function createSchema(db: { url: string }): Promise<void> {
     await sink.close();
   }
 }
+
+/** Test clean-up: SIGKILLs a masq child still running (if any) and waits for its collected result. */
+export async function killAndReap(
+  child: Deno.ChildProcess | undefined,
+  result?: Promise<unknown>,
+): Promise<void> {
+  if (child) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already ended */ }
+  }
+  await result?.catch(() => {});
+}

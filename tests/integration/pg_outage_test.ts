@@ -9,6 +9,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { isBadIndex, synthetic } from "../../lib/synthetic.ts";
 import {
   collect,
+  killAndReap,
   queryOnce,
   queueDepth,
   receiveAll,
@@ -156,12 +157,7 @@ Deno.test({
       assertEquals(await queueDepth(client, queueUrl), { visible: 0, inFlight: 0 });
       assertEquals((await receiveAll(client, `${queueUrl}-dlq`)).length, bad);
     } finally {
-      if (masq) {
-        try {
-          masq.kill("SIGKILL");
-        } catch { /* already ended */ }
-      }
-      await result?.catch(() => {});
+      await killAndReap(masq, result);
       client.destroy();
       await sqs.stop();
       await cluster.destroy();

@@ -22,6 +22,7 @@ import { silentLogger } from "../../lib/log.ts";
 import {
   collect,
   type FauxqsProcess,
+  killAndReap,
   queueDepth,
   receiveAll,
   spawnMasq,
@@ -257,12 +258,7 @@ async function sqsOutage({ messages: MESSAGES, visibility, outageMs, slowWriteMs
     const dlqIds = new Set(dlq.map((m) => m.MessageAttributes?.masq_message_id?.StringValue));
     assertEquals([...dlqIds].sort(), [...badIds].sort());
   } finally {
-    if (masq) {
-      try {
-        masq.kill("SIGKILL");
-      } catch { /* already ended */ }
-    }
-    await result?.catch(() => {});
+    await killAndReap(masq, result);
     client.destroy();
     await fq?.stop();
     await db.stop();

@@ -1,13 +1,11 @@
 /**
- * masq CLI: parse arguments, build the configuration, run a command, map errors to exit codes
+ * masq CLI: parse arguments, run a command from lib/commands/, map errors to exit codes
  * (0 done, 2 bad usage or configuration, 1 fatal runtime error).
  */
-import { buildConfig, helpText, parseCommandLine, secretsOf } from "./lib/config.ts";
+import { helpText, parseCommandLine } from "./lib/config.ts";
 import { ConfigError, errorMessage } from "./lib/errors.ts";
 import { createLogger, type Logger, redact } from "./lib/log.ts";
-import { runMasq } from "./lib/run.ts";
-import { runDemo } from "./lib/demo.ts";
-import { runBench } from "./lib/bench.ts";
+import { COMMANDS } from "./lib/commands/mod.ts";
 
 /** Environment lookup that treats a variable we may not read as unset. */
 function env(name: string): string | undefined {
@@ -18,12 +16,8 @@ function env(name: string): string | undefined {
   }
 }
 
-function printSummary(summary: object): void {
-  console.log(JSON.stringify(summary));
-}
-
 /** Stops on the first SIGINT/SIGTERM; a second one exits at once (SQS redelivers what was in flight). */
-function stopOnSignals(log: Logger): AbortController {
+function stopOnSignals(log: Logger): AbortSignal {
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => {
@@ -35,55 +29,58 @@ function stopOnSignals(log: Logger): AbortController {
       stop.abort();
     });
   }
-  return stop;
+  return stop.signal;
 }
+
+const usages = () => Object.entries(COMMANDS).map(([, c]) => c.usage);
 
 async function main(args: string[]): Promise<number> {
   let log: Logger = createLogger({ format: env("MASQ_LOG_FORMAT") === "json" ? "json" : "text" });
-  let secrets: string[] = [];
+  let secrets: readonly string[] = [];
   try {
-    const inv = parseCommandLine(args);
+    const inv = parseCommandLine(args, COMMANDS);
     if (inv.help || inv.command === "" || inv.command === "help") {
-      console.log(helpText());
+      console.log(helpText(usages()));
       return inv.command === "" && !inv.help ? 2 : 0;
     }
-    switch (inv.command) {
-      case "run": {
-        const config = buildConfig(inv.values, env, (p) => Deno.readTextFileSync(p));
-        secrets = secretsOf(config);
-        log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
-        const stop = stopOnSignals(log);
-        printSummary(await runMasq(config, { log, stop: stop.signal, env }));
-        return 0;
-      }
-      case "demo": {
-        const here = new URL("./data/sample_logins.jsonl", import.meta.url);
-        printSummary(await runDemo({ log, print: console.log, samplePath: here.pathname }));
-        return 0;
-      }
-      case "bench": {
-        const n = inv.values.messages === undefined ? undefined : Number(inv.values.messages);
-        if (n !== undefined && (!Number.isInteger(n) || n < 10 || n > 1_000_000)) {
-          throw new ConfigError(
-            "--messages",
-            `${JSON.stringify(inv.values.messages)} is not a whole number from 10 to 1000000`,
-          );
-        }
-        printSummary(await runBench({ log, print: (s) => console.error(s), messages: n, env }));
-        return 0;
-      }
-      default:
-        throw new ConfigError(
-          "usage",
-          `unknown command ${JSON.stringify(inv.command)}; expected run, demo or bench (see masq --help)`,
-        );
+    const command = COMMANDS[inv.command];
+    if (command === undefined) {
+      throw new ConfigError(
+        "usage",
+        `unknown command ${JSON.stringify(inv.command)}; expected one of ${
+          Object.keys(COMMANDS).join(", ")
+        } (see masq --help)`,
+      );
     }
+    if (inv.positionals.length > (command.maxPositionals ?? 0)) {
+      throw new ConfigError(
+        "usage",
+        `unexpected argument ${JSON.stringify(inv.positionals[command.maxPositionals ?? 0])} after ${
+          JSON.stringify(inv.command)
+        } (see masq --help)`,
+      );
+    }
+    return await command.run({
+      values: inv.values,
+      positionals: inv.positionals,
+      env,
+      readFile: (p) => Deno.readTextFileSync(p),
+      log,
+      useLogger(l, s) {
+        log = l;
+        secrets = s;
+      },
+      stopOnSignals,
+      print: (line) => console.log(line),
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`masq: ${redact(err.message, secrets)}`);
       return 2;
     }
-    if (Deno.env.get("MASQ_DEBUG_STACK")) console.error(err);
+    if (env("MASQ_DEBUG_STACK")) {
+      console.error(redact(err instanceof Error ? err.stack ?? "" : String(err), secrets));
+    }
     log.error("fatal", {
       error: errorMessage(err),
       ...((err as { messageIds?: string[] }).messageIds

@@ -322,22 +322,50 @@ export interface Invocation {
   positionals: string[];
 }
 
-/** Parses argv strictly; an unknown flag is a ConfigError (exit 2). */
-export function parseCommandLine(args: readonly string[]): Invocation {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
-    help: { type: "boolean", short: "h" },
-    follow: { type: "boolean" },
-    messages: { type: "string" },
+/** What parseCommandLine() needs to know of a command: its own flags, and whether it takes the settings. */
+export interface CommandFlags {
+  flags?: Record<string, { type: "string" | "boolean" }>;
+  settings?: boolean;
+}
+
+/**
+ * Parses argv strictly for the command it names: the settings flags (when the command takes them), the
+ * command's own flags and --help. An unknown flag is a ConfigError (exit 2).
+ *
+ * @example
+ * ```ts
+ * import { parseCommandLine } from "./config.ts";
+ * const inv = parseCommandLine(["run", "--follow"], { run: { settings: true, flags: { follow: { type: "boolean" } } } });
+ * inv.command; // "run"
+ * ```
+ */
+export function parseCommandLine(
+  args: readonly string[],
+  commands: Readonly<Record<string, CommandFlags>> = {},
+): Invocation {
+  type Options = Record<string, { type: "string" | "boolean"; short?: string }>;
+  const settingsFlags: Options = {};
+  for (const s of SETTINGS) if (s.flag) settingsFlags[s.flag] = { type: "string" };
+  const parse = (options: Options) => {
+    try {
+      return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+    } catch (err) {
+      const msg = (err as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
+      throw new ConfigError("usage", `${msg} (see masq --help)`);
+    }
   };
-  for (const s of SETTINGS) if (s.flag) options[s.flag] = { type: "string" };
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (err) {
-    const msg = (err as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
-    throw new ConfigError("usage", `${msg} (see masq --help)`);
-  }
-  const [command = "", ...positionals] = parsed.positionals;
+  // First find the command with every flag any command knows (so a flag's value is not taken for the
+  // command), then parse again with only what that command accepts.
+  const every: Options = { help: { type: "boolean", short: "h" }, ...settingsFlags };
+  for (const c of Object.values(commands)) Object.assign(every, c.flags ?? {});
+  const [command = ""] = parse(every).positionals;
+  const spec = commands[command];
+  const parsed = spec === undefined ? parse(every) : parse({
+    help: { type: "boolean", short: "h" },
+    ...(spec.settings ? settingsFlags : {}),
+    ...spec.flags,
+  });
+  const [, ...positionals] = parsed.positionals;
   return { command, help: parsed.values.help === true, values: parsed.values, positionals };
 }
 
@@ -415,7 +443,7 @@ function refusePasswordInFlag(url: string): void {
 }
 
 /** The text of `masq --help`, generated from the defaults table so it cannot drift. */
-export function helpText(): string {
+export function helpText(commandUsages: readonly string[] = []): string {
   const rows = SETTINGS.map((s) => {
     const flag = s.flag ? `--${s.flag}` : "";
     return `  ${flag.padEnd(22)} ${s.env.join(", ").padEnd(38)} ${s.help}\n  ${
@@ -425,9 +453,7 @@ export function helpText(): string {
   return `masq: mask PII in SQS login events and write them to PostgreSQL
 
 Usage:
-  masq run [--follow] [flags]   consume the queue into user_logins; exit once it is drained
-  masq demo                     the whole pipeline on an embedded SQS and PostgreSQL
-  masq bench [--messages N]     throughput against the bare receive+delete ceiling
+${commandUsages.map((u) => `  masq ${u}`).join("\n")}
   masq --help                   this text
 
 Settings (flag, else environment variable, else default):

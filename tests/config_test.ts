@@ -217,7 +217,7 @@ Deno.test("parseCommandLine() reads the command, flags and positionals", () => {
     "http://h:1/0/q",
     "--concurrency=4",
     "extra",
-  ]);
+  ], { run: { settings: true, flags: { follow: { type: "boolean" } } } });
   assertEquals(inv.command, "run");
   assertEquals(inv.help, false);
   assertEquals(inv.values.follow, true);
@@ -226,6 +226,10 @@ Deno.test("parseCommandLine() reads the command, flags and positionals", () => {
   assertEquals(inv.positionals, ["extra"]);
   assertEquals(parseCommandLine(["-h"]).help, true);
   assertEquals(parseCommandLine([]).command, "");
+  // A command's own flag is refused by another command.
+  configError(() =>
+    parseCommandLine(["demo", "--follow"], { run: { flags: { follow: { type: "boolean" } } }, demo: {} })
+  );
 });
 
 Deno.test("parseCommandLine() rejects an unknown flag with a ConfigError", () => {

@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS user_logins_ledger(
   outcome text NOT NULL CHECK (outcome IN ('inserted', 'rejected')),
   written_at timestamptz NOT NULL DEFAULT now());
 
+CREATE TABLE IF NOT EXISTS pii_vault(
+  field text NOT NULL, token text NOT NULL, ciphertext bytea NOT NULL, key_id text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (field, token));
+
 CREATE OR REPLACE FUNCTION app_version_text(v integer) RETURNS text
   LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
   $$ SELECT (v / 1000000)::text || '.' || (v / 1000 % 1000)::text || '.' || (v % 1000)::text $$;

@@ -1,0 +1,9 @@
+/** The CLI's commands, by name. */
+import type { Command } from "./command.ts";
+import { bench } from "./bench.ts";
+import { demo } from "./demo.ts";
+import { run } from "./run.ts";
+
+export type { Command, CommandContext } from "./command.ts";
+
+export const COMMANDS: Readonly<Record<string, Command>> = { run, demo, bench };

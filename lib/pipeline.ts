@@ -171,7 +171,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     try {
       const byId = new Map(messages.map((m) => [m.id, m]));
       const records = await Promise.all(messages.map((m) => toRecord(m, masker)));
-      // SPEC §5: a rejected message goes to the dead-letter queue before its rejection is recorded; a
+      // README "Bad input": a rejected message goes to the dead-letter queue before its rejection is recorded; a
       // redelivery of one already recorded is not forwarded twice (only a crash between the two can do that).
       const rejectIds = records.filter((r) => r.kind === "rejection").map((r) => r.messageId);
       const recorded = rejectIds.length === 0

@@ -1,6 +1,6 @@
 /**
  * Synthetic login bodies for the benchmark and the fault tests: deterministic from an index, with a
- * chosen share of bad ones (each bad kind a different rule of SPEC §5).
+ * chosen share of bad ones (each bad kind a different rule of the README's "Bad input").
  */
 
 const VERSIONS = ["2.3.0", "0.96", "3.7", "0.2.9", "5.0.2", "1.12.100"];

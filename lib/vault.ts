@@ -131,3 +131,17 @@ export function toBase64(bytes: Uint8Array): string {
 export function fromBase64(text: string): Uint8Array {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
+
+/**
+ * The additional data a `pii_vault` ciphertext is bound to: its field, its token and the id of the HMAC
+ * key that made the token. A ciphertext copied to another row does not decrypt.
+ *
+ * @example
+ * ```ts
+ * import { vaultAad } from "./vault.ts";
+ * vaultAad("ip", "68d4", "k1"); // "pii_vault:ip:68d4:k1"
+ * ```
+ */
+export function vaultAad(field: "ip" | "device_id", token: string, keyId: string): string {
+  return `pii_vault:${field}:${token}:${keyId}`;
+}

@@ -138,7 +138,7 @@ const storable = fc.string({ unit: "binary" }).map((s) => s.replaceAll("\u0000",
 const storableUpTo = (n: number) =>
   fc.string({ unit: "binary", maxLength: n }).map((s) => s.replaceAll("\u0000", "_"));
 
-/** Bodies every rule of SPEC §5 accepts, with the fields they must produce. */
+/** Bodies every rule of the README's "Bad input" accepts, with the fields they must produce. */
 const validLogin = fc.record({
   user_id: storableUpTo(128).filter((s) => s.trim() !== ""),
   device_type: fc.option(storableUpTo(32)),

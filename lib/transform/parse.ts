@@ -1,5 +1,5 @@
 /**
- * body -> login fields | rejection reason. Pure and synchronous: no key, no I/O. Every rule of SPEC §5
+ * body -> login fields | rejection reason. Pure and synchronous: no key, no I/O. Every rule of the README's "Bad input"
  * lives here, so that what reaches the sink fits `user_logins` (the database is the last line of defence,
  * not the first).
  */

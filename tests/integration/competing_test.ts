@@ -1,5 +1,5 @@
 /**
- * SPEC §6: several masq processes draining one queue together still write every message exactly once: the
+ * README "Delivery guarantees": several masq processes draining one queue together still write every message exactly once: the
  * sum of their summaries' `inserted` is the number of good messages, and so is the number of rows.
  */
 import { assert, assertEquals } from "../assert.ts";

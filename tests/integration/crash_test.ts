@@ -1,5 +1,5 @@
 /**
- * SPEC §6: `kill -9` at any moment loses and doubles nothing. The real masq CLI is SIGKILLed repeatedly,
+ * README "Delivery guarantees": `kill -9` at any moment loses and doubles nothing. The real masq CLI is SIGKILLed repeatedly,
  * some kills at random moments after start (start-up included), some while it is writing (after the ledger
  * has grown), restarted each time, then run cleanly to completion; the database must hold exactly one row
  * per good message and one rejection per bad one.

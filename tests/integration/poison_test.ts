@@ -1,5 +1,5 @@
 /**
- * SPEC §5: "One bad message never holds back or loses the good ones in its batch" — here a message that
+ * README "Bad input": "One bad message never holds back or loses the good ones in its batch" — here a message that
  * passes masq's own validation but whose row the database refuses at write time (a test-only CHECK
  * constraint). The batch is split until the refused row is alone; that message is rejected with the
  * database's reason (dead-letter queue + user_logins_rejected); the other nine rows are written.

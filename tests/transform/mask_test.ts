@@ -14,7 +14,7 @@ async function hmacHex(key: string, text: string): Promise<string> {
   return Array.from(sig, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-Deno.test("createMasker() reproduces the SPEC §4 test vectors", async () => {
+Deno.test("createMasker() reproduces the README's test vectors", async () => {
   const mask = await createMasker(KEY);
   assertEquals(
     await mask.ip("199.172.111.135"),

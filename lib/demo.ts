@@ -12,6 +12,7 @@ import { runMasq } from "./run.ts";
 import { startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
 import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";
+import { migrate } from "./sink/schema.ts";
 
 /** The demo's key: public, so never for real data. */
 export const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
@@ -83,10 +84,12 @@ export async function runDemo(
       "db-pool-size": "1",
       "max-backoff-ms": "2000",
     }, DEMO_HMAC_KEY);
-    const summary = await runMasq(config, { log, progressEveryMs: 0 });
     const client = new pg.Client({ connectionString: pgl.url, types: pgTypes });
     await client.connect();
     try {
+      // What `masq migrate` does: masq run itself never runs DDL.
+      await migrate(client);
+      const summary = await runMasq(config, { log, progressEveryMs: 0 });
       const rows = await client.query(
         "SELECT * FROM user_logins_readable ORDER BY create_date DESC, user_id LIMIT 10",
       );
@@ -108,10 +111,10 @@ export async function runDemo(
         }`,
       );
       print("");
+      return summary;
     } finally {
       await client.end();
     }
-    return summary;
   } finally {
     await pgl.stop();
     await sqs.stop();

@@ -8,6 +8,8 @@ import { ConfigError, errorMessage } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { runPipeline, type Summary } from "./pipeline.ts";
 import { createPostgresSink } from "./sink/postgres.ts";
+import { recordKeyUse } from "./sink/schema.ts";
+import { hmacKeyIdOf } from "./lifecycle/keys.ts";
 import { openSqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
 
@@ -40,9 +42,11 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     connectTimeoutMs: 10_000,
   });
   try {
-    await sink.ensureSchema();
+    await sink.checkSchema();
+    await recordKeyUse(sink.pool, hmacKeyIdOf(config));
   } catch (err) {
     await sink.close().catch(() => {});
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(
       "--database-url / DATABASE_URL",
       `cannot use ${redactUrl(config.databaseUrl)}: ${errorMessage(err)}`,

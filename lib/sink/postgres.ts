@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import type { Logger } from "../log.ts";
+import { requireSchema } from "./schema.ts";
 
 /** One valid login, masked, ready to store. */
 export interface LoginRecord {
@@ -41,8 +42,8 @@ export interface WriteResult {
 }
 
 export interface Sink {
-  /** Creates the tables, function and view if missing (never alters an existing table). */
-  ensureSchema(): Promise<void>;
+  /** Checks (no DDL) that `masq migrate` made this masq's schema; a ConfigError naming migrate if not. */
+  checkSchema(): Promise<void>;
   /** Which of these message ids the ledger already holds (committed earlier). */
   written(messageIds: readonly string[]): Promise<Set<string>>;
   /** Writes a batch atomically; message ids already in the ledger are skipped and counted. */
@@ -50,37 +51,7 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-/** The DDL; `user_logins` is exactly the contract's table. */
-export const SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS user_logins(
-  user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
-  masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date);
-
-CREATE TABLE IF NOT EXISTS user_logins_rejected(
-  message_id text PRIMARY KEY, reason text, body_redacted text, rejected_at timestamptz);
-
-CREATE TABLE IF NOT EXISTS user_logins_ledger(
-  message_id text PRIMARY KEY,
-  outcome text NOT NULL CHECK (outcome IN ('inserted', 'rejected')),
-  written_at timestamptz NOT NULL DEFAULT now());
-
-CREATE TABLE IF NOT EXISTS pii_vault(
-  field text NOT NULL, token text NOT NULL, ciphertext bytea NOT NULL, key_id text NOT NULL,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (field, token));
-
-CREATE OR REPLACE FUNCTION app_version_text(v integer) RETURNS text
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  $$ SELECT (v / 1000000)::text || '.' || (v / 1000 % 1000)::text || '.' || (v % 1000)::text $$;
-
-CREATE OR REPLACE VIEW user_logins_readable AS
-  SELECT user_id, device_type, masked_ip, masked_device_id, locale,
-         app_version_text(app_version) AS app_version, create_date
-  FROM user_logins;
-`;
-
-// Serialises concurrent start-ups: CREATE OR REPLACE of one function from two sessions can fail.
-const SCHEMA_LOCK = 0x6d617371; // "masq"
+export { SCHEMA_SQL } from "./schema.ts";
 
 export const WRITE_SQL = `
 WITH input AS (
@@ -159,7 +130,7 @@ export interface PostgresSinkOptions {
  * @example
  * ```ts
  * const sink = createPostgresSink("postgres://postgres@localhost/postgres", { poolSize: 4, log });
- * await sink.ensureSchema();
+ * await sink.checkSchema();
  * await sink.write([{ kind: "rejection", messageId: "m1", reason: "user_id is missing", bodyRedacted: "{}" }]);
  * ```
  */
@@ -180,9 +151,8 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Sink
   let prepare = false;
   return {
     pool,
-    async ensureSchema() {
-      // One simple-query message: atomic even through PGlite's connection multiplexer.
-      await pool.query(`BEGIN; SELECT pg_advisory_xact_lock(${SCHEMA_LOCK}); ${SCHEMA_SQL}; COMMIT;`);
+    async checkSchema() {
+      await requireSchema(pool);
       // A named statement is parsed and planned once per connection (about 40% less time per batch on
       // PostgreSQL 15), but PGlite's multiplexer shares one backend between clients, where the name would
       // clash: there each batch is an unnamed statement.

@@ -6,8 +6,8 @@ import pg from "pg";
 import { GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { type EmbeddedSqs, startEmbeddedPostgres, startEmbeddedSqs } from "../../lib/embedded.ts";
 import { createSqsClient } from "../../lib/source/sqs.ts";
-import { createPostgresSink, pgTypes } from "../../lib/sink/postgres.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { pgTypes } from "../../lib/sink/postgres.ts";
+import { DEFAULT_ROLE_PREFIX, migrate } from "../../lib/sink/schema.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
@@ -26,12 +26,14 @@ export interface TestDatabase {
   /** URL for masq (search_path set to the test's schema on a real server). */
   url: string;
   kind: "postgresql" | "pglite";
+  /** The prefix of this database's masq roles (unique per test on a shared server). */
+  rolePrefix: string;
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   stop(): Promise<void>;
 }
 
-/** A fresh, isolated database for one test. */
-export async function startDatabase(): Promise<TestDatabase> {
+/** A fresh, isolated database for one test, migrated (`masq migrate`) unless `migrated` is false. */
+export async function startDatabase(opts: { migrated?: boolean } = {}): Promise<TestDatabase> {
   const base = Deno.env.get("TEST_DATABASE_URL");
   if (base) {
     const schema = `masq_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
@@ -39,16 +41,20 @@ export async function startDatabase(): Promise<TestDatabase> {
     await admin.connect();
     await admin.query(`CREATE SCHEMA ${schema}`);
     await admin.query(`SET search_path = ${schema}`);
+    const rolePrefix = `${schema}_`;
+    if (opts.migrated !== false) await migrate(admin, { rolePrefix });
     const u = new URL(base);
     u.searchParams.set("options", `-c search_path=${schema}`);
     return {
       url: u.toString(),
       kind: "postgresql",
+      rolePrefix,
       async query<T>(sql: string, params?: unknown[]) {
         return (await admin.query(sql, params)).rows as T[];
       },
       async stop() {
         await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+        await dropRoles(admin, rolePrefix);
         await admin.end();
       },
     };
@@ -56,9 +62,11 @@ export async function startDatabase(): Promise<TestDatabase> {
   const pgl = await startEmbeddedPostgres();
   const client = new pg.Client({ connectionString: pgl.url, types: pgTypes });
   await client.connect();
+  if (opts.migrated !== false) await migrate(client);
   return {
     url: pgl.url,
     kind: "pglite",
+    rolePrefix: DEFAULT_ROLE_PREFIX,
     async query<T>(sql: string, params?: unknown[]) {
       return (await client.query(sql, params)).rows as T[];
     },
@@ -67,6 +75,18 @@ export async function startDatabase(): Promise<TestDatabase> {
       await pgl.stop();
     },
   };
+}
+
+/** Drops the roles a test created (roles are cluster-wide; the schema's objects are gone already). */
+async function dropRoles(admin: pg.Client, prefix: string): Promise<void> {
+  const roles = await admin.query<{ rolname: string }>(
+    "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)",
+    [prefix],
+  );
+  for (const { rolname } of roles.rows) {
+    await admin.query(`DROP OWNED BY ${rolname}`);
+    await admin.query(`DROP ROLE ${rolname}`);
+  }
 }
 
 export { type EmbeddedSqs, startEmbeddedSqs };
@@ -458,13 +478,14 @@ export async function runMasqCliWithin(ms: number, args: string[], e: MasqEnv): 
   return await result;
 }
 
-/** Creates masq's tables, function and view in a test database (as `masq run` does at start-up). */
-export async function createSchema(db: { url: string }): Promise<void> {
-  const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
+/** Runs `masq migrate` (idempotent) on a test database: its tables, function, view and roles. */
+export async function createSchema(db: { url: string; rolePrefix?: string }): Promise<void> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
   try {
-    await sink.ensureSchema();
+    await migrate(client, { rolePrefix: db.rolePrefix ?? DEFAULT_ROLE_PREFIX });
   } finally {
-    await sink.close();
+    await client.end();
   }
 }
 

@@ -129,7 +129,7 @@ async function sqsOutage({ messages: MESSAGES, visibility, outageMs, slowWriteMs
     if (slowWriteMs !== undefined) {
       const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
       try {
-        await sink.ensureSchema();
+        await sink.checkSchema();
       } finally {
         await sink.close();
       }

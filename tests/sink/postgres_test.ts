@@ -49,12 +49,11 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
   let sink: Sink | undefined;
   try {
     sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
-    await sink.ensureSchema();
-    await sink.ensureSchema(); // idempotent
+    await sink.checkSchema();
     const s = sink;
     const reset = () => db.query("TRUNCATE user_logins, user_logins_rejected, user_logins_ledger");
 
-    await t.step("ensureSchema() creates user_logins with exactly the contract's columns", async () => {
+    await t.step("migrate() creates user_logins with exactly the contract's columns", async () => {
       const cols = await db.query<{ column_name: string; data_type: string; len: number | null }>(
         `SELECT column_name, data_type, character_maximum_length AS len FROM information_schema.columns
          WHERE table_name = 'user_logins' AND table_schema = current_schema() ORDER BY ordinal_position`,

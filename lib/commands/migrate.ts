@@ -1,0 +1,31 @@
+/** `masq migrate`: the only command that runs DDL (tables, function, view, roles and grants). */
+import { createLogger } from "../log.ts";
+import { connectDatabase } from "../lifecycle/db.ts";
+import { settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import { DEFAULT_ROLE_PREFIX, migrate as runMigrate } from "../sink/schema.ts";
+import type { Command } from "./command.ts";
+
+export const migrate: Command = {
+  usage: "migrate [--role-prefix P]  create or upgrade the schema and the writer/analyst/privacy roles",
+  flags: { "role-prefix": { type: "string" } },
+  settings: true,
+  async run(ctx) {
+    const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
+    const log = createLogger({ format: config.logFormat, level: config.logLevel });
+    const prefix = typeof ctx.values["role-prefix"] === "string"
+      ? ctx.values["role-prefix"]
+      : DEFAULT_ROLE_PREFIX;
+    const client = await connectDatabase(config.databaseUrl, "migrate");
+    try {
+      const result = await runMigrate(client, { rolePrefix: prefix });
+      log.info(
+        result.from === result.to ? "schema is up to date; grants re-applied" : "schema migrated",
+        { from: result.from, to: result.to, ...result.roles },
+      );
+      ctx.print(JSON.stringify(result));
+      return 0;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  },
+};

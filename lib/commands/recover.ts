@@ -1,0 +1,73 @@
+/**
+ * `masq recover`: the original behind a token, for the few who may see it. Needs the vault key and a
+ * reason; every lookup is appended to pii_access_log in the transaction that reads it. The originals go to
+ * stdout (the one place masq prints them, on request); the log names only tokens.
+ */
+import { ConfigError } from "../errors.ts";
+import { createLogger } from "../log.ts";
+import { connectDatabase } from "../lifecycle/db.ts";
+import {
+  osUser,
+  requireReason,
+  requireVaultKey,
+  resolveVaultKeyId,
+  settingsWithoutHmacKey,
+  vaultSecrets,
+} from "../lifecycle/keys.ts";
+import { parseField, parseToken, recoverTokens } from "../lifecycle/recover.ts";
+import { requireSchema } from "../sink/schema.ts";
+import { createVaultCipher } from "../vault.ts";
+import type { Command } from "./command.ts";
+
+/** Tokens from stdin, one a line (blank lines skipped). */
+async function tokensFromStdin(): Promise<string[]> {
+  const text = await new Response(Deno.stdin.readable).text();
+  const out: string[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() !== "") out.push(parseToken(line, `stdin line ${i + 1}`));
+  });
+  return out;
+}
+
+export const recover: Command = {
+  usage:
+    'recover --field ip|device_id (--token T | tokens on stdin) --reason "..."   print originals (vault key)',
+  flags: { field: { type: "string" }, token: { type: "string" }, reason: { type: "string" } },
+  settings: true,
+  async run(ctx) {
+    const field = parseField(ctx.values.field);
+    const reason = requireReason(ctx.values.reason, "recover");
+    const key = requireVaultKey(ctx.env, ctx.readFile, "recover");
+    const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
+    const secrets = vaultSecrets(ctx.env);
+    const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
+    ctx.useLogger(log, secrets);
+    const single = typeof ctx.values.token === "string";
+    const tokens = single ? [parseToken(ctx.values.token as string, "--token")] : await tokensFromStdin();
+    if (tokens.length === 0) {
+      throw new ConfigError("--token", "no token given (--token, or one per line on stdin)");
+    }
+    const vault = await createVaultCipher(key, resolveVaultKeyId(ctx.env));
+    const client = await connectDatabase(config.databaseUrl, "recover");
+    try {
+      await requireSchema(client);
+      const answers = await recoverTokens(client, vault, field, tokens, { osUser: osUser(ctx.env), reason });
+      const missing = answers.filter((a) => a.original === undefined).length;
+      for (const a of answers) {
+        if (single) {
+          if (a.original !== undefined) ctx.print(a.original);
+        } else ctx.print(`${a.token}\t${a.original ?? ""}`);
+      }
+      log.info("recovered", { field, tokens: answers.length, found: answers.length - missing, missing });
+      if (missing > 0) {
+        log.error(
+          `${missing} of ${answers.length} ${field} tokens have no vault entry (never vaulted, or forgotten)`,
+        );
+        return 1;
+      }
+      return 0;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  },
+};

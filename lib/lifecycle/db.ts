@@ -1,0 +1,80 @@
+/**
+ * One PostgreSQL connection for a lifecycle command, the transaction helper, and the access log.
+ *
+ * @module
+ */
+import pg from "pg";
+import { redactUrl } from "../config.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+import { pgTypes } from "../sink/postgres.ts";
+
+/**
+ * Connects one client (a ConfigError naming DATABASE_URL, password redacted, when it cannot).
+ *
+ * @example
+ * ```ts
+ * import { connectDatabase } from "./db.ts";
+ * const client = await connectDatabase("postgres://postgres@127.0.0.1:5432/test", "recover");
+ * await client.end();
+ * ```
+ */
+export async function connectDatabase(url: string, command: string): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: url,
+    types: pgTypes,
+    application_name: `masq ${command}`,
+    connectionTimeoutMillis: 10_000,
+  });
+  client.on("error", () => {}); // a lost connection fails the pending query, which reports it
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new ConfigError(
+      "--database-url / DATABASE_URL",
+      `cannot use ${redactUrl(url)}: ${errorMessage(err)}`,
+    );
+  }
+  return client;
+}
+
+/** Runs `fn` in a transaction: COMMIT when it returns, ROLLBACK when it throws. */
+export async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
+  await client.query("BEGIN");
+  try {
+    const out = await fn();
+    await client.query("COMMIT");
+    return out;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  }
+}
+
+/** One line of `pii_access_log`; time, database role and session role are filled in by the database. */
+export interface AccessEntry {
+  action: "recover" | "forget_token" | "forget_user" | "rekey";
+  osUser: string;
+  reason: string;
+  outcome: string;
+  field?: string | null;
+  token?: string | null;
+  userId?: string | null;
+}
+
+/** Appends entries to pii_access_log (in the caller's transaction). */
+export async function logAccess(client: pg.Client, entries: readonly AccessEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await client.query(
+    `INSERT INTO pii_access_log (os_user, action, field, token, user_id, reason, outcome)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+    [
+      entries.map((e) => e.osUser),
+      entries.map((e) => e.action),
+      entries.map((e) => e.field ?? null),
+      entries.map((e) => e.token ?? null),
+      entries.map((e) => e.userId ?? null),
+      entries.map((e) => e.reason),
+      entries.map((e) => e.outcome),
+    ],
+  );
+}

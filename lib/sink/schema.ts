@@ -141,9 +141,11 @@ GRANT EXECUTE ON FUNCTION app_version_text(integer) TO ${all};
 GRANT SELECT ON masq_schema_version TO ${all};
 
 GRANT INSERT ON user_logins, user_logins_rejected, user_logins_ledger, pii_vault TO ${r.writer};
--- The batch statement returns the message ids it newly recorded (RETURNING needs SELECT); the ledger holds
--- no personal data.
+-- The batch statement returns the message ids it newly recorded (RETURNING needs SELECT), and ON CONFLICT
+-- needs SELECT on its conflict columns: ids and tokens only, never the vault's ciphertext or a body.
 GRANT SELECT ON user_logins_ledger TO ${r.writer};
+GRANT SELECT (message_id) ON user_logins_rejected TO ${r.writer};
+GRANT SELECT (field, token) ON pii_vault TO ${r.writer};
 GRANT SELECT, INSERT, UPDATE ON pii_keys TO ${r.writer};
 
 GRANT SELECT ON user_logins_readable TO ${r.analyst};

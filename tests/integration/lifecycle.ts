@@ -1,0 +1,205 @@
+/**
+ * Helpers for the PII-lifecycle tests: vault rows written exactly as the pipeline's writer writes them
+ * (HMAC token, AES-256-GCM under vaultAad(field, token, keyId)), role checks, and the masq CLI with the
+ * lifecycle's environment variables.
+ */
+import { createMasker } from "../../lib/transform/mask.ts";
+import { createVaultCipher, toBase64, vaultAad } from "../../lib/vault.ts";
+import {
+  collect,
+  MAIN,
+  type MasqResult,
+  ROOT,
+  runPermissions,
+  TEST_KEY,
+  type TestDatabase,
+} from "./harness.ts";
+
+export const VAULT_KEY = new Uint8Array(32).map((_, i) => i * 7 + 3);
+export const VAULT_KEY_B64 = toBase64(VAULT_KEY);
+export const OTHER_VAULT_KEY_B64 = toBase64(new Uint8Array(32).fill(9));
+
+export interface Login {
+  userId: string;
+  ip: string | null;
+  deviceId: string | null;
+}
+
+/** Tokens of a value under the test key (as masq run makes them). */
+export async function tokensOf(hmacKey = TEST_KEY) {
+  const masker = await createMasker(hmacKey);
+  return {
+    ip: async (v: string) => await masker.ip(v),
+    deviceId: async (v: string) => await masker.deviceId(v),
+  };
+}
+
+/**
+ * Inserts logins the way the writer does: masked rows, and one vault entry per distinct (field, token),
+ * ON CONFLICT DO NOTHING, in one statement.
+ */
+export async function insertLogins(
+  db: TestDatabase,
+  logins: readonly Login[],
+  opts: { hmacKey?: string; keyId?: string; vault?: boolean } = {},
+): Promise<void> {
+  const keyId = opts.keyId ?? "k1";
+  const tok = await tokensOf(opts.hmacKey ?? TEST_KEY);
+  const cipher = await createVaultCipher(VAULT_KEY, "v1");
+  const rows: unknown[][] = [[], [], []];
+  const vault = new Map<string, [string, string, Uint8Array]>();
+  for (const l of logins) {
+    const ip = l.ip === null ? null : await tok.ip(l.ip);
+    const dev = l.deviceId === null ? null : await tok.deviceId(l.deviceId);
+    rows[0].push(l.userId);
+    rows[1].push(ip);
+    rows[2].push(dev);
+    if (opts.vault === false) continue;
+    if (ip !== null && l.ip !== null) {
+      vault.set(`ip:${ip}`, ["ip", ip, await cipher.encrypt(l.ip, vaultAad("ip", ip, keyId))]);
+    }
+    if (dev !== null && l.deviceId !== null) {
+      vault.set(`d:${dev}`, [
+        "device_id",
+        dev,
+        await cipher.encrypt(l.deviceId, vaultAad("device_id", dev, keyId)),
+      ]);
+    }
+  }
+  const v = [...vault.values()];
+  await db.query(
+    `WITH logins AS (
+       INSERT INTO user_logins (user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date)
+       SELECT u, 'android', ip, dev, 'en_US', 2003000, '2026-11-23' FROM unnest($1::text[], $2::text[], $3::text[]) AS t(u, ip, dev)
+     )
+     INSERT INTO pii_vault (field, token, ciphertext, key_id)
+     SELECT f, t, c, $7 FROM unnest($4::text[], $5::text[], $6::bytea[]) AS v(f, t, c)
+     ON CONFLICT (field, token) DO NOTHING`,
+    [rows[0], rows[1], rows[2], v.map((e) => e[0]), v.map((e) => e[1]), v.map((e) => e[2]), keyId],
+  );
+}
+
+/** Runs `sql` as `role` (SET LOCAL ROLE in a rolled-back transaction): "ok", or the SQLSTATE it raised. */
+export async function asRole(
+  db: TestDatabase,
+  role: string,
+  sql: string,
+  params?: unknown[],
+): Promise<string> {
+  await db.query("BEGIN");
+  try {
+    await db.query(`SET LOCAL ROLE ${role}`);
+    await db.query(sql, params);
+    return "ok";
+  } catch (err) {
+    return String((err as { code?: string }).code ?? (err as Error).message);
+  } finally {
+    await db.query("ROLLBACK");
+  }
+}
+
+/** Environment names the lifecycle commands read beyond `deno task start`'s list. */
+const LIFECYCLE_ENV = "PII_VAULT_KEY,PII_VAULT_KEY_FILE,PII_VAULT_KEY_ID,PII_HMAC_KEY_ID,USER,LOGNAME";
+
+export interface LifecycleRun {
+  databaseUrl: string;
+  env?: Record<string, string>;
+  stdin?: string;
+  /** Extra directories masq may read (key files). */
+  read?: string[];
+}
+
+/** Spawns the real masq CLI with the task permissions plus the lifecycle's environment names. */
+export function spawnLifecycle(args: string[], o: LifecycleRun): Deno.ChildProcess {
+  const perms = runPermissions().map((p) =>
+    p.startsWith("--allow-env=")
+      ? `${p},${LIFECYCLE_ENV}`
+      : p.startsWith("--allow-read=") && o.read
+      ? `${p},${o.read.join(",")}`
+      : p
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...perms, MAIN, ...args],
+    env: {
+      DATABASE_URL: o.databaseUrl,
+      SQS_QUEUE_URL: "http://127.0.0.1:9/000000000000/unused",
+      NO_COLOR: "1",
+      HOME: Deno.env.get("HOME") ?? "/root",
+      PATH: Deno.env.get("PATH") ?? "",
+      USER: "dpo-test",
+      ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
+      ...o.env,
+    },
+    clearEnv: true,
+    stdin: o.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    cwd: ROOT,
+  }).spawn();
+  if (o.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    w.write(new TextEncoder().encode(o.stdin)).then(() => w.close()).catch(() => {});
+  }
+  return child;
+}
+
+/** Runs a lifecycle command to completion, SIGKILLing it (and failing) after `ms`. */
+export async function masq(args: string[], o: LifecycleRun, ms = 60_000): Promise<MasqResult> {
+  const child = spawnLifecycle(args, o);
+  const result = collect(child);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = await Promise.race([
+    result.then(() => false),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), ms)),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended meanwhile */ }
+    const res = await result;
+    throw new Error(
+      `masq ${args.join(" ")} did not finish within ${ms / 1000} s:\n${res.stderr.slice(-3000)}`,
+    );
+  }
+  return await result;
+}
+
+/**
+ * Spawns a command, waits until it prints "paused at <point>" on stderr, SIGKILLs it and reaps it.
+ * Fails if it ends or does not pause within `ms`.
+ */
+export async function killAtPause(
+  args: string[],
+  o: LifecycleRun,
+  point: string,
+  ms = 60_000,
+): Promise<string> {
+  const child = spawnLifecycle(args, { ...o, env: { ...o.env, MASQ_TEST_PAUSE: point } });
+  let stderr = "";
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const stdoutDone = child.stdout.pipeTo(new WritableStream()).catch(() => {});
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, ms);
+  try {
+    while (!stderr.includes(`paused at ${point}`)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`masq ${args.join(" ")} ended without pausing at ${point}:\n${stderr}`);
+      stderr += value;
+    }
+    child.kill("SIGKILL");
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+    await child.stderr.cancel().catch(() => {});
+    const status = await child.status;
+    await stdoutDone;
+    if (status.signal !== "SIGKILL" && stderr.includes(`paused at ${point}`)) {
+      throw new Error(`expected SIGKILL, got ${JSON.stringify(status)}`);
+    }
+  }
+  return stderr;
+}

@@ -1,0 +1,183 @@
+/**
+ * `masq migrate` is the only DDL; `masq run` checks the schema version and exits 2 naming migrate; each
+ * role can do its part and nothing else (against the real database: PostgreSQL, or PGlite without
+ * TEST_DATABASE_URL).
+ */
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { roleNames, SCHEMA_VERSION } from "../../lib/sink/schema.ts";
+import { runMasqCliWithin, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
+import { asRole, insertLogins, masq } from "./lifecycle.ts";
+import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+
+Deno.test("masq run exits 2 naming migrate when the schema is missing or older, and creates nothing", async () => {
+  const db = await startDatabase({ migrated: false });
+  const sqs = await startEmbeddedSqs();
+  try {
+    const queueUrl = sqs.createQueue("q");
+    const missing = await runMasqCliWithin(60_000, ["run"], { queueUrl, databaseUrl: db.url });
+    assertEquals(missing.code, 2, missing.stderr);
+    assertMatch(missing.stderr, /^masq: schema: the database has no masq schema.*run `masq migrate`/m);
+    const tables = await db.query(
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()",
+    );
+    assertEquals(tables, [], "run must not create anything");
+
+    const first = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
+    assertEquals(first.code, 0, first.stderr);
+    assertEquals(JSON.parse(first.stdout.trim()).from, 0);
+    assertEquals(JSON.parse(first.stdout.trim()).to, SCHEMA_VERSION);
+    const again = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(JSON.parse(again.stdout.trim()).from, SCHEMA_VERSION);
+
+    await db.query("UPDATE masq_schema_version SET version = 0");
+    const older = await runMasqCliWithin(60_000, ["run"], { queueUrl, databaseUrl: db.url });
+    assertEquals(older.code, 2, older.stderr);
+    assertMatch(older.stderr, /^masq: schema: .*version 0, older than this masq's \d+; run `masq migrate`/m);
+  } finally {
+    await sqs.stop();
+    await db.stop();
+  }
+});
+
+Deno.test("migrate's roles: the writer writes only, the analyst reads the readable view only, the privacy officer manages the vault", async () => {
+  const db = await startDatabase();
+  try {
+    const r = roleNames(db.rolePrefix);
+    await insertLogins(db, [{ userId: "u1", ip: "10.0.0.1", deviceId: "dev-1" }]);
+    const writer = (sql: string, p?: unknown[]) => asRole(db, r.writer, sql, p);
+    const analyst = (sql: string, p?: unknown[]) => asRole(db, r.analyst, sql, p);
+    const officer = (sql: string, p?: unknown[]) => asRole(db, r.privacyOfficer, sql, p);
+    const DENIED = "42501";
+
+    // The writer: exactly what a batch does.
+    assertEquals(
+      await writer(
+        `WITH l AS (INSERT INTO user_logins_ledger (message_id, outcome) VALUES ('m1', 'inserted')
+           ON CONFLICT (message_id) DO NOTHING RETURNING message_id),
+         u AS (INSERT INTO user_logins (user_id) VALUES ('u2') RETURNING 1),
+         v AS (INSERT INTO pii_vault (field, token, ciphertext, key_id) VALUES ('ip', 'ab', '\\x00', 'k1')
+           ON CONFLICT (field, token) DO NOTHING)
+         INSERT INTO user_logins_rejected (message_id, reason) VALUES ('m2', 'x') ON CONFLICT DO NOTHING`,
+      ),
+      "ok",
+    );
+    assertEquals(await writer("SELECT message_id FROM user_logins_ledger"), "ok");
+    assertEquals(
+      await writer(
+        "INSERT INTO pii_keys VALUES ('k1', now(), now()) ON CONFLICT (id) DO UPDATE SET last_used = now()",
+      ),
+      "ok",
+    );
+    assertEquals(await writer("SELECT version FROM masq_schema_version"), "ok");
+    for (
+      const sql of [
+        "SELECT * FROM pii_vault",
+        "SELECT ciphertext FROM pii_vault",
+        "SELECT * FROM user_logins",
+        "SELECT * FROM user_logins_readable",
+        "SELECT body_redacted FROM user_logins_rejected",
+        "SELECT * FROM user_logins_rejected",
+        "SELECT * FROM pii_access_log",
+        "DELETE FROM user_logins",
+        "DELETE FROM pii_vault",
+        "DELETE FROM user_logins_ledger",
+        "UPDATE user_logins SET masked_ip = 'x'",
+        "TRUNCATE user_logins",
+        "CREATE TABLE evil(x int)",
+        "DROP TABLE user_logins",
+      ]
+    ) assertEquals(await writer(sql), DENIED, `writer: ${sql}`);
+
+    // The analyst: the readable view, nothing else.
+    assertEquals(await analyst("SELECT user_id, masked_ip, app_version FROM user_logins_readable"), "ok");
+    for (
+      const sql of [
+        "SELECT * FROM user_logins",
+        "SELECT * FROM pii_vault",
+        "SELECT * FROM user_logins_rejected",
+        "SELECT * FROM user_logins_ledger",
+        "SELECT * FROM pii_access_log",
+        "SELECT * FROM pii_keys",
+        "INSERT INTO user_logins (user_id) VALUES ('x')",
+        "DELETE FROM user_logins",
+        "CREATE TABLE evil(x int)",
+      ]
+    ) assertEquals(await analyst(sql), DENIED, `analyst: ${sql}`);
+
+    // The privacy officer: the vault, forget, rekey; the access log is append-only even for them.
+    for (
+      const sql of [
+        "SELECT * FROM pii_vault",
+        "DELETE FROM pii_vault WHERE field = 'ip'",
+        "INSERT INTO pii_vault (field, token, ciphertext, key_id) VALUES ('ip', 'cd', '\\x00', 'k2')",
+        "DELETE FROM user_logins WHERE user_id = 'u1'",
+        "UPDATE user_logins SET masked_ip = masked_ip",
+        "DELETE FROM user_logins_rejected WHERE message_id = 'm2'",
+        "LOCK TABLE pii_vault IN SHARE ROW EXCLUSIVE MODE",
+        "INSERT INTO pii_access_log (action, reason, outcome) VALUES ('recover', 'test', 'found')",
+        "SELECT * FROM pii_access_log",
+      ]
+    ) assertEquals(await officer(sql), "ok", `privacy officer: ${sql}`);
+    for (
+      const sql of [
+        "UPDATE pii_access_log SET reason = 'nothing to see'",
+        "DELETE FROM pii_access_log",
+        "TRUNCATE pii_access_log",
+        "INSERT INTO user_logins (user_id) VALUES ('x')",
+        "CREATE TABLE evil(x int)",
+      ]
+    ) assertEquals(await officer(sql), DENIED, `privacy officer: ${sql}`);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test({
+  name: "masq run works as a login user that is only a member of the writer role",
+  // PGlite's socket server knows one user; the SET ROLE checks above cover its grants.
+  ignore: !Deno.env.get("TEST_DATABASE_URL"),
+}, async () => {
+  const db = await startDatabase();
+  const sqs = await startEmbeddedSqs();
+  const login = `${db.rolePrefix}app`;
+  try {
+    const r = roleNames(db.rolePrefix);
+    await db.query(`CREATE ROLE ${login} LOGIN IN ROLE ${r.writer}`);
+    const url = new URL(db.url);
+    url.username = login;
+    const queueUrl = sqs.createQueue("q");
+    const client = sqsClient(sqs);
+    await client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: [
+          {
+            Id: "a",
+            MessageBody: JSON.stringify({
+              user_id: "u1",
+              device_type: "ios",
+              ip: "10.1.2.3",
+              device_id: "d-1",
+              locale: "en_US",
+              app_version: "2.3.0",
+            }),
+          },
+          { Id: "b", MessageBody: "not json" },
+        ],
+      }),
+    );
+    client.destroy();
+    const res = await runMasqCliWithin(60_000, ["run"], { queueUrl, databaseUrl: url.toString() });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(res.summary?.inserted, 1);
+    assertEquals(res.summary?.rejected, 1);
+    const keys = await db.query<{ id: string }>("SELECT id FROM pii_keys");
+    assertEquals(keys.map((k) => k.id), ["k1"]);
+    assert(!res.stderr.includes("10.1.2.3"));
+  } finally {
+    await db.query(`DROP ROLE IF EXISTS ${login}`).catch(() => {});
+    await sqs.stop();
+    await db.stop();
+  }
+});

@@ -1,0 +1,143 @@
+/**
+ * `masq forget`: a person's rows and the vault entries nobody else needs go, shared entries stay, one
+ * entry can go alone; all logged, all in one transaction (SIGKILL mid-way, run again: consistent).
+ */
+import { assertEquals, assertMatch } from "../assert.ts";
+import { startDatabase, type TestDatabase } from "./harness.ts";
+import { insertLogins, killAtPause, masq, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
+
+const SHARED_IP = "100.64.0.1";
+
+async function seed(db: TestDatabase) {
+  await insertLogins(db, [
+    { userId: "u1", ip: SHARED_IP, deviceId: "phone-u1" },
+    { userId: "u1", ip: "100.64.0.2", deviceId: "phone-u1" },
+    { userId: "u1", ip: "100.64.0.2", deviceId: null },
+    { userId: "u2", ip: SHARED_IP, deviceId: "phone-u2" },
+    { userId: "u10", ip: "100.64.0.10", deviceId: "phone-u10" },
+  ]);
+  await db.query(
+    `INSERT INTO user_logins_rejected (message_id, reason, body_redacted, rejected_at) VALUES
+       ('r1', 'app_version is malformed', '{"user_id":"u1","app_version":"x"}', now()),
+       ('r2', 'app_version is malformed', '{"user_id":"u10","app_version":"x"}', now()),
+       ('r3', 'body is not valid JSON', NULL, now())`,
+  );
+}
+
+async function state(db: TestDatabase) {
+  const q = async (sql: string) => (await db.query<{ v: unknown }>(sql)).map((r) => r.v);
+  return {
+    users: await q("SELECT user_id AS v FROM user_logins ORDER BY 1"),
+    rejected: await q("SELECT message_id AS v FROM user_logins_rejected ORDER BY 1"),
+    vault: (await q("SELECT count(*)::int AS v FROM pii_vault"))[0],
+    log: await q(
+      "SELECT action || ':' || coalesce(user_id, token) || ':' || outcome AS v FROM pii_access_log ORDER BY id",
+    ),
+  };
+}
+
+Deno.test("masq forget --user-id erases the person's rows and unshared vault entries, keeps what others share", async () => {
+  const db = await startDatabase();
+  try {
+    await seed(db);
+    const res = await masq(["forget", "--user-id", "u1", "--reason", "erasure request 2026-117"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(JSON.parse(res.stdout.trim()), {
+      userLogins: 3,
+      rejected: 1,
+      vaultEntries: 2, // 100.64.0.2 and phone-u1
+      vaultEntriesKept: 1, // the IP u2 shares
+    });
+    const s = await state(db);
+    assertEquals(s.users, ["u10", "u2"]);
+    assertEquals(s.rejected, ["r2", "r3"]);
+    assertEquals(s.vault, 4); // shared IP, phone-u2, u10's IP and phone
+    assertEquals(s.log, [
+      "forget_user:u1:removed user_logins=3 user_logins_rejected=1 pii_vault=2 kept_shared=1",
+    ]);
+    // u2's shared address still recovers.
+    const tok = await tokensOf();
+    const rec = await masq(
+      ["recover", "--field", "ip", "--token", await tok.ip(SHARED_IP), "--reason", "check"],
+      { databaseUrl: db.url, env: { PII_VAULT_KEY: VAULT_KEY_B64 } },
+    );
+    assertEquals(rec.stdout, `${SHARED_IP}\n`, rec.stderr);
+    // u1's own address is gone for good.
+    const gone = await masq(
+      ["recover", "--field", "ip", "--token", await tok.ip("100.64.0.2"), "--reason", "check"],
+      { databaseUrl: db.url, env: { PII_VAULT_KEY: VAULT_KEY_B64 } },
+    );
+    assertEquals(gone.code, 1);
+    assertEquals(gone.stdout, "");
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq forget --field --token erases one vault entry; rows keep a token that leads nowhere", async () => {
+  const db = await startDatabase();
+  try {
+    await seed(db);
+    const token = await (await tokensOf()).deviceId("phone-u2");
+    const res = await masq(["forget", "--field", "device_id", "--token", token, "--reason", "objection"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(JSON.parse(res.stdout.trim()), { vaultEntries: 1, rowsStillReferencing: 1 });
+    assertEquals((await state(db)).vault, 5);
+    const again = await masq(["forget", "--field", "device_id", "--token", token, "--reason", "objection"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(JSON.parse(again.stdout.trim()).vaultEntries, 0);
+    assertEquals((await state(db)).log, [`forget_token:${token}:removed`, `forget_token:${token}:not_found`]);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq forget refuses ambiguous or reasonless requests", async () => {
+  const db = await startDatabase();
+  try {
+    const both = await masq([
+      "forget",
+      "--user-id",
+      "u1",
+      "--field",
+      "ip",
+      "--token",
+      "a".repeat(64),
+      "--reason",
+      "r",
+    ], {
+      databaseUrl: db.url,
+    });
+    assertEquals(both.code, 2);
+    assertMatch(both.stderr, /^masq: usage: give either --user-id, or --field with --token/);
+    const none = await masq(["forget", "--user-id", "u1"], { databaseUrl: db.url });
+    assertEquals(none.code, 2);
+    assertMatch(none.stderr, /^masq: --reason: required/);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq forget killed mid-transaction (SIGKILL) leaves everything as it was; run again, it completes", async () => {
+  const db = await startDatabase();
+  try {
+    await seed(db);
+    const before = await state(db);
+    const args = ["forget", "--user-id", "u1", "--reason", "erasure request 9"];
+    await killAtPause(args, { databaseUrl: db.url }, "forget");
+    assertEquals(await state(db), before, "a killed forget commits nothing");
+    const res = await masq(args, { databaseUrl: db.url });
+    assertEquals(res.code, 0, res.stderr);
+    const after = await state(db);
+    assertEquals(after.users, ["u10", "u2"]);
+    assertEquals(after.vault, 4);
+    assertEquals(after.log.length, 1);
+  } finally {
+    await db.stop();
+  }
+});

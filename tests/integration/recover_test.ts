@@ -1,0 +1,164 @@
+/**
+ * `masq recover`: originals for the few who hold the vault key, every lookup on record, a wrong key or a
+ * moved ciphertext an error (never another person's data).
+ */
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { startDatabase } from "./harness.ts";
+import { insertLogins, masq, OTHER_VAULT_KEY_B64, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
+
+const vaultEnv = { PII_VAULT_KEY: VAULT_KEY_B64 };
+
+interface LogRow {
+  action: string;
+  field: string;
+  token: string;
+  reason: string;
+  outcome: string;
+  os_user: string;
+  db_role: string;
+}
+
+async function accessLog(db: { query<T>(sql: string): Promise<T[]> }): Promise<LogRow[]> {
+  return await db.query<LogRow>(
+    "SELECT action, field, token, reason, outcome, os_user, db_role FROM pii_access_log ORDER BY id",
+  );
+}
+
+Deno.test("masq recover prints the original of a token and logs who asked, why, and what was found", async () => {
+  const db = await startDatabase();
+  try {
+    await insertLogins(db, [{ userId: "u1", ip: "203.0.113.7", deviceId: "dev-7" }]);
+    const tok = await tokensOf();
+    const ipToken = await tok.ip("203.0.113.7");
+    const res = await masq(
+      ["recover", "--field", "ip", "--token", ipToken, "--reason", "ticket 42: fraud review"],
+      { databaseUrl: db.url, env: vaultEnv },
+    );
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(res.stdout, "203.0.113.7\n");
+    assert(!res.stderr.includes("203.0.113.7"), "the original goes to stdout only");
+    const log = await accessLog(db);
+    assertEquals(log.length, 1);
+    assertEquals(log[0].action, "recover");
+    assertEquals(log[0].field, "ip");
+    assertEquals(log[0].token, ipToken);
+    assertEquals(log[0].reason, "ticket 42: fraud review");
+    assertEquals(log[0].outcome, "found");
+    assertEquals(log[0].os_user, "dpo-test");
+    assertEquals(log[0].db_role, (await db.query<{ u: string }>("SELECT current_user AS u"))[0].u);
+
+    const dev = await masq(
+      ["recover", "--field", "device_id", "--token", await tok.deviceId("dev-7"), "--reason", "ticket 42"],
+      { databaseUrl: db.url, env: vaultEnv },
+    );
+    assertEquals(dev.stdout, "dev-7\n", dev.stderr);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq recover reads many tokens from stdin and logs each lookup, found or not", async () => {
+  const db = await startDatabase();
+  try {
+    const ips = ["198.51.100.1", "198.51.100.2", "2001:db8::1"];
+    await insertLogins(db, ips.map((ip, i) => ({ userId: `u${i}`, ip, deviceId: null })));
+    const tok = await tokensOf();
+    const tokens = await Promise.all(ips.map((ip) => tok.ip(ip)));
+    const unknown = "f".repeat(64);
+    const res = await masq(["recover", "--field", "ip", "--reason", "audit 7"], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+      stdin: [...tokens, "", unknown.toUpperCase()].join("\n") + "\n",
+    });
+    assertEquals(res.code, 1, "one token is not in the vault");
+    assertEquals(res.stdout.split("\n").slice(0, -1), [
+      ...tokens.map((t, i) => `${t}\t${ips[i]}`),
+      `${unknown}\t`,
+    ]);
+    assertMatch(res.stderr, /1 of 4 ip tokens have no vault entry/);
+    const log = await accessLog(db);
+    assertEquals(log.map((l) => l.outcome), ["found", "found", "found", "not_found"]);
+    assertEquals(log.map((l) => l.token), [...tokens, unknown]);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq recover refuses without a reason or a vault key, or with a malformed token, and logs nothing", async () => {
+  const db = await startDatabase();
+  try {
+    const token = "a".repeat(64);
+    const noReason = await masq(["recover", "--field", "ip", "--token", token], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+    });
+    assertEquals(noReason.code, 2);
+    assertMatch(noReason.stderr, /^masq: --reason: required/);
+    const blank = await masq(["recover", "--field", "ip", "--token", token, "--reason", "  "], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+    });
+    assertEquals(blank.code, 2);
+    const noKey = await masq(["recover", "--field", "ip", "--token", token, "--reason", "r"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(noKey.code, 2);
+    assertMatch(noKey.stderr, /^masq: PII_VAULT_KEY: not set/);
+    const shortKey = await masq(["recover", "--field", "ip", "--token", token, "--reason", "r"], {
+      databaseUrl: db.url,
+      env: { PII_VAULT_KEY: btoa("too short") },
+    });
+    assertEquals(shortKey.code, 2);
+    assertMatch(shortKey.stderr, /^masq: PII_VAULT_KEY: decodes to 9 bytes; expected 32/);
+    const badToken = await masq(["recover", "--field", "ip", "--token", "10.0.0.1", "--reason", "r"], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+    });
+    assertEquals(badToken.code, 2);
+    assertMatch(badToken.stderr, /^masq: --token: is not a token \(64 hex digits\)/);
+    assert(!badToken.stderr.includes("10.0.0.1"), "the error does not echo what may be a raw value");
+    const badField = await masq(["recover", "--field", "email", "--token", token, "--reason", "r"], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+    });
+    assertEquals(badField.code, 2);
+    assertEquals(await accessLog(db), []);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq recover with the wrong vault key, or a ciphertext moved to another token, is a clear error and prints nothing", async () => {
+  const db = await startDatabase();
+  try {
+    await insertLogins(db, [
+      { userId: "u1", ip: "192.0.2.10", deviceId: null },
+      { userId: "u2", ip: "192.0.2.20", deviceId: null },
+    ]);
+    const tok = await tokensOf();
+    const [a, b] = [await tok.ip("192.0.2.10"), await tok.ip("192.0.2.20")];
+    const wrong = await masq(["recover", "--field", "ip", "--token", a, "--reason", "r"], {
+      databaseUrl: db.url,
+      env: { PII_VAULT_KEY: OTHER_VAULT_KEY_B64 },
+    });
+    assertEquals(wrong.code, 2);
+    assertEquals(wrong.stdout, "");
+    assertMatch(wrong.stderr, /^masq: PII_VAULT_KEY: the vault entry of ip token .* does not decrypt/);
+
+    // Someone with write access copies b's ciphertext over a's: a must not turn into b's address.
+    await db.query(
+      "UPDATE pii_vault SET ciphertext = (SELECT ciphertext FROM pii_vault WHERE token = $2) WHERE token = $1",
+      [a, b],
+    );
+    const moved = await masq(["recover", "--field", "ip", "--token", a, "--reason", "r"], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+    });
+    assertEquals(moved.code, 2);
+    assertEquals(moved.stdout, "");
+    assert(!moved.stderr.includes("192.0.2.20"));
+    assertEquals((await accessLog(db)).map((l) => l.outcome), ["undecryptable", "undecryptable"]);
+  } finally {
+    await db.stop();
+  }
+});

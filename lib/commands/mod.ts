@@ -5,8 +5,17 @@ import { demo } from "./demo.ts";
 import { forget } from "./forget.ts";
 import { migrate } from "./migrate.ts";
 import { recover } from "./recover.ts";
+import { rekey } from "./rekey.ts";
 import { run } from "./run.ts";
 
 export type { Command, CommandContext } from "./command.ts";
 
-export const COMMANDS: Readonly<Record<string, Command>> = { run, demo, bench, migrate, recover, forget };
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  run,
+  demo,
+  bench,
+  migrate,
+  recover,
+  forget,
+  rekey,
+};

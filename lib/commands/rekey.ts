@@ -1,0 +1,103 @@
+/**
+ * `masq rekey`: re-tokenise existing rows under a new HMAC key, from the vault, in batches; resumable
+ * (run it again after a crash). Progress on stderr: a live line on a terminal, else a log line every few
+ * seconds. Switch `masq run` to the new key first, so that no new rows arrive under the old one.
+ */
+import { ConfigError } from "../errors.ts";
+import { createLogger } from "../log.ts";
+import { connectDatabase } from "../lifecycle/db.ts";
+import {
+  osUser,
+  readKeyFile,
+  requireVaultKey,
+  resolveVaultKeyId,
+  settingsWithoutHmacKey,
+  vaultSecrets,
+} from "../lifecycle/keys.ts";
+import { rekey as runRekey } from "../lifecycle/rekey.ts";
+import { requireSchema } from "../sink/schema.ts";
+import { createVaultCipher } from "../vault.ts";
+import type { Command } from "./command.ts";
+
+const encoder = new TextEncoder();
+
+export const rekey: Command = {
+  usage:
+    "rekey --to-key-file F --to-key-id ID [--batch N] [--reason R]   re-tokenise rows under a new HMAC key",
+  flags: {
+    "to-key-file": { type: "string" },
+    "to-key-id": { type: "string" },
+    batch: { type: "string" },
+    reason: { type: "string" },
+  },
+  settings: true,
+  async run(ctx) {
+    const file = ctx.values["to-key-file"];
+    if (typeof file !== "string" || file === "") {
+      throw new ConfigError(
+        "--to-key-file",
+        "required: the file holding the new HMAC key (never the key itself)",
+      );
+    }
+    const keyId = ctx.values["to-key-id"];
+    if (typeof keyId !== "string" || !/^[A-Za-z0-9._-]{1,32}$/.test(keyId)) {
+      throw new ConfigError("--to-key-id", "required: the new key's id (1-32 of A-Z a-z 0-9 . _ -), e.g. k2");
+    }
+    const batchText = ctx.values.batch ?? "500";
+    const batchSize = Number(batchText);
+    if (!/^\d+$/.test(String(batchText)) || batchSize < 1 || batchSize > 10_000) {
+      throw new ConfigError("--batch", `${JSON.stringify(batchText)} is not a whole number from 1 to 10000`);
+    }
+    const newKey = readKeyFile(ctx.readFile, file, "--to-key-file").replace(/\r?\n$/, "");
+    if (newKey === "") throw new ConfigError("--to-key-file", `${JSON.stringify(file)} is empty`);
+    const reason = typeof ctx.values.reason === "string" && ctx.values.reason.trim() !== ""
+      ? ctx.values.reason.trim()
+      : `HMAC key rotation to ${keyId}`;
+    const vaultKey = requireVaultKey(ctx.env, ctx.readFile, "rekey");
+    const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
+    const secrets = [newKey, ...vaultSecrets(ctx.env)];
+    const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
+    ctx.useLogger(log, secrets);
+    const vault = await createVaultCipher(vaultKey, resolveVaultKeyId(ctx.env));
+    const live = Deno.stderr.isTerminal();
+    let lastLog = 0;
+    const started = Date.now();
+    const onProgress = (done: number, total: number) => {
+      const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
+      const rate = Math.round(done / Math.max(0.001, (Date.now() - started) / 1000));
+      if (live) {
+        Deno.stderr.writeSync(
+          encoder.encode(`\rrekey: ${done}/${total} vault entries (${pct}%), ${rate}/s   `),
+        );
+      } else if (Date.now() - lastLog >= 2_000 || done === total) {
+        lastLog = Date.now();
+        log.info("rekey progress", { done, total, percent: pct, per_second: rate });
+      }
+    };
+    const client = await connectDatabase(config.databaseUrl, "rekey");
+    try {
+      await requireSchema(client);
+      const result = await runRekey(client, {
+        newKey,
+        newKeyId: keyId,
+        vault,
+        batchSize,
+        who: { osUser: osUser(ctx.env), reason },
+        env: ctx.env,
+        onProgress,
+      });
+      if (live) Deno.stderr.writeSync(encoder.encode("\n"));
+      const { maskedIp, maskedDeviceId } = result.rowsWithoutOriginal;
+      if (maskedIp + maskedDeviceId > 0) {
+        log.warn("some rows keep tokens of an older key: the vault has no original for them", {
+          masked_ip: maskedIp,
+          masked_device_id: maskedDeviceId,
+        });
+      }
+      ctx.print(JSON.stringify({ keyId, ...result }));
+      return 0;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  },
+};

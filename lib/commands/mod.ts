@@ -5,6 +5,7 @@ import { demo } from "./demo.ts";
 import { forget } from "./forget.ts";
 import { migrate } from "./migrate.ts";
 import { recover } from "./recover.ts";
+import { redrive } from "./redrive.ts";
 import { rekey } from "./rekey.ts";
 import { run } from "./run.ts";
 
@@ -18,4 +19,5 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   recover,
   forget,
   rekey,
+  redrive,
 };

@@ -52,21 +52,23 @@ export async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>):
 
 /** One line of `pii_access_log`; time, database role and session role are filled in by the database. */
 export interface AccessEntry {
-  action: "recover" | "forget_token" | "forget_user" | "rekey";
+  action: "recover" | "forget_token" | "forget_user" | "rekey" | "redrive";
   osUser: string;
   reason: string;
   outcome: string;
   field?: string | null;
   token?: string | null;
   userId?: string | null;
+  messageId?: string | null;
 }
 
 /** Appends entries to pii_access_log (in the caller's transaction). */
 export async function logAccess(client: pg.Client, entries: readonly AccessEntry[]): Promise<void> {
   if (entries.length === 0) return;
   await client.query(
-    `INSERT INTO pii_access_log (os_user, action, field, token, user_id, reason, outcome)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+    `INSERT INTO pii_access_log (os_user, action, field, token, user_id, reason, outcome, message_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                          $8::text[])`,
     [
       entries.map((e) => e.osUser),
       entries.map((e) => e.action),
@@ -75,6 +77,7 @@ export async function logAccess(client: pg.Client, entries: readonly AccessEntry
       entries.map((e) => e.userId ?? null),
       entries.map((e) => e.reason),
       entries.map((e) => e.outcome),
+      entries.map((e) => e.messageId ?? null),
     ],
   );
 }

@@ -89,8 +89,8 @@ CREATE TABLE IF NOT EXISTS pii_access_log(
   db_role text NOT NULL DEFAULT current_user,
   session_role text NOT NULL DEFAULT session_user,
   os_user text,
-  action text NOT NULL CHECK (action IN ('recover', 'forget_token', 'forget_user', 'rekey')),
-  field text, token text, user_id text,
+  action text NOT NULL CHECK (action IN ('recover', 'forget_token', 'forget_user', 'rekey', 'redrive')),
+  field text, token text, user_id text, message_id text,
   reason text NOT NULL CHECK (length(btrim(reason)) > 0),
   outcome text NOT NULL);
 

@@ -1,0 +1,167 @@
+/**
+ * `masq redrive`: dead letters back to the source queue with their original bodies, decrypted with the
+ * vault key; letters that cannot be restored stay in the DLQ and are counted. Real SQS wire protocol
+ * (fauxqs) and real PostgreSQL (the access log).
+ */
+import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
+import { createVaultCipher } from "../../lib/vault.ts";
+import { queueDepth, receiveAll, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
+import { masq, VAULT_KEY } from "./lifecycle.ts";
+import { VAULT_KEY_B64 } from "./lifecycle.ts";
+
+const ORIGINALS = [0, 1, 2].map((i) =>
+  JSON.stringify({ user_id: `u${i}`, ip: `192.0.2.${i + 1}`, device_id: `dev-${i}`, app_version: "bad" })
+);
+
+async function sendLetter(
+  client: SQSClient,
+  dlqUrl: string,
+  letter: { body: string; attributes: Record<string, string> },
+) {
+  await client.send(
+    new SendMessageCommand({
+      QueueUrl: dlqUrl,
+      MessageBody: letter.body,
+      MessageAttributes: Object.fromEntries(
+        Object.entries(letter.attributes).map(([k, v]) => [k, { DataType: "String", StringValue: v }]),
+      ),
+    }),
+  );
+}
+
+Deno.test("masq redrive restores dead letters' original bodies to the source queue and leaves what it cannot restore", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const vault = await createVaultCipher(VAULT_KEY, "v1");
+    const oldVault = await createVaultCipher(VAULT_KEY, "v0");
+    const message = (i: number, body: string) => ({
+      id: `orig-${i}`,
+      receiptHandle: "r",
+      body,
+      sentTimestamp: 1_700_000_000_000,
+      receiveCount: 1,
+    });
+    for (const [i, body] of ORIGINALS.entries()) {
+      await sendLetter(
+        client,
+        dlqUrl,
+        await deadLetterFor(
+          message(i, body),
+          "app_version is malformed",
+          '{"redacted":true}',
+          queueUrl,
+          vault,
+        ),
+      );
+    }
+    await sendLetter(
+      client,
+      dlqUrl,
+      await deadLetterFor(message(7, "x"), "not JSON", null, queueUrl, undefined),
+    );
+    await sendLetter(
+      client,
+      dlqUrl,
+      await deadLetterFor(message(8, "y"), "not JSON", null, queueUrl, oldVault),
+    );
+    const o = {
+      databaseUrl: db.url,
+      env: { PII_VAULT_KEY: VAULT_KEY_B64, SQS_QUEUE_URL: queueUrl },
+    };
+
+    const dry = await masq(["redrive", "--dry-run"], o);
+    assertEquals(dry.code, 0, dry.stderr);
+    assertEquals(JSON.parse(dry.stdout.trim()), {
+      redriven: 3,
+      dryRun: true,
+      left: { noOriginal: 1, otherVaultKey: 1, undecryptable: 0, otherQueue: 0 },
+      leftInDlq: 2,
+    });
+    assertEquals(await queueDepth(client, queueUrl), { visible: 0, inFlight: 0 });
+    assertEquals(await queueDepth(client, dlqUrl), { visible: 5, inFlight: 0 }, "a dry run changes nothing");
+
+    const one = await masq(["redrive", "--max", "1"], o);
+    assertEquals(one.code, 0, one.stderr);
+    const first = JSON.parse(one.stdout.trim());
+    assertEquals(first.redriven + first.leftInDlq, 1, "--max 1 looks at one letter");
+
+    const res = await masq(["redrive"], o);
+    assertEquals(res.code, 0, res.stderr);
+    const rest = JSON.parse(res.stdout.trim());
+    assertEquals(first.redriven + rest.redriven, 3);
+    assertEquals(rest.leftInDlq, 2);
+    for (const out of [dry, one, res]) {
+      for (const body of ORIGINALS) assert(!(out.stdout + out.stderr).includes(JSON.parse(body).ip));
+    }
+
+    const replayed = await receiveAll(client, queueUrl);
+    assertEquals(replayed.map((m) => m.Body).sort(), [...ORIGINALS].sort());
+    assertEquals(
+      replayed.map((m) => m.MessageAttributes?.masq_original_message_id?.StringValue).sort(),
+      ["orig-0", "orig-1", "orig-2"],
+    );
+    const leftover = await receiveAll(client, dlqUrl);
+    assertEquals(leftover.map((m) => m.MessageAttributes?.masq_message_id?.StringValue).sort(), [
+      "orig-7",
+      "orig-8",
+    ]);
+
+    const log = await db.query<{ message_id: string; outcome: string }>(
+      "SELECT message_id, outcome FROM pii_access_log WHERE action = 'redrive' ORDER BY id",
+    );
+    assertEquals(log.filter((l) => l.outcome === "decrypted (dry run)").length, 3);
+    assertEquals(log.filter((l) => l.outcome === "decrypted for redrive").map((l) => l.message_id).sort(), [
+      "orig-0",
+      "orig-1",
+      "orig-2",
+    ]);
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});
+
+Deno.test("masq redrive refuses without the vault key, and with a wrong one leaves every letter in place", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const vault = await createVaultCipher(VAULT_KEY, "v1");
+    await sendLetter(
+      client,
+      dlqUrl,
+      await deadLetterFor(
+        { id: "m1", receiptHandle: "r", body: ORIGINALS[0], sentTimestamp: 0, receiveCount: 1 },
+        "app_version is malformed",
+        "{}",
+        queueUrl,
+        vault,
+      ),
+    );
+    const none = await masq(["redrive"], { databaseUrl: db.url, env: { SQS_QUEUE_URL: queueUrl } });
+    assertEquals(none.code, 2);
+    assertMatch(none.stderr, /^masq: PII_VAULT_KEY: not set; `masq redrive` needs the vault key/);
+    const wrong = await masq(["redrive"], {
+      databaseUrl: db.url,
+      env: { SQS_QUEUE_URL: queueUrl, PII_VAULT_KEY: btoa("x".repeat(32)) },
+    });
+    assertEquals(wrong.code, 1, wrong.stderr);
+    assertEquals(JSON.parse(wrong.stdout.trim()).left.undecryptable, 1);
+    assertMatch(wrong.stderr, /1 dead letters do not decrypt under vault key v1: wrong PII_VAULT_KEY\?/);
+    assertEquals(await queueDepth(client, dlqUrl), { visible: 1, inFlight: 0 });
+    assertEquals(await queueDepth(client, queueUrl), { visible: 0, inFlight: 0 });
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});

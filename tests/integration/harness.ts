@@ -251,7 +251,6 @@ export function waitForOutput(
   const stream = opts.stream ?? "stderr";
   const ms = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = () => {
       clearTimeout(timer);
       w.listeners.delete(check);
@@ -270,7 +269,7 @@ export function waitForOutput(
         );
       }
     }
-    timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       finish();
       reject(
         new Error(`${w.label}: no ${pattern} on ${stream} within ${ms / 1000} s; stderr:\n${tail(w.stderr)}`),

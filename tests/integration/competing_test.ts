@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { checkExactlyOnce, deadLetterIds, queueTotal, seedSynthetic } from "./delivery.ts";
-import { collect, spawnMasq, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
+import { collect, killAndReap, spawnMasq, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
 
 const MESSAGES = 4_000;
 const BAD_EVERY = 100;
@@ -14,12 +14,13 @@ for (const processes of [2, 4]) {
     const sqs = await startEmbeddedSqs();
     const db = await startDatabase();
     const client = sqsClient(sqs);
+    let children: Deno.ChildProcess[] = [];
     try {
       const queueUrl = sqs.createQueue("shared-queue", { VisibilityTimeout: "5" });
       const seeded = await seedSynthetic(sqs, client, "shared-queue", MESSAGES, BAD_EVERY);
       // PGlite's socket server takes 16 connections in all: keep the processes' pools within it.
       const concurrency = db.kind === "pglite" ? String(Math.floor(14 / processes)) : "8";
-      const children = Array.from(
+      children = Array.from(
         { length: processes },
         () =>
           spawnMasq(["run"], {
@@ -55,6 +56,7 @@ for (const processes of [2, 4]) {
       const dlq = await deadLetterIds(client, `${queueUrl}-dlq`);
       assertEquals([...dlq.ids].sort(), [...seeded.badIds].sort());
     } finally {
+      await Promise.all(children.map((c) => killAndReap(c)));
       client.destroy();
       await db.stop();
       await sqs.stop();

@@ -83,6 +83,8 @@ Deno.test(
         child = run;
         const t0 = Date.now();
         let how: string;
+        /** Server sessions of masq's writes that were waiting on the lock when masq was killed. */
+        let orphans: number[] = [];
         if (moment === "start-up") {
           await waitForOutput(run, /connected to PostgreSQL/);
           how = "once it logged 'connected to PostgreSQL'";
@@ -99,17 +101,18 @@ Deno.test(
           await db.query("LOCK TABLE user_logins_ledger IN SHARE MODE");
           const [{ pid }] = await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
           const blockedWrites = async () =>
-            (await queryOnce<{ n: number }>(
+            (await queryOnce<{ pid: number }>(
               db.url,
-              `SELECT count(*)::int AS n FROM pg_stat_activity
-               WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE $2`,
+              `SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE $2`,
               [pid, WRITE_QUERY],
-            ))[0].n;
+            )).map((r) => r.pid);
           assert(
-            await waitFor(async () => hasExited(run) || (await blockedWrites()) > 0, 60_000, 20),
+            await waitFor(async () => hasExited(run) || (await blockedWrites()).length > 0, 60_000, 20),
             `kill ${i + 1}: no masq write waited on the ledger lock within 60 s`,
           );
-          how = `with ${await blockedWrites()} batch write(s) waiting on the test's lock on the ledger`;
+          // The writes waiting at the kill (a few more may join before it): their sessions outlive masq.
+          orphans = await blockedWrites();
+          how = `with ${orphans.length} batch write(s) waiting on the test's lock on the ledger`;
         }
         assert(
           !hasExited(run),
@@ -129,12 +132,13 @@ Deno.test(
           await db.query("ROLLBACK");
           locked = false;
           // The killed run's server sessions may still commit the writes they were given.
-          await waitFor(async () =>
+          const ended = await waitFor(async () =>
             (await queryOnce<{ n: number }>(
               db.url,
-              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1",
-              [WRITE_QUERY],
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND state = 'active'",
+              [orphans],
             ))[0].n === 0, 30_000);
+          assert(ended, `kill ${i + 1}: the killed run's writes were still running 30 s after the lock`);
           afterwards = `, ${await ledgerCount(db)} once its orphaned writes ended`;
         }
         log.push(

@@ -5,14 +5,18 @@
  */
 import { createMasker } from "../../lib/transform/mask.ts";
 import { createVaultCipher, toBase64, vaultAad } from "../../lib/vault.ts";
+import { assertEquals } from "../assert.ts";
 import {
   collect,
+  killAndReap,
   MAIN,
   type MasqResult,
   ROOT,
   runPermissions,
+  spawnWatched,
   TEST_KEY,
   type TestDatabase,
+  waitForOutput,
 } from "./harness.ts";
 
 export const VAULT_KEY = new Uint8Array(32).map((_, i) => i * 7 + 3);
@@ -107,6 +111,7 @@ export interface LifecycleRun {
   stdin?: string;
   /** Extra directories masq may read (key files). */
   read?: string[];
+  timeoutMs?: number;
 }
 
 /** Spawns the real masq CLI with the task permissions plus the lifecycle's environment names. */
@@ -118,8 +123,7 @@ export function spawnLifecycle(args: string[], o: LifecycleRun): Deno.ChildProce
       ? `${p},${o.read.join(",")}`
       : p
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...perms, MAIN, ...args],
+  return spawnWatched(Deno.execPath(), ["run", ...perms, MAIN, ...args], {
     env: {
       DATABASE_URL: o.databaseUrl,
       SQS_QUEUE_URL: "http://127.0.0.1:9/000000000000/unused",
@@ -131,74 +135,28 @@ export function spawnLifecycle(args: string[], o: LifecycleRun): Deno.ChildProce
       ...o.env,
     },
     clearEnv: true,
-    stdin: o.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
     cwd: ROOT,
-  }).spawn();
-  if (o.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    w.write(new TextEncoder().encode(o.stdin)).then(() => w.close()).catch(() => {});
-  }
-  return child;
+    label: `masq ${args.join(" ")}`,
+    ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+  });
 }
 
-/** Runs a lifecycle command to completion, SIGKILLing it (and failing) after `ms`. */
-export async function masq(args: string[], o: LifecycleRun, ms = 60_000): Promise<MasqResult> {
-  const child = spawnLifecycle(args, o);
-  const result = collect(child);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = await Promise.race([
-    result.then(() => false),
-    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), ms)),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* ended meanwhile */ }
-    const res = await result;
-    throw new Error(
-      `masq ${args.join(" ")} did not finish within ${ms / 1000} s:\n${res.stderr.slice(-3000)}`,
-    );
-  }
-  return await result;
+/** Runs a lifecycle command to completion (SIGKILLed, and an error thrown, after its time limit). */
+export function masq(args: string[], o: LifecycleRun): Promise<MasqResult> {
+  return collect(spawnLifecycle(args, o));
 }
 
 /**
- * Spawns a command, waits until it prints "paused at <point>" on stderr, SIGKILLs it and reaps it.
- * Fails if it ends or does not pause within `ms`.
+ * Spawns a command with MASQ_TEST_PAUSE=<point>, waits until it says it paused there, SIGKILLs it and reaps
+ * it. Fails if it ends first or does not pause within a minute.
  */
-export async function killAtPause(
-  args: string[],
-  o: LifecycleRun,
-  point: string,
-  ms = 60_000,
-): Promise<string> {
+export async function killAtPause(args: string[], o: LifecycleRun, point: string): Promise<void> {
   const child = spawnLifecycle(args, { ...o, env: { ...o.env, MASQ_TEST_PAUSE: point } });
-  let stderr = "";
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  const stdoutDone = child.stdout.pipeTo(new WritableStream()).catch(() => {});
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, ms);
   try {
-    while (!stderr.includes(`paused at ${point}`)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`masq ${args.join(" ")} ended without pausing at ${point}:\n${stderr}`);
-      stderr += value;
-    }
-    child.kill("SIGKILL");
+    await waitForOutput(child, new RegExp(`paused at ${point}`), { timeoutMs: 60_000 });
   } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-    await child.stderr.cancel().catch(() => {});
-    await child.status;
-    await stdoutDone;
+    await killAndReap(child);
   }
-  const status = await child.status;
-  if (status.signal !== "SIGKILL") throw new Error(`expected SIGKILL, got ${JSON.stringify(status)}`);
-  return stderr;
+  assertEquals((await child.status).signal, "SIGKILL");
 }

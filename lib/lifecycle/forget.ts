@@ -52,6 +52,8 @@ async function rejectedOf(client: pg.Client, userId: string): Promise<string[]> 
  * const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await client.connect();
  * const removed = await forgetUser(client, "user-42", { osUser: "dpo", reason: "erasure request 7" }, () => undefined);
+ * console.log(removed.userLogins, removed.vaultEntries);
+ * await client.end();
  * ```
  */
 export async function forgetUser(

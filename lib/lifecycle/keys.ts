@@ -91,9 +91,14 @@ export function resolveVaultKey(env: Env, readFile: ReadFile): Uint8Array | unde
 export function requireVaultKey(env: Env, readFile: ReadFile, command: string): Uint8Array {
   const key = resolveVaultKey(env, readFile);
   if (key === undefined) {
+    // main.ts reads a variable it may not read as unset: say so rather than claim it is missing.
+    const denied = Deno.permissions.querySync({ name: "env", variable: "PII_VAULT_KEY" }).state !== "granted";
     throw new ConfigError(
       "PII_VAULT_KEY",
-      `not set; \`masq ${command}\` needs the vault key (PII_VAULT_KEY or PII_VAULT_KEY_FILE: 32 random bytes, base64)`,
+      `not set; \`masq ${command}\` needs the vault key (PII_VAULT_KEY or PII_VAULT_KEY_FILE: 32 random bytes, base64)` +
+        (denied
+          ? " (this process may not read it: run with --allow-env=PII_VAULT_KEY,PII_VAULT_KEY_FILE)"
+          : ""),
     );
   }
   return key;

@@ -50,6 +50,8 @@ export function parseToken(text: string, where: string): string {
  * await client.connect();
  * const vault = await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1");
  * const [answer] = await recoverTokens(client, vault, "ip", ["ab".repeat(32)], { osUser: "dpo", reason: "ticket 1" });
+ * console.log(answer.original ?? "not in the vault");
+ * await client.end();
  * ```
  */
 export async function recoverTokens(

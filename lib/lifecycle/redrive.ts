@@ -66,6 +66,8 @@ const normalise = (url: string) => url.replace(/\/+$/, "");
  *   vault: await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1"),
  *   dryRun: true, max: 100, who: { osUser: "ops", reason: "producer fix 1.4.2" }, log: silentLogger,
  * });
+ * console.log(result.redriven, result.left);
+ * await db.end();
  * ```
  */
 export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {

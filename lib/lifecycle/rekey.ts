@@ -56,6 +56,8 @@ type Row = { field: PiiField; token: string; ciphertext: Uint8Array; key_id: str
  *   newKey: "a new key of 32 random bytes....", newKeyId: "k2", vault, batchSize: 500,
  *   who: { osUser: "dpo", reason: "yearly rotation" }, env: () => undefined,
  * });
+ * console.log(result.entries, result.rowsWithoutOriginal);
+ * await client.end();
  * ```
  */
 export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<RekeyResult> {

@@ -189,6 +189,8 @@ async function readVersion(db: Queryable): Promise<{ version: number; rolePrefix
  * const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await client.connect();
  * const { from, to } = await migrate(client, { rolePrefix: "masq_" });
+ * console.log(`schema ${from} -> ${to}`);
+ * await client.end();
  * ```
  */
 export async function migrate(db: Queryable, opts: { rolePrefix?: string } = {}): Promise<MigrateResult> {
@@ -225,6 +227,8 @@ COMMIT;`).catch(async (err) => {
  * import { requireSchema } from "./schema.ts";
  * const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * const { rolePrefix } = await requireSchema(pool);
+ * console.log(`roles ${rolePrefix}writer, ...`);
+ * await pool.end();
  * ```
  */
 export async function requireSchema(db: Queryable): Promise<{ version: number; rolePrefix: string }> {

@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { roleNames, SCHEMA_VERSION } from "../../lib/sink/schema.ts";
 import { runMasqCliWithin, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
-import { asRole, insertLogins, masq } from "./lifecycle.ts";
+import { asRole, insertLogins, masq, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 
 Deno.test("masq run exits 2 naming migrate when the schema is missing or older, and creates nothing", async () => {
@@ -178,6 +178,58 @@ Deno.test({
   } finally {
     await db.query(`DROP ROLE IF EXISTS ${login}`).catch(() => {});
     await sqs.stop();
+    await db.stop();
+  }
+});
+
+Deno.test({
+  name: "masq recover and forget work for a privacy-officer login and are refused to an analyst login",
+  ignore: !Deno.env.get("TEST_DATABASE_URL"),
+}, async () => {
+  const db = await startDatabase();
+  const officer = `${db.rolePrefix}dpo`;
+  const analyst = `${db.rolePrefix}ana`;
+  try {
+    const r = roleNames(db.rolePrefix);
+    await db.query(`CREATE ROLE ${officer} LOGIN IN ROLE ${r.privacyOfficer}`);
+    await db.query(`CREATE ROLE ${analyst} LOGIN IN ROLE ${r.analyst}`);
+    await insertLogins(db, [{ userId: "u1", ip: "198.18.0.1", deviceId: "d1" }]);
+    const as = (user: string) => {
+      const u = new URL(db.url);
+      u.username = user;
+      return u.toString();
+    };
+    const token = await (await tokensOf()).ip("198.18.0.1");
+    const env = { PII_VAULT_KEY: VAULT_KEY_B64 };
+    const args = ["recover", "--field", "ip", "--token", token, "--reason", "ticket 5"];
+
+    const denied = await masq(args, { databaseUrl: as(analyst), env });
+    assertEquals(denied.code, 1);
+    assertEquals(denied.stdout, "");
+    assertMatch(denied.stderr, /permission denied for table pii_vault/);
+    const deniedForget = await masq(["forget", "--user-id", "u1", "--reason", "x"], {
+      databaseUrl: as(analyst),
+    });
+    assertEquals(deniedForget.code, 1);
+    assertMatch(deniedForget.stderr, /permission denied/);
+
+    const ok = await masq(args, { databaseUrl: as(officer), env });
+    assertEquals(ok.code, 0, ok.stderr);
+    assertEquals(ok.stdout, "198.18.0.1\n");
+    const forgot = await masq(["forget", "--user-id", "u1", "--reason", "erasure 3"], {
+      databaseUrl: as(officer),
+    });
+    assertEquals(forgot.code, 0, forgot.stderr);
+    const log = await db.query<{ db_role: string; session_role: string; action: string }>(
+      "SELECT db_role, session_role, action FROM pii_access_log ORDER BY id",
+    );
+    assertEquals(log, [
+      { db_role: officer, session_role: officer, action: "recover" },
+      { db_role: officer, session_role: officer, action: "forget_user" },
+    ]);
+  } finally {
+    await db.query(`DROP ROLE IF EXISTS ${officer}`).catch(() => {});
+    await db.query(`DROP ROLE IF EXISTS ${analyst}`).catch(() => {});
     await db.stop();
   }
 });

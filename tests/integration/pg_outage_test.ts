@@ -9,6 +9,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { isBadIndex, synthetic } from "../../lib/synthetic.ts";
 import {
   collect,
+  createSchema,
   hasExited,
   killAndReap,
   queryOnce,
@@ -49,6 +50,7 @@ Deno.test({
     // A password that must never be printed (the URL carries it; scram-sha-256 makes the server need it).
     const password = `pw-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
     const cluster = await startScratchPostgres({ password });
+    await createSchema({ url: cluster.url }); // masq migrate: run itself makes no schema
     const sqs = await startEmbeddedSqs();
     const client = sqsClient(sqs);
     let masq: Deno.ChildProcess | undefined;

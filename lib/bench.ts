@@ -10,6 +10,7 @@ import { configFromFlags } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 import { runMasq } from "./run.ts";
+import { dropRoles, migrate } from "./sink/schema.ts";
 import { type EmbeddedSqs, startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
 import { createSqsClient } from "./source/sqs.ts";
 import { synthetic } from "./synthetic.ts";
@@ -59,6 +60,8 @@ async function freshSchema(baseUrl: string): Promise<{ url: string; drop: () => 
   const admin = new pg.Client({ connectionString: baseUrl });
   await admin.connect();
   await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.query(`SET search_path = ${schema}`);
+  await migrate(admin, { rolePrefix: `${schema}_` });
   await admin.end();
   const u = new URL(baseUrl);
   u.searchParams.set("options", `-c search_path=${schema}`);
@@ -68,6 +71,7 @@ async function freshSchema(baseUrl: string): Promise<{ url: string; drop: () => 
       const c = new pg.Client({ connectionString: baseUrl });
       await c.connect();
       await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await dropRoles(c, `${schema}_`);
       await c.end();
     },
   };
@@ -97,6 +101,11 @@ export async function runBench(opts: BenchOptions) {
   const external = opts.env("BENCH_DATABASE_URL");
   const sqs = await startEmbeddedSqs();
   const embedded = external ? undefined : await startEmbeddedPostgres();
+  if (embedded) {
+    const c = new pg.Client({ connectionString: embedded.url });
+    await c.connect();
+    await migrate(c).finally(() => c.end());
+  }
   const ceilingRates: number[] = [];
   const masqRates: number[] = [];
   let peakRss = 0;

@@ -6,8 +6,9 @@ import { DEFAULT_ROLE_PREFIX, migrate as runMigrate } from "../sink/schema.ts";
 import type { Command } from "./command.ts";
 
 export const migrate: Command = {
-  usage: "migrate [--role-prefix P]  create or upgrade the schema and the writer/analyst/privacy roles",
-  flags: { "role-prefix": { type: "string" } },
+  usage:
+    "migrate [--role-prefix P] [--no-token-indexes]   create or upgrade the schema and the writer/analyst/privacy roles",
+  flags: { "role-prefix": { type: "string" }, "no-token-indexes": { type: "boolean" } },
   settings: true,
   async run(ctx) {
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
@@ -17,7 +18,10 @@ export const migrate: Command = {
       : DEFAULT_ROLE_PREFIX;
     const client = await connectDatabase(config.databaseUrl, "migrate");
     try {
-      const result = await runMigrate(client, { rolePrefix: prefix });
+      const result = await runMigrate(client, {
+        rolePrefix: prefix,
+        tokenIndexes: ctx.values["no-token-indexes"] !== true,
+      });
       log.info(
         result.from === result.to ? "schema is up to date; grants re-applied" : "schema migrated",
         { from: result.from, to: result.to, ...result.roles },

@@ -64,10 +64,8 @@ CREATE TABLE IF NOT EXISTS user_logins(
   user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
   masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date);
 
--- forget finds a person's rows, and the vault entries no remaining row references, without a full scan.
+-- forget finds a person's rows without a full scan.
 CREATE INDEX IF NOT EXISTS user_logins_user_id ON user_logins (user_id);
-CREATE INDEX IF NOT EXISTS user_logins_masked_ip ON user_logins (masked_ip);
-CREATE INDEX IF NOT EXISTS user_logins_masked_device_id ON user_logins (masked_device_id);
 
 CREATE TABLE IF NOT EXISTS user_logins_rejected(
   message_id text PRIMARY KEY, reason text, body_redacted text, rejected_at timestamptz);
@@ -109,6 +107,15 @@ CREATE OR REPLACE VIEW user_logins_readable AS
 CREATE TABLE IF NOT EXISTS masq_schema_version(
   one boolean PRIMARY KEY DEFAULT true CHECK (one),
   version integer NOT NULL, role_prefix text NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now());
+`;
+
+/**
+ * Token lookups for forget (is a token still referenced?) and rekey (which rows carry it?); without them
+ * each is a full scan. They slow bulk inserts, so `migrate --no-token-indexes` leaves them out.
+ */
+export const TOKEN_INDEX_SQL = `
+CREATE INDEX IF NOT EXISTS user_logins_masked_ip ON user_logins (masked_ip);
+CREATE INDEX IF NOT EXISTS user_logins_masked_device_id ON user_logins (masked_device_id);
 `;
 
 function createRole(name: string): string {
@@ -193,7 +200,10 @@ async function readVersion(db: Queryable): Promise<{ version: number; rolePrefix
  * await client.end();
  * ```
  */
-export async function migrate(db: Queryable, opts: { rolePrefix?: string } = {}): Promise<MigrateResult> {
+export async function migrate(
+  db: Queryable,
+  opts: { rolePrefix?: string; tokenIndexes?: boolean } = {},
+): Promise<MigrateResult> {
   const roles = roleNames(opts.rolePrefix ?? DEFAULT_ROLE_PREFIX);
   const prefix = opts.rolePrefix ?? DEFAULT_ROLE_PREFIX;
   const before = await readVersion(db);
@@ -206,6 +216,7 @@ export async function migrate(db: Queryable, opts: { rolePrefix?: string } = {})
   await db.query(`BEGIN;
 SELECT pg_advisory_xact_lock(${SCHEMA_LOCK});
 ${SCHEMA_SQL}
+${opts.tokenIndexes === false ? "" : TOKEN_INDEX_SQL}
 ${grantsSql(roles)}
 INSERT INTO masq_schema_version (version, role_prefix) VALUES (${SCHEMA_VERSION}, '${prefix}')
   ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version, role_prefix = EXCLUDED.role_prefix,
@@ -276,4 +287,18 @@ export async function recordKeyUse(db: Queryable, keyId: string): Promise<void> 
      ON CONFLICT (id) DO UPDATE SET last_used = now()`,
     [keyId],
   );
+}
+
+/**
+ * Drops the roles `migrate` made with `prefix` (for throwaway schemas: tests, benchmarks). Their privileges
+ * in the current database go with them; run it after dropping the schema.
+ */
+export async function dropRoles(db: Queryable, prefix: string): Promise<void> {
+  const roles = roleNames(prefix);
+  for (const role of [roles.writer, roles.analyst, roles.privacyOfficer]) {
+    const exists = await db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]);
+    if (exists.rows.length === 0) continue;
+    await db.query(`DROP OWNED BY ${role}`);
+    await db.query(`DROP ROLE ${role}`);
+  }
 }

@@ -7,7 +7,7 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from
 import { type EmbeddedSqs, startEmbeddedPostgres, startEmbeddedSqs } from "../../lib/embedded.ts";
 import { createSqsClient } from "../../lib/source/sqs.ts";
 import { pgTypes } from "../../lib/sink/postgres.ts";
-import { DEFAULT_ROLE_PREFIX, migrate } from "../../lib/sink/schema.ts";
+import { DEFAULT_ROLE_PREFIX, dropRoles, migrate } from "../../lib/sink/schema.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
@@ -75,18 +75,6 @@ export async function startDatabase(opts: { migrated?: boolean } = {}): Promise<
       await pgl.stop();
     },
   };
-}
-
-/** Drops the roles a test created (roles are cluster-wide; the schema's objects are gone already). */
-async function dropRoles(admin: pg.Client, prefix: string): Promise<void> {
-  const roles = await admin.query<{ rolname: string }>(
-    "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)",
-    [prefix],
-  );
-  for (const { rolname } of roles.rows) {
-    await admin.query(`DROP OWNED BY ${rolname}`);
-    await admin.query(`DROP ROLE ${rolname}`);
-  }
 }
 
 export { type EmbeddedSqs, startEmbeddedSqs };

@@ -22,13 +22,25 @@ Deno.test("masq run exits 2 naming migrate when the schema is missing or older, 
     );
     assertEquals(tables, [], "run must not create anything");
 
-    const first = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
+    const indexes = async () =>
+      (await db.query<{ name: string }>(
+        "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'user_logins' ORDER BY 1",
+      )).map((r) => r.name);
+    const first = await masq(["migrate", "--role-prefix", db.rolePrefix, "--no-token-indexes"], {
+      databaseUrl: db.url,
+    });
     assertEquals(first.code, 0, first.stderr);
     assertEquals(JSON.parse(first.stdout.trim()).from, 0);
     assertEquals(JSON.parse(first.stdout.trim()).to, SCHEMA_VERSION);
+    assertEquals(await indexes(), ["user_logins_user_id"]);
     const again = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
     assertEquals(again.code, 0, again.stderr);
     assertEquals(JSON.parse(again.stdout.trim()).from, SCHEMA_VERSION);
+    assertEquals(await indexes(), [
+      "user_logins_masked_device_id",
+      "user_logins_masked_ip",
+      "user_logins_user_id",
+    ]);
 
     await db.query("UPDATE masq_schema_version SET version = 0");
     const older = await runMasqCliWithin(60_000, ["run"], { queueUrl, databaseUrl: db.url });

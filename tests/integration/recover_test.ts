@@ -4,7 +4,12 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { startDatabase } from "./harness.ts";
-import { insertLogins, masq, OTHER_VAULT_KEY_B64, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
+import { insertLogins, masq, OTHER_VAULT_KEY_B64, tokensOf, VAULT_KEY, VAULT_KEY_B64 } from "./lifecycle.ts";
+import { createPostgresSink } from "../../lib/sink/postgres.ts";
+import { roleNames } from "../../lib/sink/schema.ts";
+import { silentLogger } from "../../lib/log.ts";
+import type { LoginRecord } from "../../lib/types.ts";
+import { createVaultCipher, vaultAad } from "../../lib/vault.ts";
 
 const vaultEnv = { PII_VAULT_KEY: VAULT_KEY_B64 };
 
@@ -159,6 +164,57 @@ Deno.test("masq recover with the wrong vault key, or a ciphertext moved to anoth
     assert(!moved.stderr.includes("192.0.2.20"));
     assertEquals((await accessLog(db)).map((l) => l.outcome), ["undecryptable", "undecryptable"]);
   } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq recover decrypts what the sink's batch statement stored in pii_vault, written as the writer role", async () => {
+  const db = await startDatabase();
+  const login = `${db.rolePrefix}w`;
+  let url = db.url;
+  try {
+    if (db.kind === "postgresql") {
+      await db.query(`CREATE ROLE ${login} LOGIN IN ROLE ${roleNames(db.rolePrefix).writer}`);
+      const u = new URL(db.url);
+      u.username = login;
+      url = u.toString();
+    }
+    const tok = await tokensOf();
+    const vault = await createVaultCipher(VAULT_KEY, "v1");
+    const ip = "203.0.113.200";
+    const token = await tok.ip(ip);
+    const sink = createPostgresSink(url, { poolSize: 1, log: silentLogger });
+    try {
+      await sink.checkSchema();
+      const record = (messageId: string): LoginRecord => ({
+        kind: "login",
+        messageId,
+        userId: "u1",
+        deviceType: "ios",
+        maskedIp: token,
+        maskedDeviceId: null,
+        locale: null,
+        appVersion: 1,
+        createDate: "2026-11-23",
+        vault: [{ field: "ip", token, keyId: "k1", ciphertext: new Uint8Array(0) }],
+      });
+      const a = record("m1");
+      a.vault![0].ciphertext = await vault.encrypt(ip, vaultAad("ip", token, "k1"));
+      const b = record("m2"); // the same value again: stored once, the first copy kept
+      b.vault![0].ciphertext = await vault.encrypt(ip, vaultAad("ip", token, "k1"));
+      assertEquals((await sink.write([a])).inserted, 1);
+      assertEquals((await sink.write([b])).inserted, 1);
+    } finally {
+      await sink.close();
+    }
+    assertEquals((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pii_vault"))[0].n, 1);
+    const res = await masq(["recover", "--field", "ip", "--token", token, "--reason", "end to end"], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+    });
+    assertEquals(res.stdout, `${ip}\n`, res.stderr);
+  } finally {
+    if (db.kind === "postgresql") await db.query(`DROP ROLE IF EXISTS ${login}`).catch(() => {});
     await db.stop();
   }
 });

@@ -12,7 +12,8 @@ import { requireSchema } from "../sink/schema.ts";
 import type { Command } from "./command.ts";
 
 export const forget: Command = {
-  usage: 'forget (--user-id ID | --field F --token T) --reason "..."   erase a person or one vault entry',
+  usage:
+    "forget (--user-id ID | --field F --token T) --reason R\n                                erase a person or one vault entry (logged)",
   flags: {
     "user-id": { type: "string" },
     field: { type: "string" },

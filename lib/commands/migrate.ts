@@ -7,7 +7,7 @@ import type { Command } from "./command.ts";
 
 export const migrate: Command = {
   usage:
-    "migrate [--role-prefix P] [--no-token-indexes]   create or upgrade the schema and the writer/analyst/privacy roles",
+    "migrate [--role-prefix P] [--no-token-indexes]\n                                create or upgrade the schema, the writer/analyst/privacy roles",
   flags: { "role-prefix": { type: "string" }, "no-token-indexes": { type: "boolean" } },
   settings: true,
   async run(ctx) {

@@ -31,7 +31,7 @@ async function tokensFromStdin(): Promise<string[]> {
 
 export const recover: Command = {
   usage:
-    'recover --field ip|device_id (--token T | tokens on stdin) --reason "..."   print originals (vault key)',
+    "recover --field ip|device_id (--token T | stdin) --reason R\n                                print originals (vault key; every lookup logged)",
   flags: { field: { type: "string" }, token: { type: "string" }, reason: { type: "string" } },
   settings: true,
   async run(ctx) {

@@ -20,7 +20,8 @@ import { createVaultCipher } from "../vault.ts";
 import type { Command } from "./command.ts";
 
 export const redrive: Command = {
-  usage: "redrive [--dry-run] [--max N] [--reason R]   replay dead letters to the source queue (vault key)",
+  usage:
+    "redrive [--dry-run] [--max N] [--reason R]\n                                replay dead letters to the source queue (vault key)",
   flags: { "dry-run": { type: "boolean" }, max: { type: "string" }, reason: { type: "string" } },
   settings: true,
   async run(ctx) {

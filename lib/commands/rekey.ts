@@ -23,7 +23,7 @@ const encoder = new TextEncoder();
 
 export const rekey: Command = {
   usage:
-    "rekey --to-key-file F --to-key-id ID [--batch N] [--reason R]   re-tokenise rows under a new HMAC key",
+    "rekey --to-key-file F --to-key-id ID [--batch N] [--reason R]\n                                re-tokenise rows under a new HMAC key (vault key)",
   flags: {
     "to-key-file": { type: "string" },
     "to-key-id": { type: "string" },

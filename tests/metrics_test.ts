@@ -1,18 +1,7 @@
 import { createMetrics, METRIC_NAMES, serveMetrics } from "../lib/metrics.ts";
 import type { PipelineEvent } from "../lib/types.ts";
 import { assert, assertEquals } from "./assert.ts";
-
-/** Samples of a Prometheus text exposition: `name{labels}` -> value. */
-export function parsePrometheus(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
-    out.set(m[1], Number(m[2]));
-  }
-  return out;
-}
+import { parsePrometheus } from "./prometheus.ts";
 
 function fakeClock(start = 1_700_000_000_000) {
   let t = start;

@@ -3,6 +3,7 @@
  * `--metrics-port`) and progress subscribe to the run's events.
  */
 import { buildConfig, secretsOf } from "../config.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { createMetrics, serveMetrics } from "../metrics.ts";
 import { createProgress } from "../progress.ts";
@@ -40,7 +41,15 @@ export const run: Command = {
       // A retry waits up to the backoff cap: only a loop silent for much longer than that is wedged.
       stallMs: Math.max(300_000, 3 * config.maxBackoffMs),
     });
-    const server = metrics && serveMetrics(metrics, { port: config.metricsPort! });
+    let server;
+    try {
+      server = metrics && serveMetrics(metrics, { port: config.metricsPort! });
+    } catch (err) {
+      throw new ConfigError(
+        "--metrics-port / MASQ_METRICS_PORT",
+        `cannot listen on ${config.metricsPort}: ${errorMessage(err)}`,
+      );
+    }
     if (server) log.info("serving /metrics, /healthz and /readyz", { port: server.port });
     const onEvent = (e: PipelineEvent) => {
       metrics?.onEvent(e);

@@ -29,6 +29,8 @@ const SAMPLE = "data/sample_logins.jsonl";
  *
  * @example
  * ```ts
+ * import { flagValue } from "./compile.ts";
+ *
  * flagValue("deno run --allow-env=HOME,PG* main.ts run", "allow-env"); // "HOME,PG*"
  * ```
  */
@@ -43,8 +45,12 @@ export function flagValue(task: string, flag: string): string {
  *
  * @example
  * ```ts
- * const task = "deno run --allow-net --allow-env=HOME --allow-read=data,/run/secrets,$HOME/.aws --allow-sys=osRelease main.ts";
- * compileArgs(task, "/home/me"); // ["compile", "--output", "dist/masq", "--no-prompt", "--allow-net", ...]
+ * import { compileArgs } from "./compile.ts";
+ *
+ * const masqTask = "deno run --allow-net --allow-env=HOME,PG* --allow-read=data,/run/secrets,$HOME/.aws --allow-sys=osRelease main.ts";
+ * compileArgs(masqTask, "/home/me");
+ * // ["compile", "--output", "dist/masq", "--no-prompt", "--allow-net", "--allow-env=HOME,PG*",
+ * //  "--allow-read=/run/secrets,/home/me/.aws", "--allow-sys=osRelease", "--include", ...]
  * ```
  */
 export function compileArgs(masqTask: string, home: string | undefined): string[] {
@@ -74,6 +80,8 @@ export function compileArgs(masqTask: string, home: string | undefined): string[
  *
  * @example
  * ```ts
+ * import { isRuntimeDownloadFailure } from "./compile.ts";
+ *
  * isRuntimeDownloadFailure(
  *   "1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): " +
  *     "client error (Connect): dns error: failed to lookup address information",

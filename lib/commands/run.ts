@@ -57,7 +57,7 @@ export const run: Command = {
     };
     const stop = ctx.stopOnSignals(log);
     // progressEveryMs 0: lib/progress.ts reports progress instead of the pipeline's own log line.
-    const opts: RunOptions & { onEvent: typeof onEvent } = {
+    const opts: RunOptions = {
       log,
       stop,
       env: ctx.env,

@@ -65,12 +65,15 @@ export const run: Command = {
       onEvent,
     };
     progress.start();
+    let summary;
     try {
-      ctx.print(JSON.stringify(await runMasq(config, opts)));
+      summary = await runMasq(config, opts);
     } finally {
+      // The progress line ends before the summary, so that stdout and stderr do not share a terminal line.
       progress.stop();
       await server?.close();
     }
+    ctx.print(JSON.stringify(summary));
     return 0;
   },
 };

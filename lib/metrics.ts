@@ -92,10 +92,27 @@ function usable(d: DependencyState, now: number, withinMs: number): boolean {
  *
  * @example
  * ```ts
- * import { createMetrics } from "./metrics.ts";
- * const metrics = createMetrics();
+ * import {
+ *   createMetrics,
+ *   type HealthAnswer,
+ *   METRIC_NAMES,
+ *   type Metrics,
+ *   type MetricsClock,
+ *   type MetricsOptions,
+ *   type MetricsServer,
+ *   serveMetrics,
+ * } from "./metrics.ts";
+ *
+ * const clock: MetricsClock = { now: () => Date.now() };
+ * const options: MetricsOptions = { clock, readyWithinMs: 60_000 };
+ * const metrics: Metrics = createMetrics(options);
+ * metrics.onEvent({ type: "queue_ok" });
  * metrics.onEvent({ type: "received", messages: 10 });
- * const text: string = await metrics.scrape(); // includes "masq_messages_received_total 10"
+ * const ready: HealthAnswer = metrics.ready(); // { status: 200, body: { ready: true, ... } }
+ * const server: MetricsServer = serveMetrics(metrics, { port: 0, hostname: "127.0.0.1" });
+ * const text = await fetch(`http://127.0.0.1:${server.port}/metrics`).then((r) => r.text());
+ * console.log(ready.status, text.includes("masq_messages_received_total 10"), METRIC_NAMES.length);
+ * await server.close();
  * ```
  */
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
@@ -283,17 +300,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/**
- * Serves GET /metrics (Prometheus text), /healthz and /readyz on `hostname:port`.
- *
- * @example
- * ```ts
- * import { createMetrics, serveMetrics } from "./metrics.ts";
- * const server = serveMetrics(createMetrics(), { port: 0 });
- * await fetch(`http://127.0.0.1:${server.port}/healthz`).then((r) => r.body?.cancel());
- * await server.close();
- * ```
- */
+/** Serves GET /metrics (Prometheus text), /healthz and /readyz on `hostname:port` (see createMetrics()). */
 export function serveMetrics(
   metrics: Metrics,
   opts: { port: number; hostname?: string },

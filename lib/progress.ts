@@ -60,15 +60,7 @@ const CLEAR = "\r\x1b[2K";
 
 const count = (n: number) => Math.round(n).toLocaleString("en-US");
 
-/**
- * `h:mm:ss` or `m:ss`.
- *
- * @example
- * ```ts
- * import { formatDuration } from "./progress.ts";
- * formatDuration(3725); // "1:02:05"
- * ```
- */
+/** `h:mm:ss` or `m:ss` (see createProgress()). */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600);
@@ -82,11 +74,21 @@ export function formatDuration(seconds: number): string {
  *
  * @example
  * ```ts
- * import { createProgress } from "./progress.ts";
+ * import {
+ *   createProgress,
+ *   formatDuration,
+ *   type Progress,
+ *   type ProgressOptions,
+ *   type ProgressState,
+ * } from "./progress.ts";
  * import { createLogger } from "./log.ts";
- * const progress = createProgress({ write: () => {}, terminal: false, log: createLogger() });
+ *
+ * const options: ProgressOptions = { write: () => {}, terminal: false, log: createLogger() };
+ * const progress: Progress = createProgress(options);
+ * progress.onEvent({ type: "queue_counts", counts: { visible: 90, inFlight: 10, delayed: 0 } });
  * progress.onEvent({ type: "deleted", messages: 10, latenciesMs: [] });
- * progress.state().done; // 10
+ * const state: ProgressState = progress.state(); // done 10, queueDepth 90
+ * console.log(state.done, formatDuration(3725)); // 10 "1:02:05"
  * ```
  */
 export function createProgress(opts: ProgressOptions): Progress {

@@ -26,13 +26,6 @@ const SAMPLE = "data/sample_logins.jsonl";
 /**
  * The value of `--<flag>=` in a task's command line, e.g. `flagValue(masqTask, "allow-env")`.
  * Throws when the flag is missing, so a renamed task fails the build instead of weakening it.
- *
- * @example
- * ```ts
- * import { flagValue } from "./compile.ts";
- *
- * flagValue("deno run --allow-env=HOME,PG* main.ts run", "allow-env"); // "HOME,PG*"
- * ```
  */
 export function flagValue(task: string, flag: string): string {
   const m = new RegExp(`(?:^|\\s)--${flag}=(\\S+)`).exec(task);
@@ -45,12 +38,17 @@ export function flagValue(task: string, flag: string): string {
  *
  * @example
  * ```ts
- * import { compileArgs } from "./compile.ts";
+ * import { compileArgs, flagValue, isRuntimeDownloadFailure } from "./compile.ts";
  *
  * const masqTask = "deno run --allow-net --allow-env=HOME,PG* --allow-read=data,/run/secrets,$HOME/.aws --allow-sys=osRelease main.ts";
+ * flagValue(masqTask, "allow-env"); // "HOME,PG*"
  * compileArgs(masqTask, "/home/me");
  * // ["compile", "--output", "dist/masq", "--no-prompt", "--allow-net", "--allow-env=HOME,PG*",
  * //  "--allow-read=/run/secrets,/home/me/.aws", "--allow-sys=osRelease", "--include", ...]
+ * isRuntimeDownloadFailure(
+ *   "1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): " +
+ *     "client error (Connect): dns error: failed to lookup address information",
+ * ); // true
  * ```
  */
 export function compileArgs(masqTask: string, home: string | undefined): string[] {
@@ -77,16 +75,6 @@ export function compileArgs(masqTask: string, home: string | undefined): string[
  * True when `deno compile` failed because it could not download its runtime (denort): one line of the
  * error names the runtime or its host together with a network failure (DNS, connect, TLS, timeout).
  * Errors fetching anything else (an npm package, say) are not this.
- *
- * @example
- * ```ts
- * import { isRuntimeDownloadFailure } from "./compile.ts";
- *
- * isRuntimeDownloadFailure(
- *   "1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): " +
- *     "client error (Connect): dns error: failed to lookup address information",
- * ); // true
- * ```
  */
 export function isRuntimeDownloadFailure(stderr: string): boolean {
   const runtime = /denort|dl\.deno\.land/i;

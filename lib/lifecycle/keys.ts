@@ -127,9 +127,13 @@ export function settingsWithoutHmacKey(
   return rest;
 }
 
-/** Who runs the command on this machine, for the access log ("unknown" when the environment says nothing). */
+/**
+ * Who runs the command on this machine, for the access log: USER, LOGNAME or USERNAME, else the last part
+ * of HOME, else "unknown" (a variable the process may not read counts as unset).
+ */
 export function osUser(env: Env): string {
-  return env("USER") || env("LOGNAME") || env("USERNAME") || "unknown";
+  const home = env("HOME")?.replace(/[\\/]+$/, "").split(/[\\/]/).at(-1);
+  return env("USER") || env("LOGNAME") || env("USERNAME") || home || "unknown";
 }
 
 /** A --reason flag: required, trimmed, at most 1000 characters. */

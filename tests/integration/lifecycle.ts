@@ -102,8 +102,11 @@ export async function asRole(
   }
 }
 
-/** Environment names the lifecycle commands read beyond `deno task start`'s list. */
-const LIFECYCLE_ENV = "PII_VAULT_KEY,PII_VAULT_KEY_FILE,PII_VAULT_KEY_ID,PII_HMAC_KEY_ID,USER,LOGNAME";
+/**
+ * Environment names the lifecycle commands read beyond the masq task's list: the OS user for the access log
+ * (without them it falls back to HOME's last part).
+ */
+const LIFECYCLE_ENV = "USER,LOGNAME";
 
 export interface LifecycleRun {
   databaseUrl: string;

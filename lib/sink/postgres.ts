@@ -6,7 +6,7 @@
 import pg from "pg";
 import type { Logger } from "../log.ts";
 import type { ErrorClass, Sink, SinkRecord, VaultEntry, WriteResult } from "../types.ts";
-import { requireSchema } from "./schema.ts";
+import { excessPrivileges, requireSchema } from "./schema.ts";
 
 export type { LoginRecord, RejectionRecord, SinkRecord, WriteResult } from "../types.ts";
 
@@ -179,7 +179,16 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
   return {
     pool,
     async checkSchema() {
-      await requireSchema(pool);
+      const { rolePrefix } = await requireSchema(pool);
+      const excess = await excessPrivileges(pool);
+      if (excess.length > 0) {
+        opts.log.warn(
+          `connected as a role that may ${excess.join(" and ")}; run as a member of ${rolePrefix}writer only`,
+          {
+            role: (await pool.query("SELECT current_user AS u")).rows[0]?.u,
+          },
+        );
+      }
       // A named statement is parsed and planned once per connection (about 40% less time per batch on
       // PostgreSQL 15), but PGlite's multiplexer shares one backend between clients, where the name would
       // clash: there each batch is an unnamed statement.

@@ -278,6 +278,24 @@ export async function requireSchema(db: Queryable): Promise<{ version: number; r
 }
 
 /**
+ * What the connected role may do beyond the writer's rights (read the vault's ciphertext, delete rows):
+ * empty for a member of the writer role only; `run` warns otherwise.
+ */
+export async function excessPrivileges(db: Queryable): Promise<string[]> {
+  const res = await db.query(
+    `SELECT has_column_privilege('pii_vault', 'ciphertext', 'SELECT') AS vault,
+            has_table_privilege('user_logins', 'SELECT') AS read_rows,
+            has_table_privilege('user_logins', 'DELETE') AS delete_rows`,
+  );
+  const r = res.rows[0] as { vault: boolean; read_rows: boolean; delete_rows: boolean };
+  return [
+    ...(r.vault ? ["read the vault"] : []),
+    ...(r.read_rows ? ["read user_logins"] : []),
+    ...(r.delete_rows ? ["delete rows"] : []),
+  ];
+}
+
+/**
  * Records that the HMAC key `keyId` made tokens now (first_used set once, last_used every time), so the
  * tokens of a period can be told apart after a rotation.
  */

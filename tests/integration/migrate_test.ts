@@ -187,6 +187,15 @@ Deno.test({
     const keys = await db.query<{ id: string }>("SELECT id FROM pii_keys");
     assertEquals(keys.map((k) => k.id), ["k1"]);
     assert(!res.stderr.includes("10.1.2.3"));
+    assert(!res.stderr.includes("connected as a role that may"), res.stderr);
+    // The superuser, by contrast, is warned about.
+    const sqs2 = sqs.createQueue("q2");
+    const su = await runMasqCliWithin(60_000, ["run"], { queueUrl: sqs2, databaseUrl: db.url });
+    assertEquals(su.code, 0, su.stderr);
+    assertMatch(
+      su.stderr,
+      /connected as a role that may read the vault and read user_logins and delete rows; run as a member of \S+writer only/,
+    );
   } finally {
     await db.query(`DROP ROLE IF EXISTS ${login}`).catch(() => {});
     await sqs.stop();

@@ -14,7 +14,7 @@ import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";
 
 /** The demo's key: public, so never for real data. */
-export const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
+const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
 
 /** Sends lines as messages, ten per SendMessageBatch. */
 export async function seedQueue(

@@ -261,12 +261,13 @@ export function waitForOutput(
         finish();
         resolve(m);
       } else if (w.exited) {
+        // Ended: the rest of its output may still be on its way; decide once all of it is read.
         finish();
-        w.done.then(() =>
-          reject(
-            new Error(`${w.label}: ended without ${pattern} on ${stream}; stderr:\n${tail(w.stderr)}`),
-          )
-        );
+        w.done.then(() => {
+          const late = pattern.exec(w[stream]);
+          if (late) return resolve(late);
+          reject(new Error(`${w.label}: ended without ${pattern} on ${stream}; stderr:\n${tail(w.stderr)}`));
+        });
       }
     }
     const timer = setTimeout(() => {

@@ -60,7 +60,8 @@ function table(rows: Record<string, unknown>[]): string {
  *
  * @example
  * ```ts
- * import { runDemo } from "./demo.ts";
+ * import { runDemo, seedQueue } from "./demo.ts";
+ * import { startEmbeddedSqs } from "./embedded.ts";
  * import { createLogger } from "./log.ts";
  *
  * const summary = await runDemo({
@@ -69,6 +70,11 @@ function table(rows: Record<string, unknown>[]): string {
  *   samplePath: "data/sample_logins.jsonl",
  * });
  * console.log(summary.inserted, summary.rejected); // 99 1
+ *
+ * // Seeding a queue of one's own, ten messages per SendMessageBatch:
+ * const sqs = await startEmbeddedSqs();
+ * await seedQueue(sqs.endpoint, sqs.createQueue("login-queue"), ['{"user_id":"u1"}']);
+ * await sqs.stop();
  * ```
  */
 export async function runDemo(

@@ -30,10 +30,8 @@ export interface RunOptions {
  */
 export async function runMasq(config: Config, opts: RunOptions): Promise<Summary> {
   const { log } = opts;
-  if (new TextEncoder().encode(config.hmacKey).length < 16) {
-    log.warn("PII_HMAC_KEY is shorter than 16 bytes; use at least 32 random bytes in production");
-  }
-  const masker = await createMasker(config.hmacKey);
+  for (const warning of config.warnings ?? []) log.warn(warning);
+  const masker = createMasker(config.hmacKey, config.hmacKeyId);
   const sink = createPostgresSink(config.databaseUrl, {
     poolSize: config.dbPoolSize,
     log,

@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import { packAppVersion } from "./app_version.ts";
+import { looksLikeIp } from "./mask.ts";
 
 /** The fields of one valid login, before masking. */
 export interface LoginFields {
@@ -48,14 +49,19 @@ export function codePointLength(s: string): number {
 // A lone surrogate has no UTF-8 form (the string is not well-formed): the driver would silently turn it
 // into U+FFFD, changing the data.
 
-/** The type of a value for a reason; `reveal` adds the value itself (never for personal fields). */
-function describe(value: unknown, reveal = true): string {
+/** The type of a value for a reason: reasons are stored and logged, so they never quote the value. */
+function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") return `a string`;
   if (typeof value === "object") return "an object";
-  return reveal ? `${typeof value} ${JSON.stringify(value)}` : `a ${typeof value}`;
+  return `a ${typeof value}`;
 }
+
+const NOT_AN_IP = (column: string) =>
+  v.check(
+    (s: string) => !looksLikeIp(s),
+    `${column} holds an IP address, which masq never stores in the clear`,
+  );
 
 /** A stored text column: string or null, fits its width, storable by PostgreSQL. */
 function storedText(column: keyof typeof COLUMN_WIDTH) {
@@ -71,6 +77,7 @@ function storedText(column: keyof typeof COLUMN_WIDTH) {
       (s) => codePointLength(s) <= width,
       (i) => `${column} is ${codePointLength(i.input as string)} characters long; the column holds ${width}`,
     ),
+    NOT_AN_IP(column),
   );
 }
 
@@ -79,7 +86,7 @@ function maskedText(field: string) {
   return v.nullish(
     v.pipe(
       // The value itself stays out of the reason: it is personal data, and reasons are stored in the clear.
-      v.string((i) => `${field} must be a string or null, got ${describe(i.input, false)}`),
+      v.string((i) => `${field} must be a string or null, got ${describe(i.input)}`),
       v.check(
         (s) => s.isWellFormed(),
         `${field} contains a lone UTF-16 surrogate (not valid Unicode)`,
@@ -103,6 +110,7 @@ const LoginSchema = v.object({
           codePointLength(i.input as string)
         } characters long; the column holds ${COLUMN_WIDTH.user_id}`,
     ),
+    NOT_AN_IP("user_id"),
   ),
   device_type: v.nullish(storedText("device_type")),
   locale: v.nullish(storedText("locale")),
@@ -114,8 +122,8 @@ const LoginSchema = v.object({
         v.string(),
         v.pipe(
           v.number(),
-          v.integer((i) => `app_version must be a version string such as "2.3.0", got number ${i.input}`),
-          v.minValue(0, (i) => `app_version must not be negative, got ${i.input}`),
+          v.integer('app_version must be a version string such as "2.3.0" or a whole number, got a fraction'),
+          v.minValue(0, "app_version must not be negative"),
         ),
       ],
       (i) => `app_version must be a version string such as "2.3.0", got ${describe(i.input)}`,
@@ -197,9 +205,13 @@ export function parseBody(body: string): ParseResult {
   try {
     json = JSON.parse(body);
   } catch (err) {
-    // V8 quotes (part of) the body after ', "' or ', ..."'; it may hold PII, so everything from there is cut.
-    const detail = (err instanceof Error ? err.message : String(err)).split(/, "|, \.\.\./)[0].slice(0, 200);
-    return { ok: false, reason: `body is not valid JSON (${detail})` };
+    // V8's message quotes the offending token and part of the body, which may be personal: only the
+    // position is kept.
+    const at = /position (\d+)/.exec(err instanceof Error ? err.message : "");
+    return {
+      ok: false,
+      reason: at ? `body is not valid JSON (error at character ${at[1]})` : "body is not valid JSON",
+    };
   }
   if (!isPlainObject(json)) {
     return { ok: false, reason: `body must be a JSON object, got ${describe(json)}` };

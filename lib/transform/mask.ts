@@ -50,6 +50,10 @@ export function canonicalIp(ip: string): string {
 }
 
 const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const IPV6_CHARS = /^[0-9A-Fa-f:.]+$/;
+/** A hex group and a colon: how an IPv6 address that does not start with a digit begins. */
+const HEX_START = /^[0-9A-Fa-f]{1,4}:/;
 const BRACKETED = /^\[([^\]]+)\](?::\d{1,5})?$/;
 
 /**
@@ -67,15 +71,22 @@ const BRACKETED = /^\[([^\]]+)\](?::\d{1,5})?$/;
 export function looksLikeIp(text: string): boolean {
   let s = text.trim();
   if (s.length < 2 || s.length > 64) return false;
+  // Cheap character tests first: ipaddr.js validates by parsing and catching, which costs tens of
+  // microseconds per call, and most values (user ids, locales) fail at the first look.
+  const c = s.charCodeAt(0);
+  const digit = c >= 48 && c <= 57;
+  if (!digit && c !== 91 /* [ */ && c !== 58 /* : */ && !HEX_START.test(s)) return false;
   const bracketed = BRACKETED.exec(s);
   if (bracketed) s = bracketed[1];
   const withPort = IPV4_WITH_PORT.exec(s);
   if (withPort) s = withPort[1];
   if (s.includes(":")) {
     const zone = s.indexOf("%");
-    return ipaddr.IPv6.isValid(zone < 0 ? s : s.slice(0, zone));
+    const addr = zone < 0 ? s : s.slice(0, zone);
+    return IPV6_CHARS.test(addr) && ipaddr.IPv6.isValid(addr);
   }
-  return ipaddr.IPv4.isValidFourPartDecimal(s);
+  const quad = IPV4.exec(s);
+  return quad !== null && quad.slice(1).every((part) => Number(part) <= 255);
 }
 
 function splitZone(s: string): [string, string | undefined] {

@@ -459,3 +459,17 @@ Deno.test("helpText() mentions every flag and environment variable", () => {
   }
   assert(!help.includes(":postgres@"), "the default database password is redacted");
 });
+
+Deno.test("ENV_VARS are all readable under the tasks' --allow-env lists", () => {
+  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks as Record<
+    string,
+    string
+  >;
+  for (const task of ["start", "masq"]) {
+    const allow = /--allow-env=(\S+)/.exec(tasks[task])![1].split(",");
+    for (const name of ENV_VARS) {
+      const ok = allow.some((a) => a.endsWith("*") ? name.startsWith(a.slice(0, -1)) : a === name);
+      assert(ok, `${task} cannot read ${name}`);
+    }
+  }
+});

@@ -8,7 +8,6 @@
 import type { DeadLetter, Message } from "../types.ts";
 import type { VaultCipher } from "../vault.ts";
 import { toBase64 } from "../vault.ts";
-import { scrubReason } from "./redact.ts";
 
 /** The additional data an encrypted DLQ original is bound to: its message id. */
 export function deadLetterAad(messageId: string): string {
@@ -45,8 +44,9 @@ export async function deadLetterFor(
   vault: VaultCipher | undefined,
 ): Promise<DeadLetter> {
   const attributes: Record<string, string> = {
-    // Reasons name fields, never values; scrubbed again in case one came from a driver's error message.
-    masq_reason: xmlSafe(scrubReason(reason).slice(0, 1024)),
+    // Reasons name fields, never values (parseBody's by construction; a driver's is scrubbed by
+    // rejectionFor()), so the reason is sent as it is.
+    masq_reason: xmlSafe(reason.slice(0, 1024)),
     masq_message_id: message.id,
     masq_source_queue: sourceQueue,
     masq_sent_timestamp: String(message.sentTimestamp),

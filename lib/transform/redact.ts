@@ -100,7 +100,12 @@ export function redactBody(json: unknown, masker: Masker): string | null {
       ? value
       : redactValue(value, key.toLowerCase(), flatName(key), 1, masker);
   }
-  return JSON.stringify(out);
+  // Pure ASCII (the same JSON, with \u escapes): SQS refuses U+FFFE and U+FFFF in a message, and some
+  // emulators any character outside the BMP, so a redacted body can always be dead-lettered.
+  return JSON.stringify(out).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** The contract's flattened name of a path, lowercased (`Device.ID` -> `device_id`). */

@@ -159,3 +159,10 @@ Deno.test("scrubReason() removes quoted text and addresses, and keeps the rest",
   assertEquals(scrubReason(`bad "${IP}" and '${DEVICE}'`), 'bad "…" and "…"');
   assertEquals(scrubReason(`from ${IP}, [::1]:80 and (fe80::1%eth0).`), "from [ip], [ip] and ([ip]).");
 });
+
+Deno.test("redactBody() writes pure ASCII JSON (SQS refuses U+FFFF; emulators refuse emoji), the same JSON", () => {
+  const body = { user_id: "u\uffff\u{1F600}é" };
+  const out = redactBody(body, mask)!;
+  assert(/^[\x20-\x7e]*$/.test(out), out);
+  assertEquals(JSON.parse(out).user_id, "u\uffff\u{1F600}é");
+});

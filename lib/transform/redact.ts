@@ -160,21 +160,28 @@ function scalarToken(text: string, path: string, flat: string, masker: Masker): 
 }
 
 const QUOTED = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g;
+/** A quoted name PostgreSQL puts after one of these words is an identifier of the schema, not a value. */
+const NAMED = /\b(?:relation|constraint|column|table|type|index|schema|function|trigger|sequence|view) $/i;
+const IDENTIFIER = /^"[A-Za-z_][A-Za-z0-9_$.]{0,62}"$/;
 
 /**
  * A reason or error text from elsewhere (a database driver, say) made fit to store and log: quoted text is
- * replaced by `"…"` and any word that is an IP address by `[ip]`, since such messages may quote the value
- * they refused.
+ * replaced by `"…"` (except a schema identifier PostgreSQL names as such: `constraint "no_evil"`) and any
+ * word that is an IP address by `[ip]`, since such messages may quote the value they refused.
  *
  * @example
  * ```ts
  * import { scrubReason } from "./redact.ts";
  * scrubReason('invalid input syntax for type integer: "abc"'); // 'invalid input syntax for type integer: "…"'
+ * scrubReason('violates check constraint "no_evil"');         // unchanged
  * scrubReason("refused 10.0.0.1 twice");                         // "refused [ip] twice"
  * ```
  */
 export function scrubReason(text: string): string {
-  return text.replace(QUOTED, '"…"').split(/(\s+)/).map((word) => {
+  return text.replace(
+    QUOTED,
+    (q, at: number) => (IDENTIFIER.test(q) && NAMED.test(text.slice(Math.max(0, at - 12), at)) ? q : '"…"'),
+  ).split(/(\s+)/).map((word) => {
     const trimmed = word.replace(/[,;.]+$/, "");
     if (trimmed !== "" && looksLikeIp(trimmed)) return word.replace(trimmed, "[ip]");
     const bare = trimmed.replace(/^[(<{]+|[)>}]+$/g, "");

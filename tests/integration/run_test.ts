@@ -79,7 +79,11 @@ Deno.test("masq run drains the sample queue into exact rows, rejects to the DLQ,
 
     const dlq = await receiveAll(client, `${queueUrl}-dlq`);
     assertEquals(dlq.length, 1);
-    assertEquals(dlq[0].Body, '{"foo":"oops_wrong_ip","bar":"123"}');
+    assertEquals(
+      dlq[0].Body,
+      rejected[0].body_redacted,
+      "the dead letter is the redacted body, never the raw one",
+    );
     assertEquals(dlq[0].MessageAttributes?.masq_reason?.StringValue, "user_id is missing");
     assertEquals(
       dlq[0].MessageAttributes?.masq_message_id?.StringValue,

@@ -157,6 +157,14 @@ Deno.test("scrubReason() removes quoted text and addresses, and keeps the rest",
     "value too long for type character varying(32)",
   );
   assertEquals(scrubReason(`bad "${IP}" and '${DEVICE}'`), 'bad "…" and "…"');
+  // Identifiers PostgreSQL names as such stay; a value in the same spot does not.
+  const check = 'new row for relation "user_logins" violates check constraint "no_evil"';
+  assertEquals(scrubReason(check), check);
+  assertEquals(scrubReason('constraint "john smith"'), 'constraint "…"');
+  assertEquals(
+    scrubReason('invalid input syntax for type integer: "abc"'),
+    'invalid input syntax for type integer: "…"',
+  );
   assertEquals(scrubReason(`from ${IP}, [::1]:80 and (fe80::1%eth0).`), "from [ip], [ip] and ([ip]).");
 });
 

@@ -11,31 +11,20 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
 import { toBase64 } from "../../lib/vault.ts";
 import {
-  collect,
   type MasqEnv,
   type MasqResult,
   receiveAll,
   ROOT,
-  spawnMasq,
+  runMasqCli,
   sqsClient,
   startDatabase,
   startEmbeddedSqs,
   type TestDatabase,
 } from "./harness.ts";
 
-/** Runs the CLI with a deadline: a hung run is killed (and reaped by collect) instead of hanging CI. */
-async function masq(args: string[], env: MasqEnv, timeoutMs = 180_000): Promise<MasqResult> {
-  const child = spawnMasq(args, env);
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-  }, timeoutMs);
-  try {
-    return await collect(child);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Runs the CLI with a deadline: a hung run is killed and reaped, and the test fails naming it. */
+function masq(args: string[], env: MasqEnv, timeoutMs = 180_000): Promise<MasqResult> {
+  return runMasqCli(args, env, { timeoutMs });
 }
 
 // ---------------------------------------------------------------------------------------------------------

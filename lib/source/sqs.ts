@@ -307,8 +307,9 @@ export function sqsSource(
           WaitTimeSeconds: opts.waitSeconds,
           VisibilityTimeout: opts.visibilityTimeout,
           MessageSystemAttributeNames: ["SentTimestamp", "ApproximateReceiveCount"],
-          // The query protocol of older emulators knows only the legacy name.
-          AttributeNames: ["All"],
+          // The query protocol of older emulators knows only the legacy name; JSON speakers are asked for
+          // the two attributes read, not all (each one returned is parsed for every message).
+          ...(protocol === "query" ? { AttributeNames: ["All" as const] } : {}),
         }),
         signal ? { abortSignal: signal } : {},
       );

@@ -33,6 +33,8 @@ const VERSION = /^\s*\d{1,4}(?:\.\d{1,3}){0,2}\s*$/;
 const LOCALE = /^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}$/;
 const DEVICE_TYPE = /^[\p{L}\p{N}][\p{L}\p{N} ._\-/()]*$/u;
 const NUMERIC = /^\s*\d{1,12}(?:\.\d{1,6})?\s*$/;
+/** The last second of year 9999: a larger number is no login time (it may be a phone number). */
+const MAX_EPOCH = 253402300799;
 
 function plainText(s: string, width: number): boolean {
   return s.trim() !== "" && codePointLength(s) <= width && !s.includes("\u0000") && s.isWellFormed() &&
@@ -53,8 +55,8 @@ function keepsInClear(key: string, value: unknown): boolean {
       return (typeof value === "string" && VERSION.test(value)) ||
         (typeof value === "number" && Number.isInteger(value) && value >= 0 && value < 1e7);
     case "timestamp":
-      return (typeof value === "string" && NUMERIC.test(value)) ||
-        (typeof value === "number" && Number.isFinite(value) && value >= 0 && value < 1e12);
+      return (typeof value === "string" && NUMERIC.test(value) && Number(value) <= MAX_EPOCH) ||
+        (typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= MAX_EPOCH);
     default:
       return false;
   }

@@ -95,22 +95,27 @@ function splitZone(s: string): [string, string | undefined] {
   return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + 1)];
 }
 
-/** Tokens remembered per field; enough for the working set of a busy queue, bounded in memory (~1 MB). */
+/** Tokens remembered per field and generation (two generations); bounded in memory (~2 MB in all). */
 export const CACHE_ENTRIES = 4096;
 
 /**
- * A memo of `compute(value)` holding at most `max` entries; when full, the oldest is dropped (a hit does
- * not reorder: FIFO is nearly as good as LRU for login traffic and costs nothing on a hit).
+ * A memo of `compute(value)` holding at most `2 * max` entries in two generations: new tokens go into the
+ * young map; when it is full the old one is dropped whole and the young one takes its place. A value seen
+ * again in the old generation moves back to the young one. Dropping a generation costs nothing per entry,
+ * unlike evicting one entry per miss, and recently repeated values survive.
  */
 function memo(compute: (value: string) => string, max: number): (value: string) => string {
-  const cache = new Map<string, string>();
+  let young = new Map<string, string>();
+  let old = new Map<string, string>();
   return (value) => {
-    let token = cache.get(value);
-    if (token === undefined) {
-      token = compute(value);
-      if (cache.size >= max) cache.delete(cache.keys().next().value!);
-      cache.set(value, token);
+    let token = young.get(value);
+    if (token !== undefined) return token;
+    token = old.get(value) ?? compute(value);
+    if (young.size >= max) {
+      old = young;
+      young = new Map();
     }
+    young.set(value, token);
     return token;
   };
 }

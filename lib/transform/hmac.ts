@@ -186,7 +186,14 @@ export function hmacSha256Hex(key: Uint8Array): (text: string) => string {
   return (text) => {
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.
     if (buf.length < text.length * 3) buf = new Uint8Array(text.length * 3);
-    const len = encoder.encodeInto(text, buf).written;
+    let len = 0;
+    // ASCII (addresses, most device ids) is copied byte by byte; anything else goes through UTF-8 encoding.
+    for (; len < text.length; len++) {
+      const c = text.charCodeAt(len);
+      if (c > 0x7f) break;
+      buf[len] = c;
+    }
+    if (len < text.length) len = encoder.encodeInto(text, buf).written;
     state.set(innerStart);
     finish(state, buf, len);
     for (let i = 0; i < 8; i++) {

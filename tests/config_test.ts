@@ -469,7 +469,8 @@ Deno.test("ENV_VARS are all readable under the tasks' --allow-env lists", () => 
     string,
     string
   >;
-  for (const task of ["start", "masq"]) {
+  // Every task runs `deno task masq ...`: its list is the one list.
+  for (const task of ["masq"]) {
     const allow = /--allow-env=(\S+)/.exec(tasks[task])![1].split(",");
     for (const name of ENV_VARS) {
       const ok = allow.some((a) => a.endsWith("*") ? name.startsWith(a.slice(0, -1)) : a === name);

@@ -1,6 +1,12 @@
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { assertEquals } from "../assert.ts";
-import { classify, letterBytes, MAX_MESSAGE_BYTES, openSqsSource } from "../../lib/source/sqs.ts";
+import {
+  classify,
+  letterBytes,
+  MAX_MESSAGE_BYTES,
+  openSqsSource,
+  sqsSafeJson,
+} from "../../lib/source/sqs.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { receiveAll, sqsClient, startEmbeddedSqs } from "../integration/harness.ts";
 import { sqsError } from "../fakes.ts";
@@ -21,6 +27,15 @@ Deno.test("classify() of the source: transient for outages, data for refused con
   assertEquals(classify(new TypeError("Cannot read properties of undefined")), "fatal");
   assertEquals(classify(new RangeError("Invalid array length")), "fatal");
   assertEquals(classify("503"), "fatal");
+});
+
+Deno.test("sqsSafeJson() escapes what SQS cannot carry and keeps the JSON value", () => {
+  const json = JSON.stringify({ a: "x\uffff\ufffe\u{1F600}é\u0085", b: "\ud800" });
+  const safe = sqsSafeJson(json);
+  assertEquals(JSON.parse(safe), JSON.parse(json));
+  assertEquals(/[\ufffe\uffff]/.test(safe), false);
+  assertEquals(/[\ud800-\udfff]/.test(safe), false, "astral characters as escaped surrogate pairs");
+  assertEquals(sqsSafeJson('{"ok":"plain"}'), '{"ok":"plain"}');
 });
 
 Deno.test("letterBytes() counts the body and each attribute's name, type and value in UTF-8", () => {

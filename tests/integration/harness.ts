@@ -11,7 +11,8 @@ import { silentLogger } from "../../lib/log.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
-export const TEST_KEY = "example-key";
+/** A strong test key (32 bytes of hex text): `masq run` refuses short and published keys. */
+export const TEST_KEY = "masq-test-key-0123456789abcdef0123456789abcdef";
 
 /** The permission flags of `deno task masq` (which start, demo and bench run), as users run masq. */
 export function runPermissions(): string[] {

@@ -2,7 +2,7 @@
  * The transform's cost per message on one core: parse + validate + mask + encode (`toRecordSync`, then the
  * record as the JSON a sink would send), for login traffic that repeats addresses and devices (the cache
  * helps) and for traffic where every value is new (it does not). Also the pieces: HMAC with the key set up
- * once (lib/transform/hmac.ts) vs node:crypto vs Web Crypto, the schema validation alone, and the
+ * once (lib/transform/hmac.ts, @noble/hashes) vs node:crypto vs Web Crypto, the schema validation alone, and the
  * redaction of a rejected body.
  *
  *   deno bench --allow-read --allow-env bench/transform_bench.ts
@@ -89,7 +89,7 @@ const texts = Array.from({ length: BATCH }, (_, i) => `ip:10.0.${i >> 8}.${i & 2
 const mac = hmacSha256Hex(new TextEncoder().encode(KEY));
 
 Deno.bench(
-  "hmac: lib/transform/hmac.ts (key set up once), 1000 tokens",
+  "hmac: lib/transform/hmac.ts (@noble/hashes, key set up once), 1000 tokens",
   { group: "hmac", baseline: true },
   () => {
     for (const t of texts) sink += mac(t).length;

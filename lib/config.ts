@@ -422,8 +422,11 @@ export const MIN_KEY_BYTES = 32;
  * Keys published in this repository (the demo's, the benchmark's, the README's test-vector key, the
  * tracked placeholder's first line): anyone can recompute tokens made with them, so `run` refuses them.
  */
+/** The demo's key: public (it is in this repository), so never for real data; `run` refuses it. */
+export const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
+
 export const PUBLIC_KEYS: readonly string[] = [
-  "masq-demo-key-NOT-SECRET-do-not-use-in-production",
+  DEMO_HMAC_KEY,
   "masq-bench-key-not-secret",
   "example-key",
 ];

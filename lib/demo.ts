@@ -5,16 +5,13 @@
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import { configFromFlags } from "./config.ts";
+import { configFromFlags, DEMO_HMAC_KEY } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Summary } from "./pipeline.ts";
 import { runMasq } from "./run.ts";
 import { startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
 import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";
-
-/** The demo's key: public, so never for real data. */
-const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
 
 /** Sends lines as messages, ten per SendMessageBatch. */
 export async function seedQueue(

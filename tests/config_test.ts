@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import {
   buildConfig,
+  DEMO_HMAC_KEY,
   type Env,
   ENV_VARS,
   helpText,
@@ -14,7 +15,6 @@ import {
   SETTINGS,
 } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { DEMO_HMAC_KEY } from "../lib/demo.ts";
 import { toBase64 } from "../lib/vault.ts";
 
 /** A fake environment: only these variables are set. */

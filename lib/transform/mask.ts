@@ -4,7 +4,7 @@
  * duplicates), keyed (without K nobody can brute-force the 2^32 IPv4 addresses back, unlike a bare SHA-256),
  * and domain-separated (an IP and a device id with the same text never share a token).
  *
- * Synchronous, with the key set up once (lib/transform/hmac.ts: a token costs about a microsecond, against
+ * Synchronous, with the key set up once (lib/transform/hmac.ts: a token costs a few microseconds, against
  * ~12 µs for node:crypto's createHmac and more for a Web Crypto promise), and a small bounded cache,
  * because login data repeats the same addresses and devices.
  *

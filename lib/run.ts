@@ -9,7 +9,7 @@ import type { Logger } from "./log.ts";
 import { runPipeline } from "./pipeline.ts";
 import { createPostgresSink } from "./sink/postgres.ts";
 import { recordKeyUse } from "./sink/schema.ts";
-import { hmacKeyIdOf } from "./lifecycle/keys.ts";
+import { resolveVaultKeyId } from "./lifecycle/keys.ts";
 import { openSqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
 import { rejectionFor, toRecord } from "./transform/record.ts";
@@ -49,7 +49,7 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
   });
   try {
     await sink.checkSchema();
-    await recordKeyUse(sink.pool, hmacKeyIdOf(config));
+    await recordKeyUse(sink.pool, config.hmacKeyId);
   } catch (err) {
     await sink.close().catch(() => {});
     if (err instanceof ConfigError) throw err;
@@ -79,7 +79,9 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
   }
   // The vault key from the configuration, unless the caller brought its own cipher.
   const vault = opts.vault ??
-    (config.vaultKey ? await createVaultCipher(config.vaultKey, config.hmacKeyId) : undefined);
+    (config.vaultKey
+      ? await createVaultCipher(config.vaultKey, resolveVaultKeyId(opts.env ?? (() => undefined)))
+      : undefined);
   const transform: Transform = {
     record: (m: Message) => toRecord(m, masker, vault),
     rejection: (m: Message, reason: string) => rejectionFor(m, reason, masker),

@@ -6,7 +6,7 @@ import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import { forgetToken, forgetUser } from "../lifecycle/forget.ts";
-import { osUser, requireReason, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import { lifecycleSecrets, osUser, requireReason, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
 import { parseField, parseToken } from "../lifecycle/recover.ts";
 import { requireSchema } from "../sink/schema.ts";
 import type { Command } from "./command.ts";
@@ -35,8 +35,9 @@ export const forget: Command = {
     const field = byToken ? parseField(ctx.values.field) : undefined;
     const token = byToken ? parseToken(String(ctx.values.token ?? ""), "--token") : undefined;
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const log = createLogger({ format: config.logFormat, level: config.logLevel });
-    ctx.useLogger(log, []);
+    const secrets = lifecycleSecrets(config);
+    const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
+    ctx.useLogger(log, secrets);
     const client = await connectDatabase(config.databaseUrl, "forget");
     const who = { osUser: osUser(ctx.env), reason };
     try {

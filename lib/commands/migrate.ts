@@ -1,7 +1,7 @@
 /** `masq migrate`: the only command that runs DDL (tables, function, view, roles and grants). */
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
-import { settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import { lifecycleSecrets, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
 import { DEFAULT_ROLE_PREFIX, migrate as runMigrate } from "../sink/schema.ts";
 import type { Command } from "./command.ts";
 
@@ -12,7 +12,9 @@ export const migrate: Command = {
   settings: true,
   async run(ctx) {
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const log = createLogger({ format: config.logFormat, level: config.logLevel });
+    const secrets = lifecycleSecrets(config);
+    const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
+    ctx.useLogger(log, secrets);
     const prefix = typeof ctx.values["role-prefix"] === "string"
       ? ctx.values["role-prefix"]
       : DEFAULT_ROLE_PREFIX;

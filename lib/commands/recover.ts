@@ -7,12 +7,12 @@ import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import {
+  lifecycleSecrets,
   osUser,
   requireReason,
   requireVaultKey,
   resolveVaultKeyId,
   settingsWithoutHmacKey,
-  vaultSecrets,
 } from "../lifecycle/keys.ts";
 import { parseField, parseToken, recoverTokens } from "../lifecycle/recover.ts";
 import { requireSchema } from "../sink/schema.ts";
@@ -37,9 +37,9 @@ export const recover: Command = {
   async run(ctx) {
     const field = parseField(ctx.values.field);
     const reason = requireReason(ctx.values.reason, "recover");
-    const key = requireVaultKey(ctx.env, ctx.readFile, "recover");
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const secrets = vaultSecrets(ctx.env);
+    const key = requireVaultKey(config, "recover");
+    const secrets = lifecycleSecrets(config);
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
     const single = typeof ctx.values.token === "string";

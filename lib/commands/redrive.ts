@@ -7,11 +7,11 @@ import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import {
+  lifecycleSecrets,
   osUser,
   requireVaultKey,
   resolveVaultKeyId,
   settingsWithoutHmacKey,
-  vaultSecrets,
 } from "../lifecycle/keys.ts";
 import { redrive as runRedrive } from "../lifecycle/redrive.ts";
 import { requireSchema } from "../sink/schema.ts";
@@ -33,9 +33,9 @@ export const redrive: Command = {
     const reason = typeof ctx.values.reason === "string" && ctx.values.reason.trim() !== ""
       ? ctx.values.reason.trim()
       : "redrive of dead-lettered messages";
-    const key = requireVaultKey(ctx.env, ctx.readFile, "redrive");
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const secrets = vaultSecrets(ctx.env);
+    const key = requireVaultKey(config, "redrive");
+    const secrets = lifecycleSecrets(config);
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
     const vault = await createVaultCipher(key, resolveVaultKeyId(ctx.env));

@@ -7,12 +7,12 @@ import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import {
+  lifecycleSecrets,
   osUser,
   readKeyFile,
   requireVaultKey,
   resolveVaultKeyId,
   settingsWithoutHmacKey,
-  vaultSecrets,
 } from "../lifecycle/keys.ts";
 import { rekey as runRekey } from "../lifecycle/rekey.ts";
 import { requireSchema } from "../sink/schema.ts";
@@ -53,9 +53,9 @@ export const rekey: Command = {
     const reason = typeof ctx.values.reason === "string" && ctx.values.reason.trim() !== ""
       ? ctx.values.reason.trim()
       : `HMAC key rotation to ${keyId}`;
-    const vaultKey = requireVaultKey(ctx.env, ctx.readFile, "rekey");
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const secrets = [newKey, ...vaultSecrets(ctx.env)];
+    const vaultKey = requireVaultKey(config, "rekey");
+    const secrets = [newKey, ...lifecycleSecrets(config)];
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
     const vault = await createVaultCipher(vaultKey, resolveVaultKeyId(ctx.env));

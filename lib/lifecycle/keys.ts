@@ -1,17 +1,13 @@
 /**
- * The keys and identities the lifecycle commands need: the vault key (PII_VAULT_KEY or
- * PII_VAULT_KEY_FILE), the ids naming the HMAC key (PII_HMAC_KEY_ID) and the vault key
- * (PII_VAULT_KEY_ID), the OS user for the access log, and the settings table without the HMAC key
- * (recover, forget and redrive never mask anything).
+ * What the lifecycle commands need beyond the settings table: the settings without the HMAC key (recover,
+ * forget and redrive never mask anything), the vault key as a requirement, the id naming the vault key
+ * (PII_VAULT_KEY_ID), the OS user for the access log, and the reason every access must give.
  *
  * @module
  */
-import { buildConfig, type Config, type Env, type ReadFile } from "../config.ts";
+import { buildConfig, type Config, type Env, type ReadFile, secretsOf } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import { parseVaultKey, VaultError } from "../vault.ts";
 
-/** The HMAC key id when PII_HMAC_KEY_ID is unset. */
-export const DEFAULT_HMAC_KEY_ID = "k1";
 /** The vault key id when PII_VAULT_KEY_ID is unset (stored as masq_key_id on dead letters). */
 export const DEFAULT_VAULT_KEY_ID = "v1";
 
@@ -26,20 +22,9 @@ function keyId(env: Env, name: string, fallback: string): string {
   return text;
 }
 
-/** PII_HMAC_KEY_ID, default "k1": names the HMAC key that makes the tokens. */
-export function resolveHmacKeyId(env: Env): string {
-  return keyId(env, "PII_HMAC_KEY_ID", DEFAULT_HMAC_KEY_ID);
-}
-
 /** PII_VAULT_KEY_ID, default "v1": names the vault (AES-256-GCM) key. */
 export function resolveVaultKeyId(env: Env): string {
   return keyId(env, "PII_VAULT_KEY_ID", DEFAULT_VAULT_KEY_ID);
-}
-
-/** The HMAC key id of a config (the privacy settings add `hmacKeyId`; "k1" until then). */
-export function hmacKeyIdOf(config: object): string {
-  const id = (config as { hmacKeyId?: unknown }).hmacKeyId;
-  return typeof id === "string" && id !== "" ? id : DEFAULT_HMAC_KEY_ID;
 }
 
 /** Reads a key file, or a ConfigError naming the variable and why (never the content). */
@@ -56,41 +41,9 @@ export function readKeyFile(readFile: ReadFile, path: string, setting: string): 
   }
 }
 
-/**
- * The vault key from PII_VAULT_KEY (base64) or PII_VAULT_KEY_FILE, or undefined when neither is set.
- * Both set, unreadable or not 32 bytes: a ConfigError naming the variable.
- *
- * @example
- * ```ts
- * import { resolveVaultKey } from "./keys.ts";
- * const key = resolveVaultKey((n) => n === "PII_VAULT_KEY" ? btoa("k".repeat(32)) : undefined, () => "");
- * key?.length; // 32
- * ```
- */
-export function resolveVaultKey(env: Env, readFile: ReadFile): Uint8Array | undefined {
-  const direct = env("PII_VAULT_KEY");
-  const file = env("PII_VAULT_KEY_FILE");
-  if (direct && file) {
-    throw new ConfigError("PII_VAULT_KEY / PII_VAULT_KEY_FILE", "both are set; set exactly one");
-  }
-  const [text, setting] = direct
-    ? [direct, "PII_VAULT_KEY"]
-    : file
-    ? [readKeyFile(readFile, file, "PII_VAULT_KEY_FILE"), "PII_VAULT_KEY_FILE"]
-    : [undefined, ""];
-  if (text === undefined) return undefined;
-  try {
-    return parseVaultKey(text);
-  } catch (err) {
-    if (err instanceof VaultError) throw new ConfigError(setting, err.message);
-    throw err;
-  }
-}
-
-/** The vault key, or a ConfigError saying the command needs it. */
-export function requireVaultKey(env: Env, readFile: ReadFile, command: string): Uint8Array {
-  const key = resolveVaultKey(env, readFile);
-  if (key === undefined) {
+/** The configuration's vault key, or a ConfigError saying the command needs it. */
+export function requireVaultKey(config: { vaultKey?: Uint8Array }, command: string): Uint8Array {
+  if (config.vaultKey === undefined) {
     // main.ts reads a variable it may not read as unset: say so rather than claim it is missing.
     const denied = Deno.permissions.querySync({ name: "env", variable: "PII_VAULT_KEY" }).state !== "granted";
     throw new ConfigError(
@@ -101,13 +54,12 @@ export function requireVaultKey(env: Env, readFile: ReadFile, command: string): 
           : ""),
     );
   }
-  return key;
+  return config.vaultKey;
 }
 
-/** The secrets of the vault key's settings, for the log redactor. */
-export function vaultSecrets(env: Env): string[] {
-  const direct = env("PII_VAULT_KEY");
-  return direct ? [direct.trim()] : [];
+/** The secrets of a lifecycle configuration (vault key, database password), for the log redactor. */
+export function lifecycleSecrets(config: Omit<Config, "hmacKey">): string[] {
+  return secretsOf({ ...config, hmacKey: "" }).filter((s) => s !== "");
 }
 
 /**
@@ -123,6 +75,7 @@ export function settingsWithoutHmacKey(
     values,
     (name) => (name === "PII_HMAC_KEY" ? "not-used" : name === "PII_HMAC_KEY_FILE" ? undefined : env(name)),
     readFile,
+    { allowPublicKey: true }, // the placeholder above masks nothing
   );
   return rest;
 }

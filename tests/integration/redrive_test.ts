@@ -3,11 +3,23 @@
  * vault key; letters that cannot be restored stay in the DLQ and are counted. Real SQS wire protocol
  * (fauxqs) and real PostgreSQL (the access log).
  */
-import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
-import { queueDepth, receiveAll, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
+import {
+  queueDepth,
+  receiveAll,
+  runMasqCliWithin,
+  sqsClient,
+  startDatabase,
+  startEmbeddedSqs,
+} from "./harness.ts";
 import { masq, VAULT_KEY } from "./lifecycle.ts";
 import { VAULT_KEY_B64 } from "./lifecycle.ts";
 
@@ -159,6 +171,63 @@ Deno.test("masq redrive refuses without the vault key, and with a wrong one leav
     assertMatch(wrong.stderr, /1 dead letters do not decrypt under vault key v1: wrong PII_VAULT_KEY\?/);
     assertEquals(await queueDepth(client, dlqUrl), { visible: 1, inFlight: 0 });
     assertEquals(await queueDepth(client, queueUrl), { visible: 0, inFlight: 0 });
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});
+
+Deno.test("a message masq run dead-letters with the vault key is restored by masq redrive, byte for byte", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  try {
+    // A long poll masq run left open as it exited may still claim the replayed message (SQS does the same
+    // for a vanished client): a short visibility timeout brings it back soon.
+    const queueUrl = sqs.createQueue("login-queue", { VisibilityTimeout: "2" });
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const bad = JSON.stringify({
+      user_id: "u9",
+      ip: "192.0.2.99",
+      device_id: "dev-9",
+      app_version: "not a version",
+    });
+    await client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: bad }));
+    const run = await runMasqCliWithin(60_000, ["run"], {
+      queueUrl,
+      databaseUrl: db.url,
+      extra: { PII_VAULT_KEY: VAULT_KEY_B64 },
+    });
+    assertEquals(run.code, 0, run.stderr);
+    assertEquals(run.summary?.rejected, 1);
+    const letters = await receiveAll(client, dlqUrl);
+    assertEquals(letters.length, 1);
+    assert(!letters[0].Body!.includes("192.0.2.99"), "the letter's body is redacted");
+    assertEquals(letters[0].MessageAttributes?.masq_key_id?.StringValue, "v1");
+    await client.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: dlqUrl,
+        ReceiptHandle: letters[0].ReceiptHandle!,
+        VisibilityTimeout: 0,
+      }),
+    );
+
+    const res = await masq(["redrive"], {
+      databaseUrl: db.url,
+      env: { PII_VAULT_KEY: VAULT_KEY_B64, SQS_QUEUE_URL: queueUrl },
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(JSON.parse(res.stdout.trim()).redriven, 1);
+    let replayed: (string | undefined)[] = [];
+    for (let attempt = 0; attempt < 4 && replayed.length === 0; attempt++) {
+      const got = await client.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }),
+      );
+      replayed = (got.Messages ?? []).map((m) => m.Body);
+    }
+    assertEquals(replayed, [bad]);
+    assertEquals(await queueDepth(client, dlqUrl), { visible: 0, inFlight: 0 });
   } finally {
     client.destroy();
     await db.stop();

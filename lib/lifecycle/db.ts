@@ -13,8 +13,13 @@ import { pgTypes } from "../sink/postgres.ts";
  *
  * @example
  * ```ts
- * import { connectDatabase } from "./db.ts";
+ * import { type AccessEntry, connectDatabase, inTransaction, logAccess } from "./db.ts";
+ *
  * const client = await connectDatabase("postgres://postgres@127.0.0.1:5432/test", "recover");
+ * const entry: AccessEntry = {
+ *   action: "recover", osUser: "dpo", reason: "ticket 1", outcome: "found", field: "ip", token: "ab".repeat(32),
+ * };
+ * await inTransaction(client, () => logAccess(client, [entry]));
  * await client.end();
  * ```
  */

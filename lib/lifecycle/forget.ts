@@ -48,11 +48,14 @@ async function rejectedOf(client: pg.Client, userId: string): Promise<string[]> 
  * @example
  * ```ts
  * import pg from "pg";
- * import { forgetUser } from "./forget.ts";
+ * import { forgetToken, type ForgetTokenResult, forgetUser, type ForgetUserResult } from "./forget.ts";
+ *
  * const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await client.connect();
- * const removed = await forgetUser(client, "user-42", { osUser: "dpo", reason: "erasure request 7" }, () => undefined);
- * console.log(removed.userLogins, removed.vaultEntries);
+ * const who = { osUser: "dpo", reason: "erasure request 7" };
+ * const person: ForgetUserResult = await forgetUser(client, "user-42", who, (name) => Deno.env.get(name));
+ * const entry: ForgetTokenResult = await forgetToken(client, "ip", "ab".repeat(32), who);
+ * console.log(person.userLogins, person.vaultEntries, entry.rowsStillReferencing);
  * await client.end();
  * ```
  */

@@ -65,6 +65,31 @@ export function lifecycleSecrets(config: Omit<Config, "hmacKey">): string[] {
 /**
  * The settings table (database URL, queue URLs, log format...) for a command that does not mask: the HMAC
  * key is not required, and not returned.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   DEFAULT_VAULT_KEY_ID,
+ *   lifecycleSecrets,
+ *   osUser,
+ *   pausePoint,
+ *   readKeyFile,
+ *   requireReason,
+ *   requireVaultKey,
+ *   resolveVaultKeyId,
+ *   settingsWithoutHmacKey,
+ * } from "./keys.ts";
+ *
+ * const env = (name: string) => Deno.env.get(name);
+ * const config = settingsWithoutHmacKey({ "database-url": "postgres://postgres@127.0.0.1:5432/test" }, env, Deno.readTextFileSync);
+ * const vaultKey = requireVaultKey(config, "recover"); // a ConfigError (exit 2) without PII_VAULT_KEY
+ * const reason = requireReason("ticket 42: fraud review", "recover");
+ * const keyId = resolveVaultKeyId(env); // DEFAULT_VAULT_KEY_ID unless PII_VAULT_KEY_ID is set
+ * console.log(vaultKey.length, reason, keyId === DEFAULT_VAULT_KEY_ID, osUser(env), lifecycleSecrets(config).length);
+ * const newKey = readKeyFile(Deno.readTextFileSync, "secrets/k2", "--to-key-file");
+ * await pausePoint(env, "rekey"); // returns at once unless MASQ_TEST_PAUSE=rekey
+ * console.log(newKey.length);
+ * ```
  */
 export function settingsWithoutHmacKey(
   values: Record<string, string | boolean | undefined>,

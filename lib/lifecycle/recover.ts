@@ -45,12 +45,16 @@ export function parseToken(text: string, where: string): string {
  * ```ts
  * import pg from "pg";
  * import { createVaultCipher } from "../vault.ts";
- * import { recoverTokens } from "./recover.ts";
+ * import { parseField, parseToken, type PiiField, type Recovered, recoverTokens, type Requester } from "./recover.ts";
+ *
  * const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await client.connect();
  * const vault = await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1");
- * const [answer] = await recoverTokens(client, vault, "ip", ["ab".repeat(32)], { osUser: "dpo", reason: "ticket 1" });
- * console.log(answer.original ?? "not in the vault");
+ * const field: PiiField = parseField("ip");
+ * const who: Requester = { osUser: "dpo", reason: "ticket 1" };
+ * const tokens = [parseToken("AB".repeat(32), "--token")];
+ * const answers: Recovered[] = await recoverTokens(client, vault, field, tokens, who);
+ * console.log(answers[0].original ?? "not in the vault");
  * await client.end();
  * ```
  */

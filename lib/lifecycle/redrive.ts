@@ -53,19 +53,25 @@ const normalise = (url: string) => url.replace(/\/+$/, "");
  * @example
  * ```ts
  * import pg from "pg";
+ * import { silentLogger } from "../log.ts";
  * import { createSqsClient } from "../source/sqs.ts";
  * import { createVaultCipher } from "../vault.ts";
- * import { silentLogger } from "../log.ts";
- * import { redrive } from "./redrive.ts";
+ * import { redrive, type RedriveOptions, type RedriveResult } from "./redrive.ts";
+ *
  * const db = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await db.connect();
- * const result = await redrive({
- *   sqs: createSqsClient({ endpoint: "http://localhost:4566", region: "us-east-1" }, "json"), db,
+ * const opts: RedriveOptions = {
+ *   sqs: createSqsClient({ endpoint: "http://localhost:4566", region: "us-east-1" }, "json"),
+ *   db,
  *   dlqUrl: "http://localhost:4566/000000000000/login-queue-dlq",
  *   queueUrl: "http://localhost:4566/000000000000/login-queue",
  *   vault: await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1"),
- *   dryRun: true, max: 100, who: { osUser: "ops", reason: "producer fix 1.4.2" }, log: silentLogger,
- * });
+ *   dryRun: true,
+ *   max: 100,
+ *   who: { osUser: "ops", reason: "producer fix 1.4.2" },
+ *   log: silentLogger,
+ * };
+ * const result: RedriveResult = await redrive(opts);
  * console.log(result.redriven, result.left);
  * await db.end();
  * ```

@@ -48,14 +48,20 @@ type Row = { field: PiiField; token: string; ciphertext: Uint8Array; key_id: str
  * ```ts
  * import pg from "pg";
  * import { createVaultCipher } from "../vault.ts";
- * import { rekey } from "./rekey.ts";
+ * import { rekey, type RekeyOptions, type RekeyResult } from "./rekey.ts";
+ *
  * const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await client.connect();
- * const vault = await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1");
- * const result = await rekey(client, {
- *   newKey: "a new key of 32 random bytes....", newKeyId: "k2", vault, batchSize: 500,
- *   who: { osUser: "dpo", reason: "yearly rotation" }, env: () => undefined,
- * });
+ * const opts: RekeyOptions = {
+ *   newKey: Deno.readTextFileSync("secrets/k2").trim(),
+ *   newKeyId: "k2",
+ *   vault: await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1"),
+ *   batchSize: 500,
+ *   who: { osUser: "dpo", reason: "yearly rotation" },
+ *   env: (name) => Deno.env.get(name),
+ *   onProgress: (done, total) => console.error(`${done}/${total}`),
+ * };
+ * const result: RekeyResult = await rekey(client, opts);
  * console.log(result.entries, result.rowsWithoutOriginal);
  * await client.end();
  * ```

@@ -37,12 +37,6 @@ export interface Queryable {
 
 /**
  * The role names for `prefix`, which must be a lowercase identifier fragment (it is spliced into DDL).
- *
- * @example
- * ```ts
- * import { roleNames } from "./schema.ts";
- * roleNames("masq_").analyst; // "masq_analyst"
- * ```
  */
 export function roleNames(prefix: string = DEFAULT_ROLE_PREFIX): Roles {
   if (!/^[a-z_][a-z0-9_]{0,39}$/.test(prefix)) {
@@ -192,11 +186,34 @@ async function readVersion(db: Queryable): Promise<{ version: number; rolePrefix
  * @example
  * ```ts
  * import pg from "pg";
- * import { migrate } from "./schema.ts";
+ * import {
+ *   DEFAULT_ROLE_PREFIX,
+ *   dropRoles,
+ *   excessPrivileges,
+ *   migrate,
+ *   type MigrateResult,
+ *   type Queryable,
+ *   recordKeyUse,
+ *   requireSchema,
+ *   roleNames,
+ *   type Roles,
+ *   SCHEMA_SQL,
+ *   SCHEMA_VERSION,
+ *   TOKEN_INDEX_SQL,
+ * } from "./schema.ts";
+ *
  * const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await client.connect();
- * const { from, to } = await migrate(client, { rolePrefix: "masq_" });
- * console.log(`schema ${from} -> ${to}`);
+ * const db: Queryable = client;
+ * // As the database owner, what `masq migrate` does (idempotent):
+ * const done: MigrateResult = await migrate(db, { rolePrefix: DEFAULT_ROLE_PREFIX, tokenIndexes: true });
+ * // What `masq run` does at start, without DDL:
+ * const { version } = await requireSchema(db);
+ * await recordKeyUse(db, "k1");
+ * const roles: Roles = roleNames(DEFAULT_ROLE_PREFIX);
+ * console.log(done.to === SCHEMA_VERSION, version, roles.writer, await excessPrivileges(db));
+ * console.log(`${SCHEMA_SQL.length + TOKEN_INDEX_SQL.length} characters of DDL`);
+ * await dropRoles(db, "masq_test_0123456789ab_"); // a throwaway test schema's roles
  * await client.end();
  * ```
  */
@@ -231,16 +248,6 @@ COMMIT;`).catch(async (err) => {
 /**
  * Checks, without DDL, that the database holds this masq's schema version; returns the role prefix the
  * schema was migrated with. Missing or older: a ConfigError naming `masq migrate` (exit 2).
- *
- * @example
- * ```ts
- * import pg from "pg";
- * import { requireSchema } from "./schema.ts";
- * const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
- * const { rolePrefix } = await requireSchema(pool);
- * console.log(`roles ${rolePrefix}writer, ...`);
- * await pool.end();
- * ```
  */
 export async function requireSchema(db: Queryable): Promise<{ version: number; rolePrefix: string }> {
   let found;

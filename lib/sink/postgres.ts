@@ -17,8 +17,6 @@ export interface PostgresSink extends Sink {
   readonly pool: pg.Pool;
 }
 
-export { SCHEMA_SQL } from "./schema.ts";
-
 /**
  * One statement for any number of batches: $1 holds each row's batch number, and the result has one row
  * per batch with its own counts. The rows are deduplicated and sorted by message id (fewer lock waits);

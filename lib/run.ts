@@ -68,6 +68,7 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
       batchSize: config.batchSize,
       waitSeconds: config.waitSeconds,
       visibilityTimeout: config.visibilityTimeout,
+      concurrency: config.concurrency,
       log,
       ...(opts.env ? { env: opts.env } : {}),
     });

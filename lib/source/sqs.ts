@@ -13,6 +13,8 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { AwsQueryProtocol } from "@aws-sdk/core/protocols";
+import http from "node:http";
+import https from "node:https";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SqsProtocol } from "../config.ts";
@@ -35,6 +37,8 @@ export interface SqsSourceOptions {
   log: Logger;
   /** Environment, to decide whether dummy credentials are needed for a local endpoint. */
   env?: (name: string) => string | undefined;
+  /** Receivers that will poll at once (sizes the connection pool; default 8). */
+  concurrency?: number;
 }
 
 const QUERY_SETTINGS = {
@@ -59,10 +63,18 @@ function isAwsEndpoint(endpoint: string | undefined): boolean {
  * ```
  */
 export function createSqsClient(
-  opts: { endpoint: string | undefined; region: string; env?: (name: string) => string | undefined },
+  opts: {
+    endpoint: string | undefined;
+    region: string;
+    env?: (name: string) => string | undefined;
+    concurrency?: number;
+  },
   protocol: "json" | "query",
 ): SQSClient {
   const env = opts.env ?? (() => undefined);
+  // Kept-alive connections, enough for every receiver's long poll plus the deletes, extensions and
+  // dead-letter sends beside them, so that no request waits for a socket or pays a new handshake.
+  const agent = { keepAlive: true, maxSockets: 2 * (opts.concurrency ?? 8) + 16 };
   const hasCredentials = env("AWS_ACCESS_KEY_ID") !== undefined || env("AWS_PROFILE") !== undefined;
   return new SQSClient({
     region: opts.region,
@@ -72,6 +84,7 @@ export function createSqsClient(
       : {}),
     // The pipeline retries with its own logged, capped backoff; the SDK adds one quick retry.
     maxAttempts: 2,
+    requestHandler: { httpAgent: new http.Agent(agent), httpsAgent: new https.Agent(agent) },
     ...(protocol === "query" ? { protocol: AwsQueryProtocol, protocolSettings: QUERY_SETTINGS } : {}),
   });
 }

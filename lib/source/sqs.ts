@@ -56,11 +56,7 @@ function isAwsEndpoint(endpoint: string | undefined): boolean {
 /**
  * An SQS client for one wire protocol. Against a non-AWS endpoint with no credentials configured in the
  * environment, dummy credentials are used (local emulators accept any).
- *
- * @example
- * ```ts
- * const client = createSqsClient({ endpoint: "http://localhost:4566", region: "us-east-1" }, "query");
- * ```
+ * See openSqsSource() for an example.
  */
 export function createSqsClient(
   opts: {
@@ -113,13 +109,7 @@ export function isAbort(err: unknown): boolean {
  * throttling. `data`: the request's content can never be accepted (a message too long or with invalid
  * contents). `fatal`: every other answer (missing queue, access denied), our own abort, and any
  * TypeError or RangeError (a bug, never an outage).
- *
- * @example
- * ```ts
- * import { classify } from "./sqs.ts";
- * classify(Object.assign(new Error("x"), { name: "ServiceUnavailable", $metadata: { httpStatusCode: 503 } })); // "transient"
- * classify(new TypeError("x is not a function")); // "fatal"
- * ```
+ * So a 503 `ServiceUnavailable` is `transient` and `new TypeError("x is not a function")` is `fatal`.
  */
 export function classify(err: unknown): ErrorClass {
   if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError || isAbort(err)) {
@@ -149,12 +139,7 @@ export function isTransientSqsError(err: unknown): boolean {
  * controls, lone surrogates) written as a `\uXXXX` escape: the same JSON value, in characters SQS accepts.
  * A redacted body holds such characters when the original had them as escapes. Characters beyond U+FFFF
  * are escaped too (as their surrogate pair), since some emulators refuse them.
- *
- * @example
- * ```ts
- * import { sqsSafeJson } from "./sqs.ts";
- * sqsSafeJson('{"note":"\uffff"}'); // '{"note":"\\uffff"}'
- * ```
+ * So `{"note":"<U+FFFF>"}` becomes `{"note":"\\uffff"}`.
  */
 export function sqsSafeJson(json: string): string {
   return json.replace(
@@ -230,9 +215,46 @@ async function queueAttributes(client: SQSClient, url: string, signal?: AbortSig
  *
  * @example
  * ```ts
- * const source = await openSqsSource({ queueUrl, dlqUrl, endpoint, region: "us-east-1", protocol: "auto",
- *   batchSize: 10, waitSeconds: 20, visibilityTimeout: undefined, log });
- * const batch = await source.receive();
+ * import {
+ *   batchesOfTen,
+ *   classify,
+ *   createSqsClient,
+ *   isAbort,
+ *   isMissingQueue,
+ *   isProtocolMismatch,
+ *   isTransientSqsError,
+ *   letterBytes,
+ *   MAX_MESSAGE_BYTES,
+ *   type Message,
+ *   openSqsSource,
+ *   type QueueCounts,
+ *   type Source,
+ *   type SqsSource,
+ *   type SqsSourceOptions,
+ *   sqsSafeJson,
+ *   sqsSource,
+ *   xmlSafe,
+ * } from "./sqs.ts";
+ * import { silentLogger } from "../log.ts";
+ * const queueUrl = "http://localhost:4566/000000000000/login-queue";
+ * const options: SqsSourceOptions = {
+ *   queueUrl, dlqUrl: `${queueUrl}-dlq`, endpoint: "http://localhost:4566", region: "us-east-1",
+ *   protocol: "auto", batchSize: 10, waitSeconds: 20, visibilityTimeout: undefined, log: silentLogger,
+ * };
+ * const source: SqsSource = await openSqsSource(options);
+ * const batch: Message[] = await source.receive();
+ * const counts: QueueCounts = await source.counts();
+ * const letter = { messageId: "m1", body: sqsSafeJson("{}"), attributes: { masq_reason: xmlSafe("bad") } };
+ * if (letterBytes(letter) <= MAX_MESSAGE_BYTES) await source.deadLetter(letter);
+ * for (const ten of batchesOfTen(batch)) await source.delete(ten);
+ * source.close();
+ * // Lower level: a client of one protocol, and the source over it (tests inject their own client).
+ * const client = createSqsClient({ endpoint: "http://localhost:4566", region: "us-east-1" }, "json");
+ * const plain: Source = sqsSource(client, { ...options, visibilityTimeout: 30 }, "json");
+ * plain.close();
+ * const err: unknown = new Error("x");
+ * console.log(counts, classify(err), isAbort(err), isMissingQueue(err), isProtocolMismatch(err),
+ *   isTransientSqsError(err));
  * ```
  */
 export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> {

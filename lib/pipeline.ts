@@ -18,6 +18,7 @@ import { retry, type RetryOptions, systemClock } from "./retry.ts";
 import { lease } from "./source/lease.ts";
 import { createWriter, type Refusal, type Writer } from "./sink/writer.ts";
 import { deadLetterFor } from "./transform/dead_letter.ts";
+import { scrubReason } from "./transform/redact.ts";
 import type {
   Clock,
   Message,
@@ -297,9 +298,13 @@ async function replacementFor(
     log.warn("database refused a rejection record; storing it without its body", {
       message_id: record.messageId,
     });
-    return { ...record, bodyRedacted: null, reason: `${record.reason}; ${reason}` };
+    return { ...record, bodyRedacted: null, reason: `${record.reason}; ${scrubReason(reason)}` };
   }
-  log.warn("row refused by the database; rejecting it", { message_id: record.messageId, reason });
+  // A driver's message may quote the value it refused: scrubbed before it is logged.
+  log.warn("row refused by the database; rejecting it", {
+    message_id: record.messageId,
+    reason: scrubReason(reason),
+  });
   const message = byId.get(record.messageId)!;
   return await deadLetter(run, message, await run.opts.transform.rejection(message, reason));
 }

@@ -426,14 +426,30 @@ function startProgress(run: Run): () => void {
  *
  * @example
  * ```ts
- * import { runPipeline } from "./pipeline.ts";
+ * import {
+ *   BatchError,
+ *   inFlightBound,
+ *   type PipelineOptions,
+ *   RECEIVE_GRACE_MS,
+ *   runPipeline,
+ *   type Summary,
+ *   WRITE_LINGER_MS,
+ *   WRITE_ROWS,
+ *   WRITE_STATEMENTS,
+ * } from "./pipeline.ts";
  * import type { Sink, Source, Transform } from "./types.ts";
  * import { silentLogger } from "./log.ts";
  * declare const source: Source, sink: Sink, transform: Transform;
- * const summary = await runPipeline({
+ * console.log(inFlightBound(8), RECEIVE_GRACE_MS, WRITE_LINGER_MS, WRITE_ROWS, WRITE_STATEMENTS);
+ * const options: PipelineOptions = {
  *   source, sink, transform, log: silentLogger, follow: false, concurrency: 8, connections: 8, maxBackoffMs: 10_000,
- * });
- * console.log(JSON.stringify(summary));
+ * };
+ * try {
+ *   const summary: Summary = await runPipeline(options);
+ *   console.log(JSON.stringify(summary));
+ * } catch (err) {
+ *   if (err instanceof BatchError) console.error(err.messageIds);
+ * }
  * ```
  */
 export async function runPipeline(opts: PipelineOptions): Promise<Summary> {

@@ -33,11 +33,7 @@ export interface RetryOptions {
  * The delay before retry number `attempt` (1-based): "full jitter" exponential backoff, capped, so that
  * many workers retrying one outage do not hammer the recovering server in lock-step.
  *
- * @example
- * ```ts
- * backoffDelay(1, 100, 10_000, () => 0.5); // 50
- * backoffDelay(20, 100, 10_000, () => 1);  // 10_000 (the cap)
- * ```
+ * `backoffDelay(1, 100, 10_000, () => 0.5)` is 50; `backoffDelay(20, 100, 10_000, () => 1)` is 10_000 (the cap).
  */
 export function backoffDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
@@ -64,7 +60,21 @@ export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClo
  *
  * @example
  * ```ts
- * const rows = await retry(() => pool.query("select 1"), { what: "ping", log, retryable: isTransient });
+ * import { backoffDelay, retry, type RetryOptions, sleep, systemClock } from "./retry.ts";
+ * import { silentLogger } from "./log.ts";
+ * const options: RetryOptions = {
+ *   what: "ping",
+ *   log: silentLogger,
+ *   retryable: (err) => err instanceof Error && err.message === "busy",
+ *   clock: systemClock,
+ * };
+ * let calls = 0;
+ * const answer = await retry(async () => {
+ *   if (++calls < 2) throw new Error("busy");
+ *   return "pong";
+ * }, options);
+ * await sleep(backoffDelay(1, 100, 10_000, () => 0.5)); // 50 ms
+ * console.log(answer, calls); // "pong" 2
  * ```
  */
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {

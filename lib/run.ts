@@ -35,7 +35,13 @@ export interface RunOptions {
  *
  * @example
  * ```ts
- * const summary = await runMasq(config, { log: createLogger() });
+ * import { runMasq, type RunOptions } from "./run.ts";
+ * import type { Config } from "./config.ts";
+ * import { createLogger } from "./log.ts";
+ * declare const config: Config;
+ * const options: RunOptions = { log: createLogger(), onEvent: (e) => console.error(e.type) };
+ * const summary = await runMasq(config, options);
+ * console.log(JSON.stringify(summary));
  * ```
  */
 export async function runMasq(config: Config, opts: RunOptions): Promise<Summary> {
@@ -70,6 +76,7 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
       batchSize: config.batchSize,
       waitSeconds: config.waitSeconds,
       visibilityTimeout: config.visibilityTimeout,
+      concurrency: config.concurrency,
       log,
       ...(opts.env ? { env: opts.env } : {}),
     });

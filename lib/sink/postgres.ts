@@ -139,9 +139,39 @@ export interface PostgresSinkOptions {
  *
  * @example
  * ```ts
- * const sink = createPostgresSink("postgres://postgres@localhost/postgres", { poolSize: 4, log });
- * await sink.checkSchema();
- * await sink.write([{ kind: "rejection", messageId: "m1", reason: "user_id is missing", bodyRedacted: "{}" }]);
+ * import {
+ *   classify,
+ *   createPostgresSink,
+ *   isDataError,
+ *   isTransientDbError,
+ *   type LoginRecord,
+ *   type PostgresSink,
+ *   type PostgresSinkOptions,
+ *   pgTypes,
+ *   type RejectionRecord,
+ *   type SinkRecord,
+ *   sqlState,
+ *   toParameters,
+ *   WRITE_SQL,
+ *   type WriteResult,
+ * } from "./postgres.ts";
+ * import { silentLogger } from "../log.ts";
+ * const options: PostgresSinkOptions = { poolSize: 4, log: silentLogger };
+ * const sink: PostgresSink = createPostgresSink("postgres://postgres@localhost/postgres", options);
+ * await sink.checkSchema(); // the schema `masq migrate` made
+ * const rejection: RejectionRecord = { kind: "rejection", messageId: "m1", reason: "user_id is missing", bodyRedacted: "{}" };
+ * const login: LoginRecord = {
+ *   kind: "login", messageId: "m2", userId: "u", deviceType: null, maskedIp: null, maskedDeviceId: null,
+ *   locale: null, appVersion: 2003000, createDate: "2024-05-17",
+ * };
+ * const records: SinkRecord[] = [rejection, login];
+ * try {
+ *   const result: WriteResult = await sink.write(records); // one WRITE_SQL statement
+ *   console.log(result, toParameters([records]).length, WRITE_SQL.length, pgTypes);
+ * } catch (err) {
+ *   console.error(classify(err), isDataError(err), isTransientDbError(err), sqlState(err));
+ * }
+ * await sink.close();
  * ```
  */
 export function createPostgresSink(url: string, opts: PostgresSinkOptions): PostgresSink {
@@ -227,13 +257,7 @@ export function sqlState(err: unknown): string | undefined {
  * server shutdown, too many connections, serialization failures, deadlocks, lock and statement
  * timeouts), and any socket-level Error without a SQLSTATE. `fatal`: every other SQLSTATE (a missing
  * table, a permission), a TypeError or RangeError (a bug, never an outage) and anything not an Error.
- *
- * @example
- * ```ts
- * import { classify } from "./postgres.ts";
- * classify(Object.assign(new Error("value too long"), { code: "22001" })); // "data"
- * classify(Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" })); // "transient"
- * ```
+ * So SQLSTATE 22001 (value too long) is `data` and an ECONNREFUSED socket error `transient`.
  */
 export function classify(err: unknown): ErrorClass {
   if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError) return "fatal";

@@ -83,14 +83,17 @@ export function refusalReason(err: unknown): string {
  *
  * @example
  * ```ts
- * import { createWriter } from "./writer.ts";
+ * import { createWriter, type Refusal, refusalReason, type Writer, type WriterOptions, type Written } from "./writer.ts";
  * import type { Sink } from "../types.ts";
  * import { silentLogger } from "../log.ts";
  * declare const sink: Sink;
- * const writer = createWriter(sink, { log: silentLogger, maxRows: 250, lingerMs: 2, maxStatements: 4 });
- * const { result, refused } = await writer.submit([
+ * const options: WriterOptions = { log: silentLogger, maxRows: 250, lingerMs: 2, maxStatements: 4 };
+ * const writer: Writer = createWriter(sink, options);
+ * const written: Written = await writer.submit([
  *   { kind: "rejection", messageId: "m1", reason: "user_id is missing", bodyRedacted: "{}" },
  * ]);
+ * const refused: Refusal[] = written.refused; // each with refusalReason(error) as its reason
+ * console.log(written.result.rejected, refused.length, refusalReason(new Error("x")));
  * ```
  */
 export function createWriter(sink: Sink, opts: WriterOptions): Writer {

@@ -42,12 +42,14 @@ export function heartbeatMs(visibilityTimeoutS: number): number {
  *
  * @example
  * ```ts
- * import { lease } from "./lease.ts";
+ * import { heartbeatMs, type Lease, lease, type LeaseOptions } from "./lease.ts";
  * import type { Source } from "../types.ts";
  * import { silentLogger } from "../log.ts";
  * declare const source: Source;
  * const batch = await source.receive();
- * const held = lease(source, batch, { log: silentLogger });
+ * const options: LeaseOptions = { log: silentLogger };
+ * const held: Lease = lease(source, batch, options); // extends every heartbeatMs(source.visibilityTimeout) ms
+ * console.log(heartbeatMs(source.visibilityTimeout));
  * try {
  *   // ... write the rows ...
  *   await held.ack(batch);

@@ -13,6 +13,8 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { AwsQueryProtocol } from "@aws-sdk/core/protocols";
+import http from "node:http";
+import https from "node:https";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SqsProtocol } from "../config.ts";
@@ -35,6 +37,8 @@ export interface SqsSourceOptions {
   log: Logger;
   /** Environment, to decide whether dummy credentials are needed for a local endpoint. */
   env?: (name: string) => string | undefined;
+  /** Receivers that will poll at once (sizes the connection pool; default 8). */
+  concurrency?: number;
 }
 
 const QUERY_SETTINGS = {
@@ -52,17 +56,21 @@ function isAwsEndpoint(endpoint: string | undefined): boolean {
 /**
  * An SQS client for one wire protocol. Against a non-AWS endpoint with no credentials configured in the
  * environment, dummy credentials are used (local emulators accept any).
- *
- * @example
- * ```ts
- * const client = createSqsClient({ endpoint: "http://localhost:4566", region: "us-east-1" }, "query");
- * ```
+ * See openSqsSource() for an example.
  */
 export function createSqsClient(
-  opts: { endpoint: string | undefined; region: string; env?: (name: string) => string | undefined },
+  opts: {
+    endpoint: string | undefined;
+    region: string;
+    env?: (name: string) => string | undefined;
+    concurrency?: number;
+  },
   protocol: "json" | "query",
 ): SQSClient {
   const env = opts.env ?? (() => undefined);
+  // Kept-alive connections, enough for every receiver's long poll plus the deletes, extensions and
+  // dead-letter sends beside them, so that no request waits for a socket or pays a new handshake.
+  const agent = { keepAlive: true, maxSockets: 2 * (opts.concurrency ?? 8) + 16 };
   const hasCredentials = env("AWS_ACCESS_KEY_ID") !== undefined || env("AWS_PROFILE") !== undefined;
   return new SQSClient({
     region: opts.region,
@@ -72,6 +80,7 @@ export function createSqsClient(
       : {}),
     // The pipeline retries with its own logged, capped backoff; the SDK adds one quick retry.
     maxAttempts: 2,
+    requestHandler: { httpAgent: new http.Agent(agent), httpsAgent: new https.Agent(agent) },
     ...(protocol === "query" ? { protocol: AwsQueryProtocol, protocolSettings: QUERY_SETTINGS } : {}),
   });
 }
@@ -100,13 +109,7 @@ export function isAbort(err: unknown): boolean {
  * throttling. `data`: the request's content can never be accepted (a message too long or with invalid
  * contents). `fatal`: every other answer (missing queue, access denied), our own abort, and any
  * TypeError or RangeError (a bug, never an outage).
- *
- * @example
- * ```ts
- * import { classify } from "./sqs.ts";
- * classify(Object.assign(new Error("x"), { name: "ServiceUnavailable", $metadata: { httpStatusCode: 503 } })); // "transient"
- * classify(new TypeError("x is not a function")); // "fatal"
- * ```
+ * So a 503 `ServiceUnavailable` is `transient` and `new TypeError("x is not a function")` is `fatal`.
  */
 export function classify(err: unknown): ErrorClass {
   if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError || isAbort(err)) {
@@ -136,12 +139,7 @@ export function isTransientSqsError(err: unknown): boolean {
  * controls, lone surrogates) written as a `\uXXXX` escape: the same JSON value, in characters SQS accepts.
  * A redacted body holds such characters when the original had them as escapes. Characters beyond U+FFFF
  * are escaped too (as their surrogate pair), since some emulators refuse them.
- *
- * @example
- * ```ts
- * import { sqsSafeJson } from "./sqs.ts";
- * sqsSafeJson('{"note":"\uffff"}'); // '{"note":"\\uffff"}'
- * ```
+ * So `{"note":"<U+FFFF>"}` becomes `{"note":"\\uffff"}`.
  */
 export function sqsSafeJson(json: string): string {
   return json.replace(
@@ -217,9 +215,46 @@ async function queueAttributes(client: SQSClient, url: string, signal?: AbortSig
  *
  * @example
  * ```ts
- * const source = await openSqsSource({ queueUrl, dlqUrl, endpoint, region: "us-east-1", protocol: "auto",
- *   batchSize: 10, waitSeconds: 20, visibilityTimeout: undefined, log });
- * const batch = await source.receive();
+ * import {
+ *   batchesOfTen,
+ *   classify,
+ *   createSqsClient,
+ *   isAbort,
+ *   isMissingQueue,
+ *   isProtocolMismatch,
+ *   isTransientSqsError,
+ *   letterBytes,
+ *   MAX_MESSAGE_BYTES,
+ *   type Message,
+ *   openSqsSource,
+ *   type QueueCounts,
+ *   type Source,
+ *   type SqsSource,
+ *   type SqsSourceOptions,
+ *   sqsSafeJson,
+ *   sqsSource,
+ *   xmlSafe,
+ * } from "./sqs.ts";
+ * import { silentLogger } from "../log.ts";
+ * const queueUrl = "http://localhost:4566/000000000000/login-queue";
+ * const options: SqsSourceOptions = {
+ *   queueUrl, dlqUrl: `${queueUrl}-dlq`, endpoint: "http://localhost:4566", region: "us-east-1",
+ *   protocol: "auto", batchSize: 10, waitSeconds: 20, visibilityTimeout: undefined, log: silentLogger,
+ * };
+ * const source: SqsSource = await openSqsSource(options);
+ * const batch: Message[] = await source.receive();
+ * const counts: QueueCounts = await source.counts();
+ * const letter = { messageId: "m1", body: sqsSafeJson("{}"), attributes: { masq_reason: xmlSafe("bad") } };
+ * if (letterBytes(letter) <= MAX_MESSAGE_BYTES) await source.deadLetter(letter);
+ * for (const ten of batchesOfTen(batch)) await source.delete(ten);
+ * source.close();
+ * // Lower level: a client of one protocol, and the source over it (tests inject their own client).
+ * const client = createSqsClient({ endpoint: "http://localhost:4566", region: "us-east-1" }, "json");
+ * const plain: Source = sqsSource(client, { ...options, visibilityTimeout: 30 }, "json");
+ * plain.close();
+ * const err: unknown = new Error("x");
+ * console.log(counts, classify(err), isAbort(err), isMissingQueue(err), isProtocolMismatch(err),
+ *   isTransientSqsError(err));
  * ```
  */
 export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> {

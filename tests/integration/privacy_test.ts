@@ -11,11 +11,13 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
 import { toBase64 } from "../../lib/vault.ts";
 import {
+  collect,
   type MasqEnv,
   type MasqResult,
   receiveAll,
   ROOT,
   runMasqCli,
+  spawnWatched,
   sqsClient,
   startDatabase,
   startEmbeddedSqs,
@@ -139,14 +141,11 @@ function schemaOf(db: TestDatabase): string {
 async function everythingStored(db: TestDatabase): Promise<string> {
   if (db.kind === "postgresql") {
     const base = Deno.env.get("TEST_DATABASE_URL")!;
-    const out = await new Deno.Command("/usr/bin/pg_dump", {
-      args: ["--schema", schemaOf(db), "--no-owner", base],
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-    return new TextDecoder().decode(out.stdout);
+    const out = await collect(
+      spawnWatched("/usr/bin/pg_dump", ["--schema", schemaOf(db), "--no-owner", base], { timeoutMs: 60_000 }),
+    );
+    assertEquals(out.code, 0, out.stderr);
+    return out.stdout;
   }
   const tables = await db.query<{ name: string }>(
     "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()",

@@ -81,12 +81,18 @@ function runTimeoutMs(n: number): number {
   return 120_000 + n * 3.4;
 }
 
-/** The permissions of `deno task start`, so that masq runs in the bench exactly as in production. */
+/**
+ * The permissions masq runs with in production (the `masq` task of deno.json, else `start`), so that the
+ * bench runs masq exactly as users do.
+ */
 export function startTaskPermissions(home: string | undefined): string[] {
-  const task: unknown = (denoConfig.tasks as Record<string, unknown>).start;
-  const command = typeof task === "string" ? task : String((task as { command?: unknown })?.command ?? "");
-  const perms = command.split(/\s+/).filter((a) => a.startsWith("--allow-"));
-  if (perms.length === 0) throw new Error("deno.json has no start task with --allow-* permissions");
+  const tasks = denoConfig.tasks as Record<string, unknown>;
+  const commandOf = (task: unknown) =>
+    typeof task === "string" ? task : String((task as { command?: unknown })?.command ?? "");
+  const perms = ["masq", "start"].map((name) => commandOf(tasks[name]).split(/\s+/))
+    .map((words) => words.filter((a) => a.startsWith("--allow-")))
+    .find((p) => p.length > 0);
+  if (perms === undefined) throw new Error("deno.json has no masq or start task with --allow-* permissions");
   return perms.map((p) =>
     home === undefined
       ? p.split(",").filter((part) => !part.includes("$HOME")).join(",")
@@ -526,7 +532,9 @@ async function profile(rig: Rig, n: number, dir: string) {
     rig.print(
       `${consumer} (profiled, so slower): ${fmt(f.rate)} msg/s; ${
         fmt(s.busyMs / n * 1000, 1)
-      } µs/msg busy on the JavaScript thread; profile: ${path} (relative to the repository)`,
+      } µs/msg busy on the JavaScript thread; profile: ${path}${
+        path.startsWith("/") ? "" : " (in the repository)"
+      }`,
     );
     rig.print("  self time by area:");
     for (const a of s.areas.slice(0, 12)) rig.print(`    ${fmt(a.share * 100, 1).padStart(5)}%  ${a.name}`);

@@ -23,6 +23,22 @@ export interface Child {
 
 const STDERR_KEEP = 8192;
 
+/** Every child not yet reaped, so that a signal to the parent can take them down with it. */
+const live = new Set<Child>();
+
+/**
+ * SIGKILLs and reaps every child still running.
+ *
+ * @example
+ * ```ts
+ * import { killAll } from "./child.ts";
+ * Deno.addSignalListener("SIGINT", () => killAll().then(() => Deno.exit(130)));
+ * ```
+ */
+export async function killAll(): Promise<void> {
+  await Promise.all([...live].map((c) => c.kill()));
+}
+
 /**
  * Starts `deno run <permissions> <script> <args>` from the repository root.
  *
@@ -88,7 +104,7 @@ export function spawnScript(
     );
   };
 
-  return {
+  const child: Child = {
     pid: proc.pid,
     async next<T>(timeoutMs: number): Promise<T> {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -145,6 +161,7 @@ export function spawnScript(
         clearTimeout(timer);
         const status = await proc.status;
         await Promise.all([out, errDone]);
+        live.delete(child);
         return status;
       })();
     },
@@ -156,4 +173,6 @@ export function spawnScript(
     },
     stderr: () => errText,
   };
+  live.add(child);
+  return child;
 }

@@ -1,5 +1,6 @@
 /** `masq bench`: masq against the bare receive+delete ceiling, in one run (see lib/bench.ts). */
 import { type BenchMode, runBench } from "../bench.ts";
+import { killAll } from "../bench/child.ts";
 import { ConfigError } from "../errors.ts";
 import type { Command } from "./command.ts";
 
@@ -37,11 +38,15 @@ export const bench: Command = {
     const mode: BenchMode = v.memory === true ? "memory" : v.profile !== undefined ? "profile" : "compare";
     const profileDir = typeof v.profile === "string" ? v.profile : undefined;
     if (profileDir === "") throw new ConfigError("--profile", "needs a directory to write the profiles to");
+    // Interrupted, the bench takes its emulator and consumers down with it, then exits.
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, () => void killAll().finally(() => Deno.exit(130)));
+    }
     const result = await runBench({
       log: ctx.log,
       print: (s) => console.error(s),
       env: ctx.env,
-      messages: wholeNumber(v, "messages", 10, 2_000_000),
+      messages: wholeNumber(v, "messages", 10, 1_000_000),
       rounds: wholeNumber(v, "rounds", 1, 20),
       processes: wholeNumber(v, "processes", 1, 8),
       mode,

@@ -60,7 +60,15 @@ function table(rows: Record<string, unknown>[]): string {
  *
  * @example
  * ```ts
- * const summary = await runDemo({ log, print: console.log, samplePath: "data/sample_logins.jsonl" });
+ * import { runDemo } from "./demo.ts";
+ * import { createLogger } from "./log.ts";
+ *
+ * const summary = await runDemo({
+ *   log: createLogger(),
+ *   print: console.log,
+ *   samplePath: "data/sample_logins.jsonl",
+ * });
+ * console.log(summary.inserted, summary.rejected); // 99 1
  * ```
  */
 export async function runDemo(

@@ -24,8 +24,13 @@ export interface EmbeddedSqs {
  *
  * @example
  * ```ts
+ * import { startEmbeddedSqs } from "./embedded.ts";
+ *
  * const sqs = await startEmbeddedSqs();
  * const url = sqs.createQueue("login-queue", { VisibilityTimeout: "30" });
+ * sqs.send("login-queue", JSON.stringify({ user_id: "u1" }));
+ * console.log(url); // http://127.0.0.1:<port>/000000000000/login-queue
+ * await sqs.stop();
  * ```
  */
 export async function startEmbeddedSqs(opts: { port?: number; dataDir?: string } = {}): Promise<EmbeddedSqs> {
@@ -65,8 +70,11 @@ export interface EmbeddedPostgres {
  *
  * @example
  * ```ts
+ * import { startEmbeddedPostgres } from "./embedded.ts";
+ *
  * const pgl = await startEmbeddedPostgres();
- * // DATABASE_URL=pgl.url, MASQ_DB_POOL_SIZE=1
+ * console.log(pgl.url); // give masq DATABASE_URL=<this url>
+ * await pgl.stop();
  * ```
  */
 export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {

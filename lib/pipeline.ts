@@ -1,52 +1,77 @@
 /**
- * receive -> parse -> mask -> write -> delete. Each of `concurrency` receivers runs that chain with up to
- * `batchesPerReceiver` (2) batches in flight, polling for the next while the last is written; once its batches
- * wait (a slow or absent database) it receives nothing new, and a heartbeat keeps their messages invisible.
- * A message is deleted only after its row or its rejection is committed.
+ * lease -> parse -> mask -> write -> ack. `concurrency` receivers poll the source; each received batch is
+ * held by a lease (its heartbeat keeps the messages invisible), turned into records, its rejections
+ * dead-lettered, then handed to the coalescing writer, which writes the batches of all receivers
+ * together; once its statement commits, the batch is acknowledged (deleted). A message is deleted only
+ * after its row or its rejection is committed. Receivers stop receiving while the messages in flight
+ * (received, not yet deleted) are at their bound, so memory stays flat however long the queue is.
+ *
+ * Each step is a small function over one `Run` (the run's shared state); errors are classified by the
+ * module that made the call (`source.classify`, `sink.classify`): transient ones are retried with capped
+ * backoff, data ones isolated and rejected, fatal ones stop the run.
+ *
+ * @module
  */
 import type { Logger } from "./log.ts";
 import { errorMessage } from "./errors.ts";
-import { retry, sleep } from "./retry.ts";
-import type { Message, Source } from "./source/sqs.ts";
-import { isAbort, isTransientSqsError } from "./source/sqs.ts";
-import type { Sink, SinkRecord, WriteResult } from "./sink/postgres.ts";
-import { isDataError, isTransientDbError, sqlState } from "./sink/postgres.ts";
-import type { Masker } from "./transform/mask.ts";
-import { rejectionFor, toRecord } from "./transform/record.ts";
+import { retry, type RetryOptions, systemClock } from "./retry.ts";
+import { lease } from "./source/lease.ts";
+import { createWriter, type Refusal, type Writer } from "./sink/writer.ts";
+import { deadLetterFor } from "./transform/dead_letter.ts";
+import type {
+  Clock,
+  Message,
+  PipelineEvent,
+  RejectionRecord,
+  Sink,
+  SinkRecord,
+  Source,
+  Summary,
+  Transform,
+  WriteResult,
+} from "./types.ts";
+import type { VaultCipher } from "./vault.ts";
 
-/** The JSON summary printed as the last line of stdout. */
-export interface Summary {
-  received: number;
-  inserted: number;
-  duplicates: number;
-  rejected: number;
-  seconds: number;
-  rate: number;
+export type { Summary } from "./types.ts";
+
+/** Rows per write statement, at most (measured: see the README's performance section). */
+export const WRITE_ROWS = 250;
+/** How long rows wait for more before they are written anyway, ms (0: as soon as a connection is free). */
+export const WRITE_LINGER_MS = 0;
+/**
+ * On stop, a receive that began less than this long ago (ms) is let finish until it is this old, then
+ * cancelled; an older one is cancelled at once. A fresh receive may be being answered right now (a busy
+ * queue answers at once): cancelling it would leave the messages SQS already handed out invisible and
+ * unprocessed until their visibility timeout. An older one is a long poll waiting on an idle queue.
+ */
+export const RECEIVE_GRACE_MS = 2000;
+/** SQS hands out at most ten messages per receive: the room a receiver reserves before it asks. */
+const MAX_RECEIVE = 10;
+
+/** Messages in flight (received, not yet deleted), at most, for a number of receivers. */
+export function inFlightBound(concurrency: number): number {
+  return Math.max(2 * WRITE_ROWS, 2 * MAX_RECEIVE * concurrency);
 }
 
 export interface PipelineOptions {
   source: Source;
   sink: Sink;
-  masker: Masker;
+  transform: Transform;
   log: Logger;
   /** Keep polling forever instead of exiting once the queue is drained. */
   follow: boolean;
   concurrency: number;
+  /** Write statements under way at once (the database pool's size). */
+  connections: number;
   maxBackoffMs: number;
+  /** Encrypts the original body of a dead letter, when a vault key is configured. */
+  vault?: VaultCipher;
   /** Aborting it stops receiving; in-flight batches are finished, committed and deleted. */
   stop?: AbortSignal;
   /** Interval of progress lines on the log, ms (0: none). */
   progressEveryMs?: number;
-  /** Batches each receiver may have in flight (received, not yet deleted). Default 2. */
-  batchesPerReceiver?: number;
-  /**
-   * On `stop`, a receive that began less than this long ago (ms) is let finish until it is this old, then
-   * cancelled; an older one is cancelled at once. A fresh receive may be being answered right now (a busy
-   * queue answers at once): cancelling it would leave the messages SQS already handed out invisible and
-   * unprocessed until their visibility timeout. An older one is a long poll waiting on an idle queue.
-   * Default 2000.
-   */
-  receiveGraceMs?: number;
+  onEvent?: (e: PipelineEvent) => void;
+  clock?: Clock;
 }
 
 /** Error carrying the SQS message ids it concerns. */
@@ -59,6 +84,62 @@ export class BatchError extends Error {
   }
 }
 
+/** Bounds the messages in flight: a receiver takes room before it receives and gives back what it did not use. */
+interface Gate {
+  readonly used: number;
+  /** Resolves true once `n` fit, or false when `signal` aborts first. */
+  take(n: number, signal: AbortSignal): Promise<boolean>;
+  give(n: number): void;
+}
+
+function createGate(limit: number): Gate {
+  let used = 0;
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+  return {
+    get used() {
+      return used;
+    },
+    async take(n, signal) {
+      while (used > 0 && used + n > limit) {
+        if (signal.aborted) return false;
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          signal.addEventListener("abort", wake, { once: true });
+        });
+        signal.removeEventListener("abort", wake);
+      }
+      if (signal.aborted) return false;
+      used += n;
+      return true;
+    },
+    give(n) {
+      used -= n;
+      wake();
+    },
+  };
+}
+
+/** The shared state of one run. */
+interface Run {
+  opts: PipelineOptions;
+  clock: Clock;
+  emit: (e: PipelineEvent) => void;
+  writer: Writer;
+  gate: Gate;
+  totals: { received: number; inserted: number; duplicates: number; rejected: number };
+  /** Aborted when receiving ends: drained, stopped, or a fatal error. */
+  halt: AbortController;
+  /** True when the halt came from `stop` (receives just begun are let finish). */
+  stopping: boolean;
+  fatal: unknown;
+  batches: Set<Promise<void>>;
+}
+
 function add(a: WriteResult, b: WriteResult): WriteResult {
   return {
     inserted: a.inserted + b.inserted,
@@ -67,240 +148,294 @@ function add(a: WriteResult, b: WriteResult): WriteResult {
   };
 }
 
+function sqsRetry(run: Run, what: string, fields?: Record<string, unknown>): RetryOptions {
+  return {
+    what,
+    log: run.opts.log,
+    retryable: (err) => run.opts.source.classify(err) === "transient",
+    capMs: run.opts.maxBackoffMs,
+    clock: run.clock,
+    onRetry: () => run.emit({ type: "retry", what, kind: "sqs" }),
+    ...(fields ? { fields } : {}),
+  };
+}
+
+function dbRetry(run: Run, what: string): RetryOptions {
+  return {
+    what,
+    log: run.opts.log,
+    retryable: (err) => run.opts.sink.classify(err) === "transient",
+    capMs: run.opts.maxBackoffMs,
+    clock: run.clock,
+    onRetry: () => run.emit({ type: "retry", what, kind: "database" }),
+  };
+}
+
+function fail(run: Run, err: unknown): void {
+  run.fatal ??= err;
+  run.halt.abort();
+}
+
+/**
+ * One receive, cancelled when the run halts: at once when it ends itself (drained, fatal error); on
+ * `stop`, once RECEIVE_GRACE_MS old. A receive cancelled by us returns no messages.
+ */
+async function receive(run: Run): Promise<Message[]> {
+  const { halt, clock } = run;
+  if (halt.signal.aborted) return [];
+  const ctl = new AbortController();
+  const started = clock.now();
+  let timer: unknown;
+  const cancel = () => {
+    const left = run.stopping ? started + RECEIVE_GRACE_MS - clock.now() : 0;
+    if (left <= 0) ctl.abort();
+    else timer = clock.setTimeout(() => ctl.abort(), left);
+  };
+  halt.signal.addEventListener("abort", cancel, { once: true });
+  try {
+    const batch = await run.opts.source.receive(ctl.signal);
+    run.emit({ type: "queue_ok" });
+    return batch;
+  } catch (err) {
+    if (ctl.signal.aborted) return [];
+    throw err;
+  } finally {
+    clock.clearTimeout(timer);
+    halt.signal.removeEventListener("abort", cancel);
+  }
+}
+
+/** True when the queue holds nothing visible, in flight or delayed (in drain mode, the end). */
+async function drained(run: Run): Promise<boolean> {
+  const c = await retry(() => run.opts.source.counts(), {
+    ...sqsRetry(run, "queue counts"),
+    signal: run.halt.signal,
+  });
+  run.emit({ type: "queue_counts", counts: c });
+  if (c.visible + c.inFlight + c.delayed === 0) return true;
+  if (c.visible === 0) {
+    run.opts.log.debug("waiting for in-flight messages", { in_flight: c.inFlight, delayed: c.delayed });
+  }
+  return false;
+}
+
+/** Sends a rejection to the dead-letter queue; one the queue can never take is recorded as such. */
+async function deadLetter(run: Run, message: Message, rejection: RejectionRecord): Promise<RejectionRecord> {
+  const { source, vault, log } = run.opts;
+  const letter = await deadLetterFor(
+    message,
+    rejection.reason,
+    rejection.bodyRedacted,
+    source.queueUrl,
+    vault,
+  );
+  // The one policy for a failed dead-letter send: a transient failure (no answer, 5xx, throttling) is
+  // retried with the same capped backoff as every SQS call, for as long as it lasts, while the lease
+  // keeps the message invisible; a refusal for the message itself (too large, invalid) is recorded with
+  // that fact and the message deleted, so nothing loops; anything else (access denied, no such queue)
+  // stops the run with exit 1, the message left in the queue.
+  const outcome = await retry(
+    () => source.deadLetter(letter),
+    sqsRetry(run, "dead-letter send", { message_id: message.id }),
+  );
+  if (outcome.status === "sent") {
+    run.emit({ type: "dead_lettered", messages: 1 });
+    return rejection;
+  }
+  log.warn("rejected message cannot be dead-lettered; recording and deleting it all the same", {
+    message_id: message.id,
+    reason: outcome.why,
+  });
+  return { ...rejection, reason: `${rejection.reason}; not dead-lettered: ${outcome.why}` };
+}
+
+/**
+ * Dead-letters the batch's rejections before they are recorded (README "Bad input"); a redelivery of
+ * one already recorded is not sent again (only a crash between the two can send one twice).
+ */
+async function deadLetterRejections(
+  run: Run,
+  records: SinkRecord[],
+  byId: Map<string, Message>,
+): Promise<SinkRecord[]> {
+  const ids = records.filter((r) => r.kind === "rejection").map((r) => r.messageId);
+  if (ids.length === 0) return records;
+  const recorded = await retry(() => run.opts.sink.written(ids), dbRetry(run, "ledger lookup"));
+  return await Promise.all(
+    records.map((r) =>
+      r.kind === "rejection" && !recorded.has(r.messageId) ? deadLetter(run, byId.get(r.messageId)!, r) : r
+    ),
+  );
+}
+
+/**
+ * What to write instead of a record the database refused: a login becomes a rejection with the
+ * database's reason (and is dead-lettered); a rejection is kept without its redacted body. A rejection
+ * refused even without a body is fatal: nothing is left to drop.
+ */
+async function replacementFor(
+  run: Run,
+  { record, reason, error }: Refusal,
+  byId: Map<string, Message>,
+): Promise<RejectionRecord> {
+  const { log } = run.opts;
+  if (record.kind === "rejection") {
+    if (record.bodyRedacted === null) throw error;
+    log.warn("database refused a rejection record; storing it without its body", {
+      message_id: record.messageId,
+    });
+    return { ...record, bodyRedacted: null, reason: `${record.reason}; ${reason}` };
+  }
+  log.warn("row refused by the database; rejecting it", { message_id: record.messageId, reason });
+  const message = byId.get(record.messageId)!;
+  return await deadLetter(run, message, await run.opts.transform.rejection(message, reason));
+}
+
+/** Writes records through the coalescing writer, replacing each refused one until all are committed. */
+async function write(run: Run, records: SinkRecord[], byId: Map<string, Message>): Promise<WriteResult> {
+  const { result, refused } = await run.writer.submit(records);
+  let total = result;
+  for (const refusal of refused) {
+    total = add(total, await write(run, [await replacementFor(run, refusal, byId)], byId));
+  }
+  return total;
+}
+
+/** One batch, start to end: lease, records, dead letters, write, ack. */
+async function processBatch(run: Run, messages: Message[], receivedAt: number): Promise<void> {
+  const { source, transform, log } = run.opts;
+  const held = lease(source, messages, {
+    log,
+    clock: run.clock,
+    maxBackoffMs: run.opts.maxBackoffMs,
+    onRetry: () => run.emit({ type: "retry", what: "delete", kind: "sqs" }),
+  });
+  try {
+    const byId = new Map(messages.map((m) => [m.id, m]));
+    const records: SinkRecord[] = [];
+    for (const m of messages) records.push(await transform.record(m));
+    const result = await write(run, await deadLetterRejections(run, records, byId), byId);
+    run.totals.inserted += result.inserted;
+    run.totals.rejected += result.rejected;
+    run.totals.duplicates += result.duplicates;
+    await held.ack(messages);
+    const now = run.clock.now();
+    run.emit({
+      type: "deleted",
+      messages: messages.length,
+      latenciesMs: messages.map(() => now - receivedAt),
+    });
+  } catch (err) {
+    throw new BatchError(`batch failed: ${errorMessage(err)}`, messages.map((m) => m.id), err);
+  } finally {
+    await held.release();
+    run.gate.give(messages.length);
+    run.emit({ type: "in_flight", messages: run.gate.used });
+  }
+}
+
+/** One receiver: takes room, receives, hands the batch on, until the run halts. */
+async function receiver(run: Run): Promise<void> {
+  const { halt } = run;
+  while (!halt.signal.aborted) {
+    if (!await run.gate.take(MAX_RECEIVE, halt.signal)) return;
+    let batch: Message[];
+    try {
+      batch = await retry(() => receive(run), { ...sqsRetry(run, "receive"), signal: halt.signal });
+    } catch (err) {
+      run.gate.give(MAX_RECEIVE);
+      if (halt.signal.aborted) return;
+      throw err;
+    }
+    run.gate.give(MAX_RECEIVE - batch.length);
+    if (batch.length === 0) {
+      if (!run.opts.follow && !halt.signal.aborted && await drained(run).catch(() => false)) halt.abort();
+      continue;
+    }
+    run.totals.received += batch.length;
+    run.emit({ type: "received", messages: batch.length });
+    run.emit({ type: "in_flight", messages: run.gate.used });
+    const p: Promise<void> = processBatch(run, batch, run.clock.now())
+      .catch((err) => fail(run, err))
+      .finally(() => run.batches.delete(p));
+    run.batches.add(p);
+  }
+}
+
+function startProgress(run: Run): () => void {
+  const every = run.opts.progressEveryMs ?? 5000;
+  if (every <= 0) return () => {};
+  let timer: unknown;
+  const tick = () => {
+    run.opts.log.info("progress", { ...run.totals, in_flight: run.gate.used });
+    timer = run.clock.setTimeout(tick, every);
+  };
+  timer = run.clock.setTimeout(tick, every);
+  return () => run.clock.clearTimeout(timer);
+}
+
 /**
  * Drains (or, with `follow`, keeps consuming) the source into the sink and returns the run's summary.
- * Throws a BatchError on a fatal error (the batch's messages stay in the queue for redelivery).
+ * Throws a BatchError on a fatal error, once the other batches in flight are finished (the failed
+ * batch's messages stay in the queue for redelivery).
  *
  * @example
  * ```ts
- * const summary = await runPipeline({ source, sink, masker, log, follow: false, concurrency: 8, maxBackoffMs: 10_000 });
+ * import { runPipeline } from "./pipeline.ts";
+ * import type { Sink, Source, Transform } from "./types.ts";
+ * import { silentLogger } from "./log.ts";
+ * declare const source: Source, sink: Sink, transform: Transform;
+ * const summary = await runPipeline({
+ *   source, sink, transform, log: silentLogger, follow: false, concurrency: 8, connections: 8, maxBackoffMs: 10_000,
+ * });
  * console.log(JSON.stringify(summary));
  * ```
  */
 export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
-  const { source, sink, masker, log } = opts;
-  const started = performance.now();
-  const totals = { received: 0, inserted: 0, duplicates: 0, rejected: 0 };
-  const halt = new AbortController();
-  // Receives under way, cancelled when the run halts: at once when it ends itself (drained, fatal error);
-  // on `stop`, once `receiveGraceMs` old, so that messages SQS has already handed out are processed and
-  // deleted, not left in flight.
-  type Receiving = { ctl: AbortController; started: number; timer?: ReturnType<typeof setTimeout> };
-  const receives = new Set<Receiving>();
-  let stopping = false;
-  const cancel = (r: Receiving) => {
-    const left = stopping ? r.started + (opts.receiveGraceMs ?? 2000) - performance.now() : 0;
-    if (left <= 0) r.ctl.abort();
-    else r.timer ??= setTimeout(() => r.ctl.abort(), left);
+  const clock = opts.clock ?? systemClock;
+  const emit = opts.onEvent ?? (() => {});
+  const run: Run = {
+    opts,
+    clock,
+    emit,
+    writer: createWriter(opts.sink, {
+      log: opts.log,
+      maxRows: WRITE_ROWS,
+      lingerMs: WRITE_LINGER_MS,
+      maxStatements: Math.max(1, opts.connections),
+      maxBackoffMs: opts.maxBackoffMs,
+      clock,
+      onEvent: emit,
+    }),
+    gate: createGate(inFlightBound(opts.concurrency)),
+    totals: { received: 0, inserted: 0, duplicates: 0, rejected: 0 },
+    halt: new AbortController(),
+    stopping: false,
+    fatal: undefined,
+    batches: new Set(),
   };
-  halt.signal.addEventListener("abort", () => receives.forEach(cancel), { once: true });
-  async function receive(): Promise<Message[]> {
-    if (halt.signal.aborted) return []; // a retry after the halt: receive nothing new
-    const r: Receiving = { ctl: new AbortController(), started: performance.now() };
-    receives.add(r);
-    try {
-      return await source.receive(r.ctl.signal);
-    } finally {
-      clearTimeout(r.timer);
-      receives.delete(r);
-    }
-  }
-  let fatal: unknown;
+  const started = clock.now();
   const onStop = () => {
-    stopping = !halt.signal.aborted;
-    halt.abort();
+    run.stopping = !run.halt.signal.aborted;
+    run.halt.abort();
   };
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();
-
-  const sqsRetry = { log, retryable: isTransientSqsError, capMs: opts.maxBackoffMs };
-  const dbRetry = { log, retryable: isTransientDbError, capMs: opts.maxBackoffMs };
-
-  /** Writes records; on a data error splits the batch until the refused row is alone, then rejects it. */
-  async function writeIsolating(records: SinkRecord[], byId: Map<string, Message>): Promise<WriteResult> {
-    try {
-      return await retry(() => sink.write(records), {
-        ...dbRetry,
-        what: "database write",
-        fields: { messages: records.length, first_message_id: records[0]?.messageId },
-      });
-    } catch (err) {
-      if (!isDataError(err)) throw err;
-      if (records.length > 1) {
-        const mid = Math.ceil(records.length / 2);
-        const left = await writeIsolating(records.slice(0, mid), byId);
-        return add(left, await writeIsolating(records.slice(mid), byId));
-      }
-      const [only] = records;
-      const message = byId.get(only.messageId)!;
-      // The driver's own message: errorMessage() would append the code a second time.
-      const why = err instanceof Error ? err.message : String(err);
-      const reason = `database refused the row: ${why} (SQLSTATE ${sqlState(err)})`;
-      if (only.kind === "rejection") {
-        if (only.bodyRedacted === null) throw err;
-        log.warn("database refused a rejection record; storing it without its body", {
-          message_id: only.messageId,
-        });
-        return writeIsolating([{ ...only, bodyRedacted: null, reason: `${only.reason}; ${reason}` }], byId);
-      }
-      log.warn("row refused by the database; rejecting it", { message_id: only.messageId, reason });
-      await retry(() => source.forwardToDeadLetter(message, reason), {
-        ...sqsRetry,
-        what: "dead-letter send",
-      });
-      return writeIsolating([await rejectionFor(message, reason, masker)], byId);
-    }
-  }
-
-  async function processBatch(messages: Message[]): Promise<void> {
-    const heartbeatMs = Math.max(250, (source.visibilityTimeout * 1000) / 3);
-    let beating = false;
-    // No extension races a delete: SQS would refuse it for the messages just deleted.
-    let deleting = false;
-    const heartbeat = setInterval(async () => {
-      if (beating || deleting) return;
-      beating = true;
-      try {
-        await source.extendVisibility(messages);
-      } catch (err) {
-        log.warn("visibility heartbeat failed", { error: errorMessage(err), messages: messages.length });
-      } finally {
-        beating = false;
-      }
-    }, heartbeatMs);
-    try {
-      const byId = new Map(messages.map((m) => [m.id, m]));
-      const records = await Promise.all(messages.map((m) => toRecord(m, masker)));
-      // README "Bad input": a rejected message goes to the dead-letter queue before its rejection is recorded; a
-      // redelivery of one already recorded is not forwarded twice (only a crash between the two can do that).
-      const rejectIds = records.filter((r) => r.kind === "rejection").map((r) => r.messageId);
-      const recorded = rejectIds.length === 0
-        ? new Set<string>()
-        : await retry(() => sink.written(rejectIds), {
-          ...dbRetry,
-          what: "ledger lookup",
-        });
-      const keep: SinkRecord[] = [];
-      const done: Message[] = [];
-      await Promise.all(records.map(async (r) => {
-        const m = byId.get(r.messageId)!;
-        if (r.kind === "rejection" && !recorded.has(r.messageId)) {
-          try {
-            await retry(() => source.forwardToDeadLetter(m, r.reason), {
-              ...sqsRetry,
-              what: "dead-letter send",
-              fields: { message_id: m.id },
-            });
-          } catch (err) {
-            // Not deleted, not recorded: SQS redelivers it (and its redrive policy, if any, applies).
-            log.error("dead-letter send failed; leaving the message in the queue", {
-              message_id: m.id,
-              error: errorMessage(err),
-            });
-            return;
-          }
-        }
-        keep.push(r);
-        done.push(m);
-      }));
-      const result = await writeIsolating(keep, byId);
-      totals.inserted += result.inserted;
-      totals.rejected += result.rejected;
-      totals.duplicates += result.duplicates;
-      await retry(async () => {
-        while (beating) await sleep(10);
-        deleting = true;
-        try {
-          await source.delete(done);
-        } finally {
-          deleting = false; // between retries the heartbeat goes on
-        }
-      }, {
-        ...sqsRetry,
-        what: "delete",
-        fields: { messages: done.length },
-      });
-    } catch (err) {
-      throw new BatchError(`batch failed: ${errorMessage(err)}`, messages.map((m) => m.id), err);
-    } finally {
-      clearInterval(heartbeat);
-      while (beating) await sleep(10);
-    }
-  }
-
-  async function drained(): Promise<boolean> {
-    const c = await retry(() => source.counts(), { ...sqsRetry, what: "queue counts", signal: halt.signal });
-    if (c.visible + c.inFlight + c.delayed === 0) return true;
-    if (c.visible === 0) {
-      log.debug("waiting for in-flight messages", { in_flight: c.inFlight, delayed: c.delayed });
-    }
-    return false;
-  }
-
-  // Each receiver may have this many batches in flight: it polls for the next batch while the previous one
-  // is written, so receive and write latencies overlap instead of adding up.
-  const depth = Math.max(1, opts.batchesPerReceiver ?? 2);
-
-  async function worker(): Promise<void> {
-    const pending = new Set<Promise<void>>();
-    try {
-      await receiveLoop(pending);
-    } finally {
-      await Promise.all(pending);
-    }
-  }
-
-  async function receiveLoop(pending: Set<Promise<void>>): Promise<void> {
-    while (!halt.signal.aborted) {
-      if (pending.size >= depth) await Promise.race(pending);
-      if (halt.signal.aborted) return;
-      let batch: Message[];
-      try {
-        batch = await retry(receive, {
-          ...sqsRetry,
-          what: "receive",
-          signal: halt.signal,
-        });
-      } catch (err) {
-        if (halt.signal.aborted || isAbort(err)) return;
-        throw err;
-      }
-      if (batch.length === 0) {
-        if (!opts.follow && !halt.signal.aborted && await drained().catch(() => false)) halt.abort();
-        continue;
-      }
-      totals.received += batch.length;
-      const p: Promise<void> = processBatch(batch)
-        .catch((err) => {
-          fatal ??= err;
-          halt.abort();
-        })
-        .finally(() => pending.delete(p));
-      pending.add(p);
-    }
-  }
-
-  const progress = (opts.progressEveryMs ?? 5000) > 0
-    ? setInterval(() => log.info("progress", { ...totals }), opts.progressEveryMs ?? 5000)
-    : undefined;
+  const stopProgress = startProgress(run);
   try {
-    await Promise.all(Array.from({ length: opts.concurrency }, async () => {
-      try {
-        await worker();
-      } catch (err) {
-        fatal ??= err;
-        halt.abort();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, () => receiver(run).catch((err) => fail(run, err))),
+    );
+    while (run.batches.size > 0) await Promise.all(run.batches);
   } finally {
-    if (progress !== undefined) clearInterval(progress);
+    stopProgress();
     opts.stop?.removeEventListener("abort", onStop);
   }
-  if (fatal !== undefined) throw fatal;
-  const seconds = (performance.now() - started) / 1000;
+  if (run.fatal !== undefined) throw run.fatal;
+  const seconds = (clock.now() - started) / 1000;
   return {
-    ...totals,
+    ...run.totals,
     seconds: Math.round(seconds * 1000) / 1000,
-    rate: seconds > 0 ? Math.round((totals.received / seconds) * 10) / 10 : 0,
+    rate: seconds > 0 ? Math.round((run.totals.received / seconds) * 10) / 10 : 0,
   };
 }

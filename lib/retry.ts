@@ -1,5 +1,13 @@
 import type { Logger } from "./log.ts";
 import { errorMessage } from "./errors.ts";
+import type { Clock } from "./types.ts";
+
+/** The real clock: `performance.now()` and the global timers. */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout> | undefined),
+};
 
 export interface RetryOptions {
   /** What is being retried, for the log: "write batch", "receive". */
@@ -15,6 +23,10 @@ export interface RetryOptions {
   signal?: AbortSignal;
   /** Extra fields for each log line, e.g. the message ids concerned. */
   fields?: Record<string, unknown>;
+  /** Told of each retry (after the log line), for metrics. */
+  onRetry?: (err: unknown, attempt: number) => void;
+  /** Whose timers the backoff waits on (default: the real ones). */
+  clock?: Clock;
 }
 
 /**
@@ -33,12 +45,12 @@ export function backoffDelay(attempt: number, baseMs: number, capMs: number, ran
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
+    const t = clock.setTimeout(done, ms);
     function done() {
-      clearTimeout(t);
+      clock.clearTimeout(t);
       signal?.removeEventListener("abort", done);
       resolve();
     }
@@ -73,7 +85,8 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
         error: errorMessage(err),
         ...opts.fields,
       });
-      await sleep(delay, opts.signal);
+      opts.onRetry?.(err, attempt);
+      await sleep(delay, opts.signal, opts.clock);
     }
   }
 }

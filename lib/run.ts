@@ -6,10 +6,13 @@ import type { Config } from "./config.ts";
 import { redactUrl } from "./config.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import { runPipeline, type Summary } from "./pipeline.ts";
+import { runPipeline } from "./pipeline.ts";
 import { createPostgresSink } from "./sink/postgres.ts";
 import { openSqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
+import { rejectionFor, toRecord } from "./transform/record.ts";
+import type { Clock, Message, PipelineEvent, Summary, Transform } from "./types.ts";
+import type { VaultCipher } from "./vault.ts";
 
 export interface RunOptions {
   log: Logger;
@@ -17,6 +20,11 @@ export interface RunOptions {
   stop?: AbortSignal;
   env?: (name: string) => string | undefined;
   progressEveryMs?: number;
+  /** Subscribes to the run's events (metrics, the benchmark). */
+  onEvent?: (e: PipelineEvent) => void;
+  /** Encrypts originals (dead-lettered bodies, pii_vault), when a vault key is configured. */
+  vault?: VaultCipher;
+  clock?: Clock;
 }
 
 /**
@@ -67,17 +75,25 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     await sink.close().catch(() => {});
     throw err;
   }
+  const transform: Transform = {
+    record: (m: Message) => toRecord(m, masker),
+    rejection: (m: Message, reason: string) => rejectionFor(m, reason, masker),
+  };
   try {
     return await runPipeline({
       source,
       sink,
-      masker,
+      transform,
       log,
       follow: config.follow,
       concurrency: config.concurrency,
+      connections: config.dbPoolSize,
       maxBackoffMs: config.maxBackoffMs,
+      ...(opts.vault ? { vault: opts.vault } : {}),
       ...(opts.stop ? { stop: opts.stop } : {}),
       ...(opts.progressEveryMs !== undefined ? { progressEveryMs: opts.progressEveryMs } : {}),
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
   } finally {
     source.close();

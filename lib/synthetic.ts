@@ -23,7 +23,10 @@ export function isBadIndex(i: number, badEvery: number): boolean {
  *
  * @example
  * ```ts
+ * import { isBadIndex, synthetic } from "./synthetic.ts";
+ *
  * synthetic(0, 100); // '{"user_id":"user-0","app_version":"2.3.0",...}'
+ * isBadIndex(99, 100); // true: synthetic(99, 100) is a bad body
  * ```
  */
 export function synthetic(i: number, badEvery = 0): string {

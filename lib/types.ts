@@ -40,8 +40,27 @@ export interface DeadLetter {
  */
 export type DeadLetterOutcome = { status: "sent" } | { status: "refused"; why: string };
 
+/**
+ * How a failed call is to be handled, decided by the module that made it (one rule per module):
+ * `transient` (an outage: retry with backoff), `data` (this input can never succeed: isolate and reject
+ * it, retry nothing), `fatal` (a bug or a misconfiguration: stop the run). A TypeError or RangeError is
+ * always `fatal`: retrying a bug would only hide it.
+ */
+export type ErrorClass = "transient" | "data" | "fatal";
+
+/** Time and timers, injected so that heartbeats, lingers and backoffs can be tested without waiting. */
+export interface Clock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  /** Returns an opaque handle for `clearTimeout`. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
 /** The queue side of the pipeline. */
 export interface Source {
+  /** The URL of the queue messages come from (a dead letter names it). */
+  readonly queueUrl: string;
   /** The visibility timeout in force, seconds. */
   readonly visibilityTimeout: number;
   receive(signal?: AbortSignal): Promise<Message[]>;
@@ -49,8 +68,14 @@ export interface Source {
   extendVisibility(messages: readonly Message[]): Promise<void>;
   /** Deletes messages; per-entry failures (an expired receipt handle, say) are logged, not thrown. */
   delete(messages: readonly Message[]): Promise<void>;
+  /**
+   * Sends a letter to the dead-letter queue. Resolves `refused` when the queue can never take it (too
+   * large, invalid); throws for anything else (classified by `classify`).
+   */
   deadLetter(letter: DeadLetter): Promise<DeadLetterOutcome>;
   counts(): Promise<QueueCounts>;
+  /** The one rule for this source's errors. */
+  classify(err: unknown): ErrorClass;
   close(): void;
 }
 
@@ -106,7 +131,25 @@ export interface Sink {
   written(messageIds: readonly string[]): Promise<Set<string>>;
   /** Writes records atomically; message ids already in the ledger are skipped and counted. */
   write(records: readonly SinkRecord[]): Promise<WriteResult>;
+  /**
+   * Writes several batches atomically in one statement and returns each batch's own result, in order
+   * (a record whose id an earlier batch of the same call holds counts as that later batch's duplicate).
+   */
+  writeBatches(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]>;
+  /** The one rule for this sink's errors: `data` for a row the database refuses. */
+  classify(err: unknown): ErrorClass;
   close(): Promise<void>;
+}
+
+/**
+ * message -> record, as the pipeline sees it (run.ts binds the masker and the vault cipher). Either may
+ * be synchronous.
+ */
+export interface Transform {
+  /** A valid login's row, or the message's rejection. */
+  record(message: Message): SinkRecord | Promise<SinkRecord>;
+  /** The rejection of a message whose row the database refused, with that reason. */
+  rejection(message: Message, reason: string): RejectionRecord | Promise<RejectionRecord>;
 }
 
 /** Pseudonymisation with one key: deterministic, keyed, domain-separated tokens. */

@@ -26,6 +26,8 @@ const KEY_DIRS = ["/run/secrets", "/etc/masq"];
  *
  * @example
  * ```ts
+ * import { flagValue } from "./compile.ts";
+ *
  * flagValue("deno run --allow-env=HOME,PG* main.ts run", "allow-env"); // "HOME,PG*"
  * ```
  */
@@ -40,7 +42,12 @@ export function flagValue(task: string, flag: string): string {
  *
  * @example
  * ```ts
- * compileArgs(startTask, "/home/me"); // ["compile", "--output", "dist/masq", "--allow-net", ...]
+ * import { compileArgs } from "./compile.ts";
+ *
+ * const startTask = "deno run --allow-net --allow-env=HOME,PG* --allow-sys=osRelease main.ts run";
+ * compileArgs(startTask, "/home/me");
+ * // ["compile", "--output", "dist/masq", "--allow-net", "--allow-env=HOME,PG*",
+ * //  "--allow-read=/run/secrets,/etc/masq,/home/me/.aws", "--allow-sys=osRelease", "--include", ...]
  * ```
  */
 export function compileArgs(startTask: string, home: string | undefined): string[] {
@@ -66,6 +73,8 @@ export function compileArgs(startTask: string, home: string | undefined): string
  *
  * @example
  * ```ts
+ * import { isRuntimeDownloadFailure } from "./compile.ts";
+ *
  * isRuntimeDownloadFailure(
  *   "1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): " +
  *     "client error (Connect): dns error: failed to lookup address information",

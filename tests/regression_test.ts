@@ -1,6 +1,7 @@
 /**
- * Regression tests for bugs found while writing the unit tests: PII in a JSON-error reason, EPIPE taken for a
- * SQLSTATE, secrets with JSON-escaped characters, IPv4-compatible IPv6 canonicalisation, app_version reasons.
+ * Regression tests for bugs found while writing the unit tests. Each title says the behaviour that now holds;
+ * the bug it guards against is in brackets: PII in a JSON-error reason, EPIPE taken for a SQLSTATE, secrets
+ * with JSON-escaped characters, IPv4-compatible IPv6 canonicalisation, app_version reasons.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { parseBody } from "../lib/transform/parse.ts";
@@ -8,7 +9,7 @@ import { isTransientDbError } from "../lib/sink/postgres.ts";
 import { createLogger } from "../lib/log.ts";
 import { canonicalIp } from "../lib/transform/mask.ts";
 
-Deno.test("regression (parse.ts): the invalid-JSON reason echoes part of a longer body (PII)", () => {
+Deno.test("parseBody() gives an invalid-JSON reason that echoes no part of the body (was: it quoted PII)", () => {
   for (
     const body of [
       `{"ip":'199.172.111.135'}`,
@@ -23,12 +24,12 @@ Deno.test("regression (parse.ts): the invalid-JSON reason echoes part of a longe
   }
 });
 
-Deno.test("regression (postgres.ts): an EPIPE socket error is not classed as transient", () => {
+Deno.test("isTransientDbError() classes an EPIPE socket error as transient (was: EPIPE read as a SQLSTATE)", () => {
   const err = Object.assign(new Error("write EPIPE"), { code: "EPIPE" });
   assert(isTransientDbError(err), "EPIPE (server gone mid-write) should be retried like ECONNRESET");
 });
 
-Deno.test("regression (log.ts): a secret with a quote, backslash or control character is not redacted", () => {
+Deno.test("createLogger() redacts a secret with a quote, backslash or control character, in text and JSON (was: leaked)", () => {
   for (const secret of ['pa"ss', "pa\\ss", "pa\tss"]) {
     for (const format of ["text", "json"] as const) {
       const lines: string[] = [];
@@ -40,13 +41,13 @@ Deno.test("regression (log.ts): a secret with a quote, backslash or control char
   }
 });
 
-Deno.test("regression (mask.ts): the IPv4-compatible ::192.0.2.1 is canonicalised as the IPv4-mapped ::ffff:192.0.2.1", () => {
+Deno.test("canonicalIp() keeps the IPv4-compatible ::192.0.2.1 apart from the IPv4-mapped ::ffff:192.0.2.1 (was: merged)", () => {
   // ::192.0.2.1 is ::c000:201 (RFC 4291 §2.5.5.1), a different address from ::ffff:192.0.2.1.
   assertEquals(canonicalIp("::192.0.2.1"), canonicalIp("::c000:201"));
   assert(canonicalIp("::192.0.2.1") !== canonicalIp("::ffff:192.0.2.1"));
 });
 
-Deno.test("regression (parse.ts): a negative or fractional app_version is rejected without naming app_version", () => {
+Deno.test("parseBody() rejects a negative or fractional app_version with a reason naming app_version (was: unnamed)", () => {
   for (const v of [-1, 1.5]) {
     const r = parseBody(JSON.stringify({ user_id: "u", app_version: v }));
     assert(!r.ok);

@@ -5,49 +5,15 @@
  */
 import pg from "pg";
 import type { Logger } from "../log.ts";
+import type { ErrorClass, Sink, SinkRecord, VaultEntry, WriteResult } from "../types.ts";
 
-/** One valid login, masked, ready to store. */
-export interface LoginRecord {
-  kind: "login";
-  messageId: string;
-  userId: string;
-  deviceType: string | null;
-  maskedIp: string | null;
-  maskedDeviceId: string | null;
-  locale: string | null;
-  appVersion: number | null;
-  /** UTC date, "YYYY-MM-DD". */
-  createDate: string;
-}
+export type { LoginRecord, RejectionRecord, SinkRecord, WriteResult } from "../types.ts";
 
-/** One rejected message, as recorded in `user_logins_rejected`. */
-export interface RejectionRecord {
-  kind: "rejection";
-  messageId: string;
-  reason: string;
-  /** The body as JSON with PII replaced by tokens; null when the body was not a JSON object. */
-  bodyRedacted: string | null;
-}
-
-export type SinkRecord = LoginRecord | RejectionRecord;
-
-export interface WriteResult {
-  /** New rows in user_logins. */
-  inserted: number;
-  /** New rows in user_logins_rejected. */
-  rejected: number;
-  /** Records whose message id was already written (by an earlier delivery). */
-  duplicates: number;
-}
-
-export interface Sink {
+/** The PostgreSQL sink; `ensureSchema` creates what is missing (until migrations own the schema). */
+export interface PostgresSink extends Sink {
   /** Creates the tables, function and view if missing (never alters an existing table). */
   ensureSchema(): Promise<void>;
-  /** Which of these message ids the ledger already holds (committed earlier). */
-  written(messageIds: readonly string[]): Promise<Set<string>>;
-  /** Writes a batch atomically; message ids already in the ledger are skipped and counted. */
-  write(records: readonly SinkRecord[]): Promise<WriteResult>;
-  close(): Promise<void>;
+  readonly pool: pg.Pool;
 }
 
 /** The DDL; `user_logins` is exactly the contract's table. */
@@ -82,11 +48,17 @@ CREATE OR REPLACE VIEW user_logins_readable AS
 // Serialises concurrent start-ups: CREATE OR REPLACE of one function from two sessions can fail.
 const SCHEMA_LOCK = 0x6d617371; // "masq"
 
+/**
+ * One statement for any number of batches: $1 holds each row's batch number, and the result has one row
+ * per batch with its own counts. The rows are deduplicated and sorted by message id (fewer lock waits);
+ * pii_vault gets each (field, token) once, never overwritten, and is not read back (the writer needs no
+ * SELECT on it).
+ */
 export const WRITE_SQL = `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::integer[], $9::date[], $10::text[], $11::text[])
-    AS t(message_id, outcome, user_id, device_type, masked_ip, masked_device_id, locale,
+  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::text[], $9::integer[], $10::date[], $11::text[], $12::text[])
+    AS t(batch, message_id, outcome, user_id, device_type, masked_ip, masked_device_id, locale,
          app_version, create_date, reason, body_redacted)
 ), fresh AS (
   INSERT INTO user_logins_ledger (message_id, outcome)
@@ -97,44 +69,84 @@ WITH input AS (
   INSERT INTO user_logins (user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date)
   SELECT i.user_id, i.device_type, i.masked_ip, i.masked_device_id, i.locale, i.app_version, i.create_date
   FROM input i JOIN fresh USING (message_id) WHERE i.outcome = 'inserted'
-  RETURNING 1
 ), rejects AS (
   INSERT INTO user_logins_rejected (message_id, reason, body_redacted, rejected_at)
   SELECT i.message_id, i.reason, i.body_redacted, now()
   FROM input i JOIN fresh USING (message_id) WHERE i.outcome = 'rejected'
   ON CONFLICT (message_id) DO NOTHING
-  RETURNING 1
+  RETURNING message_id
+), vault AS (
+  INSERT INTO pii_vault (field, token, ciphertext, key_id)
+  SELECT field, token, decode(ciphertext, 'hex'), key_id
+  FROM unnest($13::text[], $14::text[], $15::text[], $16::text[]) AS v(field, token, ciphertext, key_id)
+  ON CONFLICT (field, token) DO NOTHING
 )
-SELECT (SELECT count(*) FROM fresh)::int AS fresh,
-       (SELECT count(*) FROM logins)::int AS inserted,
-       (SELECT count(*) FROM rejects)::int AS rejected`;
+SELECT i.batch, count(f.message_id)::int AS fresh,
+       count(f.message_id) FILTER (WHERE i.outcome = 'inserted')::int AS inserted,
+       count(r.message_id)::int AS rejected
+FROM input i LEFT JOIN fresh f USING (message_id) LEFT JOIN rejects r USING (message_id)
+GROUP BY i.batch`;
 
-/** The column arrays of WRITE_SQL for a batch (ids sorted and deduplicated: fewer lock waits). */
-export function toParameters(records: readonly SinkRecord[]): unknown[][] {
-  const byId = new Map<string, SinkRecord>();
-  for (const r of records) if (!byId.has(r.messageId)) byId.set(r.messageId, r);
-  const sorted = [...byId.values()].sort((
-    a,
-    b,
-  ) => (a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0));
-  const cols: unknown[][] = Array.from({ length: 11 }, () => []);
-  for (const r of sorted) {
-    const login = r.kind === "login" ? r : undefined;
-    const rej = r.kind === "rejection" ? r : undefined;
-    const row = [
-      r.messageId,
-      login ? "inserted" : "rejected",
-      login?.userId ?? null,
-      login?.deviceType ?? null,
-      login?.maskedIp ?? null,
-      login?.maskedDeviceId ?? null,
-      login?.locale ?? null,
-      login?.appVersion ?? null,
-      login?.createDate ?? null,
-      rej?.reason ?? null,
-      rej?.bodyRedacted ?? null,
-    ];
-    row.forEach((v, i) => cols[i].push(v));
+function hex(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+  return out;
+}
+
+const byMessageId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * The parameters of WRITE_SQL for some batches: rows deduplicated by message id (the first batch to hold
+ * an id keeps it) and sorted, and the vault entries deduplicated by (field, token).
+ */
+export function toParameters(batches: readonly (readonly SinkRecord[])[]): unknown[][] {
+  const seen = new Set<string>();
+  const rows: { id: string; batch: number; r: SinkRecord }[] = [];
+  const vault = new Map<string, VaultEntry>();
+  batches.forEach((records, batch) => {
+    for (const r of records) {
+      if (seen.has(r.messageId)) continue;
+      seen.add(r.messageId);
+      rows.push({ id: r.messageId, batch, r });
+      if (r.kind === "login" && r.vault) {
+        for (const v of r.vault) {
+          const key = `${v.field}\0${v.token}`;
+          if (!vault.has(key)) vault.set(key, v);
+        }
+      }
+    }
+  });
+  rows.sort(byMessageId);
+  const cols: unknown[][] = Array.from({ length: 16 }, () => []);
+  for (const { batch, r } of rows) {
+    cols[0].push(batch);
+    cols[1].push(r.messageId);
+    if (r.kind === "login") {
+      cols[2].push("inserted");
+      cols[3].push(r.userId);
+      cols[4].push(r.deviceType);
+      cols[5].push(r.maskedIp);
+      cols[6].push(r.maskedDeviceId);
+      cols[7].push(r.locale);
+      cols[8].push(r.appVersion);
+      cols[9].push(r.createDate);
+      cols[10].push(null);
+      cols[11].push(null);
+    } else {
+      cols[2].push("rejected");
+      for (let c = 3; c <= 9; c++) cols[c].push(null);
+      cols[10].push(r.reason);
+      cols[11].push(r.bodyRedacted);
+    }
+  }
+  const entries = [...vault.values()].sort((a, b) =>
+    a.field < b.field ? -1 : a.field > b.field ? 1 : a.token < b.token ? -1 : a.token > b.token ? 1 : 0
+  );
+  for (const v of entries) {
+    cols[12].push(v.field);
+    cols[13].push(v.token);
+    cols[14].push(hex(v.ciphertext));
+    cols[15].push(v.keyId);
   }
   return cols;
 }
@@ -163,7 +175,7 @@ export interface PostgresSinkOptions {
  * await sink.write([{ kind: "rejection", messageId: "m1", reason: "user_id is missing", bodyRedacted: "{}" }]);
  * ```
  */
-export function createPostgresSink(url: string, opts: PostgresSinkOptions): Sink & { pool: pg.Pool } {
+export function createPostgresSink(url: string, opts: PostgresSinkOptions): PostgresSink {
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize,
@@ -178,6 +190,21 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Sink
   pool.on("error", (err: Error) => opts.log.warn("idle database connection lost", { error: err.message }));
 
   let prepare = false;
+  async function writeBatches(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]> {
+    const results: WriteResult[] = batches.map((b) => ({ inserted: 0, rejected: 0, duplicates: b.length }));
+    if (batches.every((b) => b.length === 0)) return results;
+    const values = toParameters(batches);
+    const res = await pool.query(
+      prepare ? { name: "masq_write_batches", text: WRITE_SQL, values } : { text: WRITE_SQL, values },
+    );
+    for (const row of res.rows as { batch: number; fresh: number; inserted: number; rejected: number }[]) {
+      const r = results[row.batch];
+      r.inserted = row.inserted;
+      r.rejected = row.rejected;
+      r.duplicates -= row.fresh;
+    }
+    return results;
+  }
   return {
     pool,
     async ensureSchema() {
@@ -198,15 +225,11 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Sink
       );
       return new Set(res.rows.map((r: { message_id: string }) => r.message_id));
     },
+    classify,
     async write(records) {
-      if (records.length === 0) return { inserted: 0, rejected: 0, duplicates: 0 };
-      const values = toParameters(records);
-      const res = await pool.query(
-        prepare ? { name: "masq_write_batch", text: WRITE_SQL, values } : { text: WRITE_SQL, values },
-      );
-      const row = res.rows[0] as { fresh: number; inserted: number; rejected: number };
-      return { inserted: row.inserted, rejected: row.rejected, duplicates: records.length - row.fresh };
+      return (await writeBatches([records]))[0];
     },
+    writeBatches,
     async close() {
       await pool.end();
     },
@@ -221,25 +244,38 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 /**
- * True for errors in the data of a batch (classes 22 data exception, 23 integrity violation): retrying
- * the same rows cannot help, but splitting the batch isolates the row at fault.
+ * The one rule for database errors. `data`: SQLSTATE class 22 (data exception) or 23 (integrity
+ * violation): retrying the same rows cannot help, but splitting the batch isolates the row at fault.
+ * `transient`: what an outage produces and a later attempt may not (lost or refused connections,
+ * server shutdown, too many connections, serialization failures, deadlocks, lock and statement
+ * timeouts), and any socket-level Error without a SQLSTATE. `fatal`: every other SQLSTATE (a missing
+ * table, a permission), a TypeError or RangeError (a bug, never an outage) and anything not an Error.
+ *
+ * @example
+ * ```ts
+ * import { classify } from "./postgres.ts";
+ * classify(Object.assign(new Error("value too long"), { code: "22001" })); // "data"
+ * classify(Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" })); // "transient"
+ * ```
  */
-export function isDataError(err: unknown): boolean {
+export function classify(err: unknown): ErrorClass {
+  if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError) return "fatal";
   const s = sqlState(err);
-  return s !== undefined && (s.startsWith("22") || s.startsWith("23"));
+  if (s === undefined) return "transient";
+  if (s.startsWith("22") || s.startsWith("23")) return "data";
+  if (
+    s.startsWith("08") || s.startsWith("53") || s.startsWith("57P") || s === "40001" || s === "40P01" ||
+    s === "55P03" || s === "57014"
+  ) return "transient";
+  return "fatal";
 }
 
-/**
- * True for errors an outage produces and that a later attempt may not: lost or refused connections,
- * server shutdown, too many connections, serialization failures and deadlocks, timeouts.
- */
+/** True for errors in the data of a batch (`classify` says `data`). */
+export function isDataError(err: unknown): boolean {
+  return classify(err) === "data";
+}
+
+/** True for errors worth another try (`classify` says `transient`). */
 export function isTransientDbError(err: unknown): boolean {
-  const s = sqlState(err);
-  if (s !== undefined) {
-    return s.startsWith("08") || s.startsWith("53") || s.startsWith("57P") || s === "40001" ||
-      s === "40P01" || s === "55P03" || s === "57014";
-  }
-  // No SQLSTATE: a socket-level failure (ECONNREFUSED, ECONNRESET, timeouts, "Connection terminated").
-  // A TypeError or RangeError is a bug, not an outage: retrying it would only hide it.
-  return err instanceof Error && !(err instanceof TypeError) && !(err instanceof RangeError);
+  return classify(err) === "transient";
 }

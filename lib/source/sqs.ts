@@ -16,37 +16,12 @@ import { AwsQueryProtocol } from "@aws-sdk/core/protocols";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SqsProtocol } from "../config.ts";
+import type { DeadLetter, DeadLetterOutcome, ErrorClass, Source } from "../types.ts";
 
-/** One received message. */
-export interface Message {
-  id: string;
-  receiptHandle: string;
-  body: string;
-  /** When SQS accepted the message, epoch milliseconds. */
-  sentTimestamp: number;
-  receiveCount: number;
-}
+export type { Message, QueueCounts, Source } from "../types.ts";
 
-export interface QueueCounts {
-  visible: number;
-  inFlight: number;
-  delayed: number;
-}
-
-export interface Source {
-  /** The visibility timeout in force, seconds. */
-  readonly visibilityTimeout: number;
-  readonly protocol: "json" | "query";
-  receive(signal?: AbortSignal): Promise<Message[]>;
-  /** Deletes messages; per-entry failures (e.g. a receipt handle that expired) are logged, not thrown. */
-  delete(messages: readonly Message[]): Promise<void>;
-  /** Keeps messages invisible for another `visibilityTimeout` seconds. */
-  extendVisibility(messages: readonly Message[]): Promise<void>;
-  /** Sends the original body to the dead-letter queue with the reason and message id as attributes. */
-  forwardToDeadLetter(message: Message, reason: string): Promise<void>;
-  counts(): Promise<QueueCounts>;
-  close(): void;
-}
+/** The SQS source, which also says which wire protocol it speaks. */
+export type SqsSource = Source & { readonly protocol: "json" | "query" };
 
 export interface SqsSourceOptions {
   queueUrl: string;
@@ -121,15 +96,53 @@ export function isAbort(err: unknown): boolean {
 }
 
 /**
- * True for SQS errors an outage produces: no response at all (refused, reset, timed out), 5xx, or
- * throttling. Client errors (missing queue, bad parameters, access denied) are not retried.
+ * The one rule for SQS errors. `transient`: no answer at all (refused, reset, timed out), 5xx, or
+ * throttling. `data`: the request's content can never be accepted (a message too long or with invalid
+ * contents). `fatal`: every other answer (missing queue, access denied), our own abort, and any
+ * TypeError or RangeError (a bug, never an outage).
+ *
+ * @example
+ * ```ts
+ * import { classify } from "./sqs.ts";
+ * classify(Object.assign(new Error("x"), { name: "ServiceUnavailable", $metadata: { httpStatusCode: 503 } })); // "transient"
+ * classify(new TypeError("x is not a function")); // "fatal"
+ * ```
  */
-export function isTransientSqsError(err: unknown): boolean {
-  if (isAbort(err)) return false;
+export function classify(err: unknown): ErrorClass {
+  if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError || isAbort(err)) {
+    return "fatal";
+  }
   const code = status(err);
-  if (code === undefined) return true;
-  if (code >= 500 || code === 429) return true;
-  return /Throttl|RequestLimitExceeded|ServiceUnavailable|InternalError/i.test(errName(err));
+  if (code === undefined || code >= 500 || code === 429) return "transient";
+  const n = errName(err);
+  if (/Throttl|RequestLimitExceeded|ServiceUnavailable|InternalError/i.test(n)) return "transient";
+  if (isRefusedContent(err)) return "data";
+  return "fatal";
+}
+
+/** True when SQS refused what was sent as such: too long, invalid characters or attributes. */
+function isRefusedContent(err: unknown): boolean {
+  return /InvalidMessageContents|InvalidAttributeValue|InvalidParameterValue|MessageTooLong|BatchRequestTooLong|too long|shorter than/i
+    .test(`${errName(err)} ${errorMessage(err)}`);
+}
+
+/** True for SQS errors worth another try (`classify` says `transient`). */
+export function isTransientSqsError(err: unknown): boolean {
+  return classify(err) === "transient";
+}
+
+/** SQS's limit on a message: the body plus every attribute's name, type and value, in bytes. */
+export const MAX_MESSAGE_BYTES = 262_144;
+
+const utf8 = new TextEncoder();
+
+/** The size SQS counts for a letter (body, and each attribute's name, data type "String" and value). */
+export function letterBytes(letter: DeadLetter): number {
+  let n = utf8.encode(letter.body).length;
+  for (const [name, value] of Object.entries(letter.attributes)) {
+    n += utf8.encode(name).length + "String".length + utf8.encode(value).length;
+  }
+  return n;
 }
 
 /**
@@ -171,6 +184,7 @@ async function queueAttributes(client: SQSClient, url: string, signal?: AbortSig
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed",
+        "MessageRetentionPeriod",
       ],
     }),
     signal ? { abortSignal: signal } : {},
@@ -189,7 +203,7 @@ async function queueAttributes(client: SQSClient, url: string, signal?: AbortSig
  * const batch = await source.receive();
  * ```
  */
-export async function openSqsSource(opts: SqsSourceOptions): Promise<Source> {
+export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> {
   const { log } = opts;
   const first: "json" | "query" = opts.protocol === "query" ? "query" : "json";
   let protocol = first;
@@ -227,11 +241,45 @@ export async function openSqsSource(opts: SqsSourceOptions): Promise<Source> {
         `dead-letter queue did not answer: ${errorMessage(err)}`,
       );
     }
-    await client.send(new CreateQueueCommand({ QueueName: queueName(opts.dlqUrl) }));
+    await createDeadLetterQueue(client, queueName(opts.dlqUrl), attrs.MessageRetentionPeriod, log);
     log.info("created dead-letter queue", { dlq: opts.dlqUrl });
   }
   log.info("connected to SQS", { queue: opts.queueUrl, protocol, visibility_timeout_s: visibilityTimeout });
   return sqsSource(client, { ...opts, visibilityTimeout }, protocol);
+}
+
+/**
+ * Creates the dead-letter queue with the source queue's retention (a rejected message is kept as long as
+ * a good one would be) and SQS-managed encryption at rest (it holds redacted bodies and, with a vault key,
+ * encrypted originals). An endpoint that does not know an attribute (older emulators) gets a queue
+ * without it, and the log says so.
+ */
+async function createDeadLetterQueue(
+  client: SQSClient,
+  name: string,
+  retention: string | undefined,
+  log: Logger,
+): Promise<void> {
+  const wanted: Record<string, string> = {
+    MessageRetentionPeriod: retention ?? "1209600",
+    SqsManagedSseEnabled: "true",
+  };
+  for (const attributes of [wanted, { MessageRetentionPeriod: wanted.MessageRetentionPeriod }, {}]) {
+    try {
+      await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+      const missing = Object.keys(wanted).filter((k) => !(k in attributes));
+      if (missing.length > 0) {
+        log.warn("the SQS endpoint refused dead-letter queue attributes; created it without them", {
+          missing,
+        });
+      }
+      return;
+    } catch (err) {
+      if (Object.keys(attributes).length === 0 || classify(err) === "transient" || err instanceof TypeError) {
+        throw err;
+      }
+    }
+  }
 }
 
 function startupError(err: unknown, url: string): ConfigError {
@@ -244,11 +292,13 @@ export function sqsSource(
   client: SQSClient,
   opts: Omit<SqsSourceOptions, "visibilityTimeout"> & { visibilityTimeout: number },
   protocol: "json" | "query",
-): Source {
+): SqsSource {
   const { log } = opts;
   return {
+    queueUrl: opts.queueUrl,
     visibilityTimeout: opts.visibilityTimeout,
     protocol,
+    classify,
     async receive(signal) {
       const res = await client.send(
         new ReceiveMessageCommand({
@@ -311,18 +361,29 @@ export function sqsSource(
         }
       }
     },
-    async forwardToDeadLetter(message, reason) {
-      await client.send(
-        new SendMessageCommand({
-          QueueUrl: opts.dlqUrl,
-          MessageBody: message.body,
-          MessageAttributes: {
-            masq_reason: { DataType: "String", StringValue: xmlSafe(reason.slice(0, 1024)) },
-            masq_message_id: { DataType: "String", StringValue: message.id },
-            masq_source_queue: { DataType: "String", StringValue: opts.queueUrl },
-          },
-        }),
-      );
+    async deadLetter(letter): Promise<DeadLetterOutcome> {
+      // Checked here, not left to SQS: an emulator may accept what SQS refuses, and SQS may answer a
+      // too-large message with an error that looks like any other client error.
+      if (letterBytes(letter) > MAX_MESSAGE_BYTES) {
+        return { status: "refused", why: "too large for the dead-letter queue" };
+      }
+      const attributes: Record<string, { DataType: string; StringValue: string }> = {};
+      for (const [name, value] of Object.entries(letter.attributes)) {
+        attributes[name] = { DataType: "String", StringValue: value };
+      }
+      try {
+        await client.send(
+          new SendMessageCommand({
+            QueueUrl: opts.dlqUrl,
+            MessageBody: letter.body,
+            MessageAttributes: attributes,
+          }),
+        );
+      } catch (err) {
+        if (classify(err) !== "data") throw err;
+        return { status: "refused", why: `refused by the dead-letter queue (${errName(err) || "invalid"})` };
+      }
+      return { status: "sent" };
     },
     async counts() {
       const a = await queueAttributes(client, opts.queueUrl);

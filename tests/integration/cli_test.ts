@@ -68,6 +68,31 @@ Deno.test("masq run exits 2 with one line on an unknown flag, a malformed URL or
   );
 });
 
+Deno.test("masq exits 2 with one line when a command is given an argument it does not take", async () => {
+  for (const command of ["run", "demo", "bench"]) {
+    assertOneLineError(
+      await runMasqCli([command, "junk"], base),
+      new RegExp(`^masq: usage: unexpected argument "junk" after "${command}"`),
+    );
+  }
+});
+
+Deno.test("masq exits 2 with one line naming the commands when the command is unknown", async () => {
+  assertOneLineError(
+    await runMasqCli(["nosuch"], base),
+    /^masq: usage: unknown command "nosuch"; expected one of run, demo, bench/,
+  );
+});
+
+Deno.test("masq bench exits 2 with one line when --messages is not a whole number from 10 to 1000000", async () => {
+  for (const n of ["5", "abc", "2000000", "1e3"]) {
+    assertOneLineError(
+      await runMasqCli(["bench", "--messages", n], base),
+      new RegExp(`^masq: --messages: "${n}" is not a whole number from 10 to 1000000$`),
+    );
+  }
+});
+
 Deno.test("masq run refuses a password in --database-url without echoing it", async () => {
   const res = await runMasqCli(["run", "--database-url", `postgres://u:${SECRET}@h/db`], base);
   assertOneLineError(res, /^masq: --database-url: contains a password/);

@@ -1,10 +1,19 @@
 /**
- * README "Delivery guarantees": `kill -9` at any moment loses and doubles nothing. The real masq CLI is SIGKILLed repeatedly,
- * some kills at random moments after start (start-up included), some while it is writing (after the ledger
- * has grown), restarted each time, then run cleanly to completion; the database must hold exactly one row
- * per good message and one rejection per bad one.
+ * README "Delivery guarantees": `kill -9` at any moment loses and doubles nothing. The real masq CLI is
+ * SIGKILLed eight times, each kill on an observed event rather than after a random delay, so that every run
+ * of the test hits every kind of moment:
  *
- * MASQ_CRASH_MESSAGES overrides the message count, MASQ_CRASH_SEED replays a kill schedule.
+ * - start-up: once masq has logged "connected to PostgreSQL" (schema created, SQS not opened yet);
+ * - between commits: once this run has committed some more ledger rows (receives, writes and deletes are
+ *   under way in its workers);
+ * - mid-write (real PostgreSQL only): the test holds a SHARE lock on the ledger, so masq's batch writes
+ *   block inside their INSERT; the kill comes once PostgreSQL shows a masq write waiting on that lock, i.e.
+ *   with a batch sent and not committed. The server may still commit such a write after the kill (it had
+ *   the whole statement), which makes it also a kill between commit and delete.
+ *
+ * Each killed run is restarted; then a clean run drains the rest, and the database must hold exactly one row
+ * per good message and one rejection per bad one. The seed (fixed; MASQ_CRASH_SEED replays another) draws
+ * how many rows a "between commits" kill waits for; MASQ_CRASH_MESSAGES overrides the message count.
  */
 import { assert, assertEquals } from "../assert.ts";
 import {
@@ -16,74 +25,129 @@ import {
   seedSynthetic,
   waitFor,
 } from "./delivery.ts";
-import { collect, runMasqCli, spawnMasq, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
+import {
+  collect,
+  hasExited,
+  killAndReap,
+  queryOnce,
+  runMasqCli,
+  spawnMasq,
+  sqsClient,
+  startDatabase,
+  startEmbeddedSqs,
+  stderrSoFar,
+  waitForOutput,
+} from "./harness.ts";
 
-const REAL_PG = Boolean(Deno.env.get("TEST_DATABASE_URL"));
-// 20,000 drains in ~10 s on PostgreSQL and ~13 s on embedded PGlite here, so both get the full count.
-const MESSAGES = Number(Deno.env.get("MASQ_CRASH_MESSAGES") ?? 20_000);
+const MESSAGES = Number(Deno.env.get("MASQ_CRASH_MESSAGES") ?? 10_000);
 const BAD_EVERY = 100;
-const KILLS = 8;
-// Each killed run may commit at most this many, so that every kill lands before the queue drains.
-const PER_RUN_CAP = Math.floor((MESSAGES * 0.8) / KILLS);
-const SEED = Number(Deno.env.get("MASQ_CRASH_SEED") ?? Math.floor(Math.random() * 2 ** 31));
+const SEED = Number(Deno.env.get("MASQ_CRASH_SEED") ?? 1_000_003);
+
+type Moment = "start-up" | "between commits" | "mid-write";
+const PLAN: Moment[] = [
+  "start-up",
+  "between commits",
+  "mid-write",
+  "between commits",
+  "mid-write",
+  "start-up",
+  "between commits",
+  "mid-write",
+];
+
+/** masq's batch write (WRITE_SQL) in pg_stat_activity. */
+const WRITE_QUERY = "%INSERT INTO user_logins_ledger%";
 
 Deno.test(
-  `masq loses and doubles nothing when SIGKILLed repeatedly (${MESSAGES} messages, ${
-    REAL_PG ? "PostgreSQL" : "embedded PGlite"
-  })`,
+  `masq loses and doubles nothing when SIGKILLed at start-up, between commits and mid-write (${MESSAGES} messages)`,
   async () => {
     const random = prng(SEED);
-    const between = (lo: number, hi: number) => Math.round(lo + random() * (hi - lo));
     const sqs = await startEmbeddedSqs();
     const db = await startDatabase();
     const client = sqsClient(sqs);
+    let child: Deno.ChildProcess | undefined;
+    let locked = false;
     try {
+      // PGlite shows no other sessions' lock waits: there the mid-write kills become between-commit kills.
+      const plan = PLAN.map((m) => db.kind === "pglite" && m === "mid-write" ? "between commits" : m);
+      console.log(`crash test: seed ${SEED}, ${MESSAGES} messages on ${db.kind}, plan ${plan.join(", ")}`);
       // A short visibility timeout: what a killed run held comes back quickly.
       const queueUrl = sqs.createQueue("crash-queue", { VisibilityTimeout: "3" });
       const seeded = await seedSynthetic(sqs, client, "crash-queue", MESSAGES, BAD_EVERY);
       const env = { queueUrl, databaseUrl: db.url, extra: { MASQ_LOG_FORMAT: "json" } };
 
-      let kills = 0;
-      let midWrite = 0;
       const log: string[] = [];
-      for (let attempt = 0; kills < KILLS && attempt < KILLS * 2; attempt++) {
+      for (const [i, moment] of plan.entries()) {
         const before = await ledgerCount(db);
-        const child = spawnMasq(["run"], env);
+        const run = spawnMasq(["run"], env);
+        child = run;
         const t0 = Date.now();
-        const done = collect(child);
-        let exited = false;
-        done.then(() => (exited = true), () => (exited = true));
         let how: string;
-        if (attempt % 2 === 0) {
-          // A random moment: start-up, connecting, receiving or writing.
-          const ms = between(300, 2500);
-          await waitFor(async () => exited || (await ledgerCount(db)) >= before + PER_RUN_CAP, ms, 50);
-          how = `at random after ${Date.now() - t0} ms (drawn ${ms} ms, cap +${PER_RUN_CAP} rows)`;
+        /** Server sessions of masq's writes that were waiting on the lock when masq was killed. */
+        let orphans: number[] = [];
+        if (moment === "start-up") {
+          await waitForOutput(run, /connected to PostgreSQL/);
+          how = "once it logged 'connected to PostgreSQL'";
+        } else if (moment === "between commits") {
+          const grow = Math.round(50 + random() * 450);
+          assert(
+            await waitFor(async () => hasExited(run) || (await ledgerCount(db)) >= before + grow, 60_000, 20),
+            `kill ${i + 1}: the ledger did not grow by ${grow} within 60 s`,
+          );
+          how = `once the ledger grew by ${grow}`;
         } else {
-          // While writes are happening: once this run has committed some batches.
-          const grow = between(100, Math.min(1500, PER_RUN_CAP));
-          await waitFor(async () => exited || (await ledgerCount(db)) >= before + grow, 60_000);
-          const extra = between(0, 300);
-          await new Promise((r) => setTimeout(r, extra));
-          how = `mid-write after ${Date.now() - t0} ms (+${grow} ledger rows, then ${extra} ms)`;
+          await db.query("BEGIN");
+          locked = true;
+          await db.query("LOCK TABLE user_logins_ledger IN SHARE MODE");
+          const [{ pid }] = await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+          const blockedWrites = async () =>
+            (await queryOnce<{ pid: number }>(
+              db.url,
+              `SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE $2`,
+              [pid, WRITE_QUERY],
+            )).map((r) => r.pid);
+          assert(
+            await waitFor(async () => hasExited(run) || (await blockedWrites()).length > 0, 60_000, 20),
+            `kill ${i + 1}: no masq write waited on the ledger lock within 60 s`,
+          );
+          // The writes waiting at the kill (a few more may join before it): their sessions outlive masq.
+          orphans = await blockedWrites();
+          how = `with ${orphans.length} batch write(s) waiting on the test's lock on the ledger`;
         }
+        assert(
+          !hasExited(run),
+          `kill ${i + 1} (${moment}): masq ended before the kill:\n${stderrSoFar(run).slice(-3000)}`,
+        );
         const atKill = await ledgerCount(db);
-        if (!exited) child.kill("SIGKILL");
-        const res = await done;
-        const status = await child.status;
-        if (status.signal === "SIGKILL") {
-          kills++;
-          if (atKill > before) midWrite++;
-          log.push(`kill ${kills} ${how}: ledger ${before} -> ${atKill}`);
-        } else {
-          // It finished before the kill (the queue drained): not a crash; say so and go on.
-          log.push(`run ended by itself (code ${res.code}) ${how}: ledger ${before} -> ${atKill}`);
-          assertEquals(res.code, 0, res.stderr);
+        run.kill("SIGKILL");
+        const res = await collect(run);
+        child = undefined;
+        assertEquals(
+          res.signal,
+          "SIGKILL",
+          `kill ${i + 1}: masq was not killed:\n${res.stderr.slice(-3000)}`,
+        );
+        let afterwards = "";
+        if (locked) {
+          await db.query("ROLLBACK");
+          locked = false;
+          // The killed run's server sessions may still commit the writes they were given.
+          const ended = await waitFor(async () =>
+            (await queryOnce<{ n: number }>(
+              db.url,
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND state = 'active'",
+              [orphans],
+            ))[0].n === 0, 30_000);
+          assert(ended, `kill ${i + 1}: the killed run's writes were still running 30 s after the lock`);
+          afterwards = `, ${await ledgerCount(db)} once its orphaned writes ended`;
         }
+        log.push(
+          `kill ${i + 1} ${moment} after ${
+            Date.now() - t0
+          } ms, ${how}: ledger ${before} -> ${atKill}${afterwards}`,
+        );
       }
       console.log(log.join("\n"));
-      assert(kills >= 5, `only ${kills} runs could be killed before the queue drained`);
-      assert(midWrite >= 2, `only ${midWrite} kills landed while rows were being written`);
 
       // A clean run finishes the job, waiting out what the killed runs left in flight.
       const final = await runMasqCli(["run"], env);
@@ -91,10 +155,8 @@ Deno.test(
 
       const outcome = await checkExactlyOnce(db, seeded);
       console.log(
-        `crash test: lost=${outcome.lost} doubled=${outcome.doubled} kills=${kills} ` +
-          `(${midWrite} after writes began, seed ${SEED}, ${MESSAGES} messages on ${db.kind}, final run ${
-            JSON.stringify(final.summary)
-          })`,
+        `crash test: lost=${outcome.lost} doubled=${outcome.doubled} after ${plan.length} kills (seed ${SEED}), ` +
+          `final run ${JSON.stringify(final.summary)}`,
       );
       assertEquals(outcome.problems, [], `seed ${SEED}`);
       assertEquals(outcome.lost, 0);
@@ -111,6 +173,8 @@ Deno.test(
       assert(dlq.count >= seeded.badIds.size);
       console.log(`dead-letter queue: ${dlq.count} messages for ${dlq.ids.size} bad ids`);
     } finally {
+      if (locked) await db.query("ROLLBACK").catch(() => {});
+      await killAndReap(child);
       client.destroy();
       await db.stop();
       await sqs.stop();

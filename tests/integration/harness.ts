@@ -107,6 +107,8 @@ export async function receiveAll(client: SQSClient, url: string) {
 
 export interface MasqResult {
   code: number;
+  /** The signal that ended the process, if one did. */
+  signal: Deno.Signal | null;
   stdout: string;
   stderr: string;
   /** The parsed last stdout line, when it is JSON. */
@@ -132,16 +134,150 @@ function masqEnv(e: MasqEnv): Record<string, string> {
   };
 }
 
-/** Spawns `masq <args>` (the real CLI, task permissions) with a clean environment. */
-export function spawnMasq(args: string[], e: MasqEnv): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runPermissions(), MAIN, ...args],
-    env: masqEnv(e),
-    clearEnv: true,
+// ---------------------------------------------------------------------------------------------------------
+// Every subprocess a test starts goes through spawnWatched(): it has a time limit after which it is
+// SIGKILLed (and whoever collects it gets an error naming the command), its output is read as it comes
+// (so a test can wait for a line), and it can be killed and reaped in the test's clean-up.
+
+/** The time limit of a test's subprocess unless the test gives another (MASQ_TEST_PROCESS_TIMEOUT_MS). */
+export const PROCESS_TIMEOUT_MS = Number(Deno.env.get("MASQ_TEST_PROCESS_TIMEOUT_MS") ?? 120_000);
+
+export interface SpawnOptions {
+  /** SIGKILL after this long (default PROCESS_TIMEOUT_MS). */
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  clearEnv?: boolean;
+  cwd?: string;
+  /** How errors name the process (default: the program and its arguments). */
+  label?: string;
+}
+
+interface Watch {
+  label: string;
+  timeoutMs: number;
+  timedOut: boolean;
+  exited: boolean;
+  stdout: string;
+  stderr: string;
+  /** Resolves once the process has ended and its output has been read to the end. */
+  done: Promise<Deno.CommandStatus>;
+  /** Called whenever output arrives or the process ends. */
+  listeners: Set<() => void>;
+}
+
+const watches = new WeakMap<Deno.ChildProcess, Watch>();
+
+function watchOf(child: Deno.ChildProcess): Watch {
+  const w = watches.get(child);
+  if (!w) throw new Error("this process was not started by spawnWatched()");
+  return w;
+}
+
+/** Starts a subprocess with piped output, read as it arrives, and SIGKILLed when its time limit passes. */
+export function spawnWatched(program: string, args: string[], opts: SpawnOptions = {}): Deno.ChildProcess {
+  const child = new Deno.Command(program, {
+    args,
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    cwd: ROOT,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.clearEnv ? { clearEnv: true } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   }).spawn();
+  const timeoutMs = opts.timeoutMs ?? PROCESS_TIMEOUT_MS;
+  const w: Watch = {
+    label: opts.label ?? [program, ...args].join(" "),
+    timeoutMs,
+    timedOut: false,
+    exited: false,
+    stdout: "",
+    stderr: "",
+    done: undefined as unknown as Promise<Deno.CommandStatus>,
+    listeners: new Set(),
+  };
+  const notify = () => {
+    for (const l of [...w.listeners]) l();
+  };
+  const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+    try {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        w[key] += text;
+        notify();
+      }
+    } catch { /* the process was killed mid-read */ }
+  };
+  const output = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
+  const timer = setTimeout(() => {
+    w.timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended meanwhile */ }
+  }, timeoutMs);
+  w.done = child.status.then(async (status) => {
+    clearTimeout(timer);
+    w.exited = true;
+    await output;
+    notify();
+    return status;
+  });
+  watches.set(child, w);
+  return child;
+}
+
+/** Whether a process from spawnWatched() has ended. */
+export function hasExited(child: Deno.ChildProcess): boolean {
+  return watchOf(child).exited;
+}
+
+/** What a process from spawnWatched() has written to stderr so far. */
+export function stderrSoFar(child: Deno.ChildProcess): string {
+  return watchOf(child).stderr;
+}
+
+function tail(text: string, n = 4000): string {
+  return text.length > n ? `...${text.slice(-n)}` : text;
+}
+
+/**
+ * Waits for `pattern` in a process's output (stderr unless told) and returns the match; rejects when the
+ * process ends first or `timeoutMs` passes (the process is left running: the test's clean-up reaps it).
+ */
+export function waitForOutput(
+  child: Deno.ChildProcess,
+  pattern: RegExp,
+  opts: { stream?: "stdout" | "stderr"; timeoutMs?: number } = {},
+): Promise<RegExpExecArray> {
+  const w = watchOf(child);
+  const stream = opts.stream ?? "stderr";
+  const ms = opts.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const finish = () => {
+      clearTimeout(timer);
+      w.listeners.delete(check);
+    };
+    function check() {
+      const m = pattern.exec(w[stream]);
+      if (m) {
+        finish();
+        resolve(m);
+      } else if (w.exited) {
+        finish();
+        w.done.then(() =>
+          reject(
+            new Error(`${w.label}: ended without ${pattern} on ${stream}; stderr:\n${tail(w.stderr)}`),
+          )
+        );
+      }
+    }
+    const timer = setTimeout(() => {
+      finish();
+      reject(
+        new Error(`${w.label}: no ${pattern} on ${stream} within ${ms / 1000} s; stderr:\n${tail(w.stderr)}`),
+      );
+    }, ms);
+    w.listeners.add(check);
+    check();
+  });
 }
 
 function lastJson(stdout: string): Record<string, number> | undefined {
@@ -153,19 +289,65 @@ function lastJson(stdout: string): Record<string, number> | undefined {
   }
 }
 
-/** Runs `masq <args>` to completion. */
-export async function runMasqCli(args: string[], e: MasqEnv): Promise<MasqResult> {
-  const out = await spawnMasq(args, e).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  const stderr = new TextDecoder().decode(out.stderr);
-  return { code: out.code, stdout, stderr, summary: lastJson(stdout) };
+/**
+ * Waits for a process from spawnWatched() to end and returns its output; throws, naming the command, when
+ * its time limit killed it.
+ */
+export async function collect(child: Deno.ChildProcess): Promise<MasqResult> {
+  const w = watchOf(child);
+  const status = await w.done;
+  if (w.timedOut) {
+    throw new Error(
+      `${w.label}: still running after ${w.timeoutMs / 1000} s, killed (SIGKILL); stderr:\n${tail(w.stderr)}`,
+    );
+  }
+  return {
+    code: status.code,
+    signal: status.signal,
+    stdout: w.stdout,
+    stderr: w.stderr,
+    summary: lastJson(w.stdout),
+  };
 }
 
-/** Collects a child's output after it ends (for spawned processes). */
-export async function collect(child: Deno.ChildProcess): Promise<MasqResult> {
-  const out = await child.output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), summary: lastJson(stdout) };
+/** Spawns `masq <args>` (the real CLI, task permissions) with a clean environment and a time limit. */
+export function spawnMasq(args: string[], e: MasqEnv, opts: { timeoutMs?: number } = {}): Deno.ChildProcess {
+  return spawnWatched(Deno.execPath(), ["run", ...runPermissions(), MAIN, ...args], {
+    env: masqEnv(e),
+    clearEnv: true,
+    cwd: ROOT,
+    label: `masq ${args.join(" ")}`,
+    ...opts,
+  });
+}
+
+/** Runs `masq <args>` to completion (SIGKILLed, and an error thrown, after the time limit). */
+export function runMasqCli(
+  args: string[],
+  e: MasqEnv,
+  opts: { timeoutMs?: number } = {},
+): Promise<MasqResult> {
+  return collect(spawnMasq(args, e, opts));
+}
+
+/** runMasqCli() with a time limit of `ms`. */
+export function runMasqCliWithin(ms: number, args: string[], e: MasqEnv): Promise<MasqResult> {
+  return runMasqCli(args, e, { timeoutMs: ms });
+}
+
+/** Test clean-up: SIGKILLs a process still running (if any) and waits until it has ended and been read. */
+export async function killAndReap(
+  child: Deno.ChildProcess | undefined,
+  result?: Promise<unknown>,
+): Promise<void> {
+  if (child) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already ended */ }
+    const w = watches.get(child);
+    await (w ? w.done : child.status).catch(() => {});
+  }
+  await result?.catch(() => {});
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -211,10 +393,11 @@ const FAUXQS_SERVER = `${ROOT}tests/integration/fauxqs_server.ts`;
 
 /**
  * Starts fauxqs (tests/integration/fauxqs_server.ts) as a subprocess with explicit permissions, on `port`
- * (a free one when absent) and with `dataDir` as its SQLite persistence, and waits for its ready line.
+ * (a free one when absent) and with `dataDir` as its SQLite persistence, and waits for its ready line. It
+ * is SIGKILLed after `timeoutMs` (default 10 minutes) if the test has not stopped it.
  */
 export async function startFauxqsProcess(
-  opts: { port?: number; dataDir?: string } = {},
+  opts: { port?: number; dataDir?: string; timeoutMs?: number } = {},
 ): Promise<FauxqsProcess> {
   const dirs = opts.dataDir ? [opts.dataDir] : [];
   const args = [
@@ -230,42 +413,25 @@ export async function startFauxqsProcess(
   ];
   // A port just released by a killed process can take a moment to be bindable again.
   for (let attempt = 1;; attempt++) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args,
+    const child = spawnWatched(Deno.execPath(), args, {
       env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
       cwd: ROOT,
-    }).spawn();
-    let stderr = "";
-    const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-      new WritableStream({ write: (s) => void (stderr += s) }),
-    ).catch(() => {});
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    let port: number | undefined;
-    while (port === undefined) {
-      const { value, done } = await lines.read();
-      if (done) break;
-      buf += value;
-      const m = /fauxqs ready (\d+)/.exec(buf);
-      if (m) port = Number(m[1]);
-    }
-    if (port === undefined) {
-      lines.releaseLock();
-      const status = await child.status;
-      await stderrDone;
-      if (attempt < 5 && /EADDRINUSE|AddrInUse|address already in use/i.test(stderr)) {
+      timeoutMs: opts.timeoutMs ?? 600_000,
+      label: `fauxqs process (port ${opts.port ?? "any"})`,
+    });
+    let port: number;
+    try {
+      port = Number(
+        (await waitForOutput(child, /fauxqs ready (\d+)/, { stream: "stdout", timeoutMs: 30_000 }))[1],
+      );
+    } catch (err) {
+      await killAndReap(child);
+      if (attempt < 5 && /EADDRINUSE|AddrInUse|address already in use/i.test(stderrSoFar(child))) {
         await new Promise((r) => setTimeout(r, 500 * attempt));
         continue;
       }
-      throw new Error(`fauxqs process exited (${status.code}) before it was ready:\n${stderr}`);
+      throw err;
     }
-    const stdoutDone = (async () => {
-      try {
-        while (!(await lines.read()).done) { /* drain */ }
-      } catch { /* closed */ }
-    })();
     const endpoint = `http://127.0.0.1:${port}`;
     let ended: Promise<void> | undefined;
     const end = (signal: Deno.Signal) =>
@@ -273,8 +439,10 @@ export async function startFauxqsProcess(
         try {
           child.kill(signal);
         } catch { /* already gone */ }
-        await child.status;
-        await Promise.all([stdoutDone, stderrDone]);
+        // A SIGTERM not obeyed within 10 s becomes a SIGKILL.
+        const timer = setTimeout(() => killAndReap(child), 10_000);
+        await killAndReap(undefined, collect(child));
+        clearTimeout(timer);
       })();
     return {
       endpoint,
@@ -341,10 +509,9 @@ export interface ScratchPostgres {
 async function postgresUser(): Promise<{ uid: number; gid: number } | undefined> {
   if (Deno.uid() !== 0) return undefined; // not root: the binaries run as ourselves
   const id = async (flag: string) => {
-    const out = await new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped", stderr: "null" })
-      .output();
-    if (!out.success) throw new Error("running as root but there is no postgres user to run PostgreSQL as");
-    return Number(new TextDecoder().decode(out.stdout).trim());
+    const out = await collect(spawnWatched("id", [flag, "postgres"], { timeoutMs: 10_000 }));
+    if (out.code !== 0) throw new Error("running as root but there is no postgres user to run PostgreSQL as");
+    return Number(out.stdout.trim());
   };
   return { uid: await id("-u"), gid: await id("-g") };
 }
@@ -361,13 +528,13 @@ export async function startScratchPostgres(opts: { password?: string } = {}): Pr
   const data = `${dir}/data`;
   const exec = async (cmd: string, args: string[]) => {
     const [program, argv] = owner ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
-    const out = await new Deno.Command(program, { args: argv, stdout: "piped", stderr: "piped", cwd: dir })
-      .output();
-    if (!out.success) {
+    // pg_ctl waits up to 60 s itself (-t 60); initdb takes a few seconds.
+    const out = await collect(
+      spawnWatched(program, argv, { cwd: dir, timeoutMs: 90_000, label: `${cmd} ${args.join(" ")}` }),
+    );
+    if (out.code !== 0) {
       const log = await Deno.readTextFile(`${dir}/server.log`).catch(() => "");
-      throw new Error(
-        `${cmd} ${args.join(" ")} failed (${out.code}):\n${new TextDecoder().decode(out.stderr)}\n${log}`,
-      );
+      throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}):\n${out.stderr}\n${log}`);
     }
   };
   try {
@@ -433,31 +600,6 @@ export async function startScratchPostgres(opts: { password?: string } = {}): Pr
   return cluster;
 }
 
-/**
- * Runs `masq <args>` to completion, or SIGKILLs it after `ms` and throws with the end of its log (a test
- * that breaks something must fail, not hang, when masq never finishes).
- */
-export async function runMasqCliWithin(ms: number, args: string[], e: MasqEnv): Promise<MasqResult> {
-  const child = spawnMasq(args, e);
-  const result = collect(child);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = await Promise.race([
-    result.then(() => false),
-    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), ms)),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* ended meanwhile */ }
-    const res = await result;
-    throw new Error(
-      `masq ${args.join(" ")} did not finish within ${ms / 1000} s; log:\n${res.stderr.slice(-4000)}`,
-    );
-  }
-  return await result;
-}
-
 /** Creates masq's tables, function and view in a test database (as `masq run` does at start-up). */
 export async function createSchema(db: { url: string }): Promise<void> {
   const sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
@@ -466,17 +608,4 @@ export async function createSchema(db: { url: string }): Promise<void> {
   } finally {
     await sink.close();
   }
-}
-
-/** Test clean-up: SIGKILLs a masq child still running (if any) and waits for its collected result. */
-export async function killAndReap(
-  child: Deno.ChildProcess | undefined,
-  result?: Promise<unknown>,
-): Promise<void> {
-  if (child) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already ended */ }
-  }
-  await result?.catch(() => {});
 }

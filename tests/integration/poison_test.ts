@@ -85,10 +85,11 @@ Deno.test("a row the database refuses is isolated from its batch, rejected with 
     const commits = new Set(ledger.filter((l) => l.outcome === "inserted").map((l) => l.written_at)).size;
     assert(commits >= 2 && commits <= 4, `the good rows were committed in ${commits} transactions`);
 
-    // The dead-letter queue has the original message with the reason and its id.
+    // The dead-letter queue has the redacted body (no vault key: no original) with the reason and its id.
     const dlq = await receiveAll(client, `${queueUrl}-dlq`);
     assertEquals(dlq.length, 1);
-    assertEquals(dlq[0].Body, POISON);
+    assertEquals(dlq[0].Body, rej.body_redacted);
+    assertEquals(dlq[0].MessageAttributes?.masq_original, undefined);
     assertEquals(dlq[0].MessageAttributes?.masq_reason?.StringValue, rej.reason);
     assertEquals(dlq[0].MessageAttributes?.masq_message_id?.StringValue, rej.message_id);
 

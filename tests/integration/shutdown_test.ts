@@ -1,30 +1,34 @@
 /**
- * README "Delivery guarantees": SIGINT/SIGTERM stop receiving, finish and commit what is in flight, delete it and exit 0 with
- * the summary as the last stdout line. Nothing is lost, nothing is left invisible in the queue, and a
+ * README "Delivery guarantees": SIGINT/SIGTERM stop receiving, finish and commit what is in flight, delete it
+ * and exit 0 with the summary as the last stdout line. Nothing is lost, nothing is left invisible in the queue, and a
  * second run drains the rest without a single duplicate.
  *
  * Two moments for each signal: in the middle of a busy run (receives under way: SQS may already have
  * handed out the messages of a receive that is being answered), and while every worker waits for its
- * commit (the test holds a lock on the ledger), so that the batches in flight must be finished after the
- * signal.
+ * commit (the test holds a lock on the ledger and, on PostgreSQL, sees masq's writes waiting on it), so that
+ * the batches in flight must be finished after the signal. The test waits for events (ledger rows, writes
+ * waiting on the lock, the "stopping" log line), never for a fixed time.
  */
 import { assert, assertEquals } from "../assert.ts";
 import { checkExactlyOnce, ledgerCount, seedSynthetic, waitFor } from "./delivery.ts";
 import {
   collect,
+  hasExited,
+  killAndReap,
+  queryOnce,
   queueDepth,
   runMasqCli,
   spawnMasq,
   sqsClient,
   startDatabase,
   startEmbeddedSqs,
+  waitForOutput,
 } from "./harness.ts";
 
 const MESSAGES = 8_000;
 const BAD_EVERY = 100;
 /** The queue's visibility timeout, s: a stopping masq must be gone well before its messages reappear. */
 const VISIBILITY = 15;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const held of [false, true]) {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -35,8 +39,6 @@ for (const held of [false, true]) {
       const client = sqsClient(sqs);
       let locked = false;
       let child: Deno.ChildProcess | undefined;
-      let exited = false;
-      let done: ReturnType<typeof collect> | undefined;
       try {
         const queueUrl = sqs.createQueue("stop-queue", { VisibilityTimeout: String(VISIBILITY) });
         const seeded = await seedSynthetic(sqs, client, "stop-queue", MESSAGES, BAD_EVERY);
@@ -46,35 +48,51 @@ for (const held of [false, true]) {
         const pool: Record<string, string> = held && db.kind === "pglite" ? { MASQ_DB_POOL_SIZE: "1" } : {};
         const env = { queueUrl, databaseUrl: db.url, extra: { MASQ_LOG_FORMAT: "json", ...pool } };
 
-        child = spawnMasq(["run"], env);
-        done = collect(child);
-        done.then(() => (exited = true), () => (exited = true));
+        const masq = child = spawnMasq(["run"], env);
         // Busy: batches are being committed, and most of the queue is still ahead.
-        assert(await waitFor(async () => exited || (await ledgerCount(db)) >= 500, 60_000), "no progress");
-        assert(!exited, "masq finished before it could be signalled");
+        assert(
+          await waitFor(async () => hasExited(masq) || (await ledgerCount(db)) >= 500, 60_000),
+          "no progress",
+        );
+        assert(!hasExited(masq), "masq finished before it could be signalled");
 
         let heldBatches = 0;
+        let blockedWrites = (): Promise<number> => Promise.resolve(0);
         if (held) {
           // New ledger rows wait for this transaction (on PGlite, every other client does).
           await db.query("BEGIN");
           locked = true;
           await db.query("LOCK TABLE user_logins_ledger IN SHARE MODE");
+          // On PostgreSQL, masq's writes waiting on that lock are visible (-1: PGlite cannot show them).
+          const [{ pid }] = await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+          blockedWrites = async () =>
+            db.kind === "pglite" ? -1 : (await queryOnce<{ n: number }>(
+              db.url,
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+               WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%INSERT INTO user_logins_ledger%'`,
+              [pid],
+            ))[0].n;
           assert(
-            await waitFor(async () => (await queueDepth(client, queueUrl)).inFlight >= 10, 30_000),
-            "no batch got in flight",
+            await waitFor(
+              async () =>
+                (await queueDepth(client, queueUrl)).inFlight >= 10 && (await blockedWrites()) !== 0,
+              30_000,
+            ),
+            "no batch got in flight and waiting for its write",
           );
-          await sleep(500);
           heldBatches = (await queueDepth(client, queueUrl)).inFlight;
         }
         const signalledAt = Date.now();
-        child.kill(signal);
+        masq.kill(signal);
+        await waitForOutput(masq, new RegExp(`${signal}: stopping`));
         if (held) {
-          await sleep(1500);
-          assert(!exited, "masq exited without finishing the batches it held");
+          // Signalled, and its writes still cannot commit: masq must be waiting for them, not gone.
+          assert(!hasExited(masq), "masq exited without finishing the batches it held");
+          assert((await blockedWrites()) !== 0, "masq's writes stopped waiting while the ledger was locked");
           await db.query("COMMIT");
           locked = false;
         }
-        const res = await done;
+        const res = await collect(masq);
         const stopSeconds = (Date.now() - signalledAt) / 1000;
         // Right after the exit: whatever it received, it deleted.
         const after = await queueDepth(client, queueUrl);
@@ -122,10 +140,7 @@ for (const held of [false, true]) {
         assertEquals(await queueDepth(client, queueUrl), { visible: 0, inFlight: 0 });
       } finally {
         if (locked) await db.query("ROLLBACK").catch(() => {});
-        if (child && !exited) {
-          child.kill("SIGKILL");
-          await done?.catch(() => {});
-        }
+        await killAndReap(child);
         client.destroy();
         await db.stop();
         await sqs.stop();

@@ -22,6 +22,7 @@ import { silentLogger } from "../../lib/log.ts";
 import {
   collect,
   type FauxqsProcess,
+  hasExited,
   killAndReap,
   queueDepth,
   receiveAll,
@@ -29,6 +30,7 @@ import {
   sqsClient,
   startDatabase,
   startFauxqsProcess,
+  waitForOutput,
 } from "./harness.ts";
 
 const BAD_EVERY = 40;
@@ -153,6 +155,7 @@ async function sqsOutage({ messages: MESSAGES, visibility, outageMs, slowWriteMs
     const badIds = ids.filter((_, i) => isBadIndex(i, BAD_EVERY));
     const good = MESSAGES - badIds.length;
 
+    // The time limit covers the wait for rows (up to 60 s), the outage and the recovery.
     masq = spawnMasq(["run"], {
       queueUrl,
       databaseUrl: db.url,
@@ -163,16 +166,16 @@ async function sqsOutage({ messages: MESSAGES, visibility, outageMs, slowWriteMs
         MASQ_WAIT_SECONDS: "1",
         ...(db.kind === "pglite" ? { MASQ_DB_POOL_SIZE: "1" } : {}),
       },
-    });
+    }, { timeoutMs: 60_000 + outageMs + 90_000 });
     result = collect(masq);
-    let exited = false;
-    result.then(() => exited = true, () => exited = true);
 
     let rows = 0;
     const deadline = Date.now() + 60_000;
     while (rows < MESSAGES * 0.15) {
       assert(Date.now() < deadline, "no rows within 60 s");
-      if (exited) throw new Error(`masq ended before the outage:\n${(await result).stderr.slice(-4000)}`);
+      if (hasExited(masq)) {
+        throw new Error(`masq ended before the outage:\n${(await result).stderr.slice(-4000)}`);
+      }
       await sleep(50);
       try {
         rows = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_logins"))[0].n;
@@ -186,8 +189,11 @@ async function sqsOutage({ messages: MESSAGES, visibility, outageMs, slowWriteMs
     // What survived the kill: every seeded message is either still in fauxqs's store or already written
     // (a message leaves SQS only after its ledger record commits, so read the store first, then the ledger).
     const stored = persisted(dataDir, "login-queue");
-    // PostgreSQL is up: the batches masq holds commit, then wait for their deletes.
-    await sleep(1_500);
+    if (slowWriteMs !== undefined) {
+      // PostgreSQL is up: the batches masq held mid-write commit, then their deletes fail. Once one has
+      // failed, at least one committed batch is in flight in the store read above.
+      await waitForOutput(masq, /"msg":"delete failed, retrying"/, { timeoutMs: 30_000 });
+    }
     const ledgerAfterKill = new Set(
       (await db.query<{ message_id: string }>("SELECT message_id FROM user_logins_ledger")).map((r) =>
         r.message_id
@@ -203,14 +209,7 @@ async function sqsOutage({ messages: MESSAGES, visibility, outageMs, slowWriteMs
     fq = await startFauxqsProcess({ port, dataDir });
     client = sqsClient(fq);
 
-    const res = await Promise.race([result, sleep(75_000).then(() => undefined)]);
-    if (res === undefined) {
-      masq.kill("SIGKILL");
-      masq = undefined;
-      throw new Error(
-        `masq did not finish within 75 s of the restart:\n${(await result).stderr.slice(-4000)}`,
-      );
-    }
+    const res = await result;
     masq = undefined;
     assertEquals(res.code, 0, res.stderr.slice(-4000));
 

@@ -1,11 +1,12 @@
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import {
+  classify,
   createPostgresSink,
   isDataError,
   isTransientDbError,
   type LoginRecord,
+  type PostgresSink,
   type RejectionRecord,
-  type Sink,
   sqlState,
   toParameters,
 } from "../../lib/sink/postgres.ts";
@@ -46,7 +47,7 @@ async function counts(db: TestDatabase) {
 
 Deno.test("createPostgresSink() writes batches idempotently and atomically", async (t) => {
   const db = await startDatabase();
-  let sink: Sink | undefined;
+  let sink: PostgresSink | undefined;
   try {
     sink = createPostgresSink(db.url, { poolSize: 1, log: silentLogger });
     await sink.ensureSchema();
@@ -233,10 +234,67 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
         duplicates: 0,
       });
     });
+
+    await t.step(
+      "writeBatches() commits several batches in one statement and counts each batch apart",
+      async () => {
+        await reset();
+        await s.write([login("old")]);
+        const results = await s.writeBatches([
+          [login("b1"), rejection("b2")],
+          [],
+          [login("old"), login("b3"), login("b1")],
+          [rejection("b4"), rejection("b5")],
+        ]);
+        assertEquals(results, [
+          { inserted: 1, rejected: 1, duplicates: 0 },
+          { inserted: 0, rejected: 0, duplicates: 0 },
+          { inserted: 1, rejected: 0, duplicates: 2 },
+          { inserted: 0, rejected: 2, duplicates: 0 },
+        ]);
+        assertEquals(await counts(db), { logins: 3, rejected: 3, ledger: 6 });
+        const commits = await db.query<{ n: number }>(
+          "SELECT count(DISTINCT written_at)::int AS n FROM user_logins_ledger WHERE message_id <> 'old'",
+        );
+        assertEquals(commits[0].n, 1, "one transaction");
+      },
+    );
+
+    await t.step("write() stores each vault entry once and never overwrites one", async () => {
+      await reset();
+      await db.query("TRUNCATE pii_vault");
+      const entry = (ct: number) => ({
+        field: "ip" as const,
+        token: "tok",
+        ciphertext: new Uint8Array([ct, 2]),
+        keyId: "v1",
+      });
+      await s.write([login("v1", { vault: [entry(1)] }), login("v2", { vault: [entry(9)] })]);
+      await s.write([login("v3", { vault: [entry(7), { ...entry(3), field: "device_id" }] })]);
+      const rows = await db.query<{ field: string; token: string; ct: string; key_id: string }>(
+        "SELECT field, token, encode(ciphertext, 'hex') AS ct, key_id FROM pii_vault ORDER BY field",
+      );
+      assertEquals(rows, [
+        { field: "device_id", token: "tok", ct: "0302", key_id: "v1" },
+        { field: "ip", token: "tok", ct: "0102", key_id: "v1" },
+      ]);
+    });
   } finally {
     await sink?.close();
     await db.stop();
   }
+});
+
+Deno.test("classify() of the sink: data for classes 22 and 23, transient for outages, fatal for bugs and the rest", () => {
+  assertEquals(classify(pgError("23514")), "data");
+  assertEquals(classify(pgError("22P05")), "data");
+  assertEquals(classify(pgError("57P01")), "transient");
+  assertEquals(classify(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })), "transient");
+  assertEquals(classify(pgError("42P01")), "fatal");
+  assertEquals(classify(pgError("42501")), "fatal");
+  assertEquals(classify(new TypeError("x is not a function")), "fatal");
+  assertEquals(classify(new RangeError("bad")), "fatal");
+  assertEquals(classify("08006"), "fatal");
 });
 
 function pgError(code: string): Error {
@@ -308,22 +366,28 @@ Deno.test("sqlState() reads a five-character SQLSTATE code only", () => {
   assertEquals(sqlState(undefined), undefined);
 });
 
-Deno.test("toParameters() sorts by message id, keeps the first of repeated ids, and fills column arrays", () => {
+Deno.test("toParameters() sorts by message id, keeps the first of repeated ids with its batch, and fills column arrays", () => {
   const cols = toParameters([
-    login("m3", { userId: "third" }),
-    rejection("m1", { reason: "r1", bodyRedacted: "{}" }),
-    login("m2", { userId: "second", appVersion: null }),
-    login("m3", { userId: "third again" }),
-    rejection("m1", { reason: "r1 again" }),
+    [login("m3", { userId: "third" }), rejection("m1", { reason: "r1", bodyRedacted: "{}" })],
+    [login("m2", { userId: "second", appVersion: null }), login("m3", { userId: "third again" })],
+    [rejection("m1", { reason: "r1 again" })],
   ]);
-  assertEquals(cols.length, 11);
-  for (const c of cols) assertEquals(c.length, 3);
-  assertEquals(cols[0], ["m1", "m2", "m3"]);
-  assertEquals(cols[1], ["rejected", "inserted", "inserted"]);
-  assertEquals(cols[2], [null, "second", "third"]);
-  assertEquals(cols[7], [null, null, 2003000]);
-  assertEquals(cols[8], [null, "2024-05-17", "2024-05-17"]);
-  assertEquals(cols[9], ["r1", null, null]);
-  assertEquals(cols[10], ["{}", null, null]);
-  assertEquals(toParameters([]), Array.from({ length: 11 }, () => []));
+  assertEquals(cols.length, 16);
+  for (const c of cols.slice(0, 12)) assertEquals(c.length, 3);
+  assertEquals(cols[0], [0, 1, 0]);
+  assertEquals(cols[1], ["m1", "m2", "m3"]);
+  assertEquals(cols[2], ["rejected", "inserted", "inserted"]);
+  assertEquals(cols[3], [null, "second", "third"]);
+  assertEquals(cols[8], [null, null, 2003000]);
+  assertEquals(cols[9], [null, "2024-05-17", "2024-05-17"]);
+  assertEquals(cols[10], ["r1", null, null]);
+  assertEquals(cols[11], ["{}", null, null]);
+  for (const c of cols.slice(12)) assertEquals(c, []);
+  assertEquals(toParameters([]), Array.from({ length: 16 }, () => []));
+});
+
+Deno.test("toParameters() gives each vault entry once, as hex", () => {
+  const entry = { field: "ip" as const, token: "t1", ciphertext: new Uint8Array([0, 1, 255]), keyId: "v1" };
+  const cols = toParameters([[login("m1", { vault: [entry] }), login("m2", { vault: [entry] })]]);
+  assertEquals(cols.slice(12), [["ip"], ["t1"], ["0001ff"], ["v1"]]);
 });

@@ -1,0 +1,200 @@
+/**
+ * The coalescing writer: batches submitted by every receiver are queued and written together, one
+ * statement of up to `maxRows` rows, as soon as that many are queued or once the oldest has waited
+ * `lingerMs`. Each submitter gets its own batch's result once the statement commits. Fewer, larger
+ * statements cost far less per row than one round trip per batch of ten.
+ *
+ * A row the database refuses (a data error) must not fail the rows written with it: the statement is
+ * split in halves, by batch and then within the batch, until the refused rows stand alone; those come
+ * back to their submitter as refusals, and everything else is written.
+ *
+ * The writer holds no more than the pipeline submits; the pipeline bounds what it has in flight.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import { retry, systemClock } from "../retry.ts";
+import type { Clock, PipelineEvent, Sink, SinkRecord, WriteResult } from "../types.ts";
+import { sqlState } from "./postgres.ts";
+
+export interface WriterOptions {
+  log: Logger;
+  /** Rows per statement, at most (a single larger batch is written alone). */
+  maxRows: number;
+  /** How long queued rows wait for more before they are written anyway, ms. */
+  lingerMs: number;
+  /** Statements under way at once (the pool's connections). */
+  maxStatements: number;
+  /** Cap of the backoff between attempts during an outage, ms. */
+  maxBackoffMs?: number;
+  clock?: Clock;
+  onEvent?: (e: PipelineEvent) => void;
+}
+
+/** A record the database refused, alone, and why (the database's words, never a value of ours). */
+export interface Refusal {
+  record: SinkRecord;
+  reason: string;
+  error: unknown;
+}
+
+/** What became of one submitted batch. */
+export interface Written {
+  result: WriteResult;
+  refused: Refusal[];
+}
+
+export interface Writer {
+  /**
+   * Queues a batch and resolves once it is committed. Transient failures are retried; a failure that is
+   * neither transient nor in the data rejects (and so does every batch of that statement).
+   */
+  submit(records: readonly SinkRecord[]): Promise<Written>;
+  /** Rows queued and not yet in a statement. */
+  readonly queuedRows: number;
+}
+
+interface Pending {
+  records: readonly SinkRecord[];
+  resolve: (w: Written) => void;
+  reject: (err: unknown) => void;
+}
+
+const none = (): WriteResult => ({ inserted: 0, rejected: 0, duplicates: 0 });
+
+function add(a: WriteResult, b: WriteResult): WriteResult {
+  return {
+    inserted: a.inserted + b.inserted,
+    rejected: a.rejected + b.rejected,
+    duplicates: a.duplicates + b.duplicates,
+  };
+}
+
+/** The reason recorded for a row the database refused: its message and SQLSTATE, naming no value. */
+export function refusalReason(err: unknown): string {
+  // The driver's own message: errorMessage() would append the code a second time.
+  const why = err instanceof Error ? err.message : String(err);
+  const state = sqlState(err);
+  return `database refused the row: ${why}${state ? ` (SQLSTATE ${state})` : ""}`;
+}
+
+/**
+ * Creates a writer over a sink.
+ *
+ * @example
+ * ```ts
+ * import { createWriter } from "./writer.ts";
+ * import type { Sink } from "../types.ts";
+ * import { silentLogger } from "../log.ts";
+ * declare const sink: Sink;
+ * const writer = createWriter(sink, { log: silentLogger, maxRows: 250, lingerMs: 2, maxStatements: 4 });
+ * const { result, refused } = await writer.submit([
+ *   { kind: "rejection", messageId: "m1", reason: "user_id is missing", bodyRedacted: "{}" },
+ * ]);
+ * ```
+ */
+export function createWriter(sink: Sink, opts: WriterOptions): Writer {
+  const clock = opts.clock ?? systemClock;
+  const emit = opts.onEvent ?? (() => {});
+  const queue: Pending[] = [];
+  let queuedRows = 0;
+  let active = 0;
+  // Set when the oldest queued rows have lingered long enough: write them as soon as a connection is free.
+  let due = false;
+  let timer: unknown;
+
+  function pump(): void {
+    while (queue.length > 0 && active < opts.maxStatements && (due || queuedRows >= opts.maxRows)) {
+      const take: Pending[] = [];
+      let rows = 0;
+      while (queue.length > 0 && (take.length === 0 || rows + queue[0].records.length <= opts.maxRows)) {
+        const p = queue.shift()!;
+        take.push(p);
+        rows += p.records.length;
+      }
+      queuedRows -= rows;
+      if (queue.length === 0) due = false;
+      active++;
+      void statement(take).finally(() => {
+        active--;
+        pump();
+      });
+    }
+    if (queue.length === 0) {
+      clock.clearTimeout(timer);
+      timer = undefined;
+    } else if (!due && timer === undefined) {
+      timer = clock.setTimeout(() => {
+        timer = undefined;
+        due = true;
+        pump();
+      }, opts.lingerMs);
+    }
+  }
+
+  async function statement(take: Pending[]): Promise<void> {
+    try {
+      const written = await isolating(take.map((p) => p.records));
+      take.forEach((p, i) => p.resolve(written[i]));
+    } catch (err) {
+      for (const p of take) p.reject(err);
+    }
+  }
+
+  async function write(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]> {
+    const rows = batches.reduce((n, b) => n + b.length, 0);
+    const started = clock.now();
+    const results = await retry(() => sink.writeBatches(batches), {
+      what: "database write",
+      log: opts.log,
+      retryable: (err) => sink.classify(err) === "transient",
+      capMs: opts.maxBackoffMs,
+      clock,
+      fields: { messages: rows, first_message_id: batches.find((b) => b.length > 0)?.[0]?.messageId },
+      onRetry: () => emit({ type: "retry", what: "database write", kind: "database" }),
+    });
+    const sum = results.reduce(add, none());
+    emit({ type: "written", rows, ...sum, ms: clock.now() - started });
+    emit({ type: "database_ok" });
+    return results;
+  }
+
+  /** Writes the batches; on a data error splits them until each refused row stands alone. */
+  async function isolating(batches: readonly (readonly SinkRecord[])[]): Promise<Written[]> {
+    try {
+      return (await write(batches)).map((result) => ({ result, refused: [] }));
+    } catch (err) {
+      if (sink.classify(err) !== "data") throw err;
+      if (batches.length > 1) {
+        const mid = Math.ceil(batches.length / 2);
+        return [...await isolating(batches.slice(0, mid)), ...await isolating(batches.slice(mid))];
+      }
+      const [records] = batches;
+      if (records.length === 1) {
+        return [{
+          result: none(),
+          refused: [{ record: records[0], reason: refusalReason(err), error: err }],
+        }];
+      }
+      const mid = Math.ceil(records.length / 2);
+      const [left] = await isolating([records.slice(0, mid)]);
+      const [right] = await isolating([records.slice(mid)]);
+      return [{ result: add(left.result, right.result), refused: [...left.refused, ...right.refused] }];
+    }
+  }
+
+  return {
+    get queuedRows() {
+      return queuedRows;
+    },
+    submit(records) {
+      if (records.length === 0) return Promise.resolve({ result: none(), refused: [] });
+      return new Promise<Written>((resolve, reject) => {
+        queue.push({ records, resolve, reject });
+        queuedRows += records.length;
+        if (opts.lingerMs <= 0) due = true;
+        pump();
+      });
+    },
+  };
+}

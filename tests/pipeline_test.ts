@@ -1,0 +1,259 @@
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { inFlightBound, type PipelineOptions, runPipeline, WRITE_ROWS } from "../lib/pipeline.ts";
+import type { Fields, Logger } from "../lib/log.ts";
+import type { PipelineEvent } from "../lib/types.ts";
+import {
+  type FakeClock,
+  fakeClock,
+  memorySink,
+  type MemorySinkOptions,
+  memorySource,
+  type MemorySourceOptions,
+  pgError,
+  plainTransform,
+  sqsError,
+} from "./fakes.ts";
+
+function recorder() {
+  const lines: Array<{ level: string; msg: string; fields: Fields }> = [];
+  const at = (level: string) => (msg: string, fields: Fields = {}) => void lines.push({ level, msg, fields });
+  const log: Logger = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+  return { lines, log };
+}
+
+const good = (i: number) => JSON.stringify({ user_id: `user-${i}` });
+const goods = (n: number) => Array.from({ length: n }, (_, i) => good(i));
+
+interface Setup {
+  source?: Omit<MemorySourceOptions, "clock">;
+  sink?: Omit<MemorySinkOptions, "clock">;
+  pipeline?: Partial<PipelineOptions>;
+}
+
+function setup(bodies: readonly string[], s: Setup = {}) {
+  const clock: FakeClock = fakeClock();
+  const source = memorySource(bodies, { clock, ...s.source });
+  const sink = memorySink({ clock, ...s.sink });
+  const { lines, log } = recorder();
+  const events: PipelineEvent[] = [];
+  const start = () =>
+    runPipeline({
+      source,
+      sink,
+      transform: plainTransform,
+      log,
+      follow: false,
+      concurrency: 4,
+      connections: 2,
+      maxBackoffMs: 1000,
+      progressEveryMs: 0,
+      clock,
+      onEvent: (e) => events.push(e),
+      ...s.pipeline,
+    });
+  return { clock, source, sink, lines, events, start, drain: () => clock.run(start()) };
+}
+
+Deno.test("runPipeline() drains the queue: every message written once, deleted only after its commit", async () => {
+  const t = setup([...goods(95), "not json", JSON.stringify({ ip: "1.2.3.4" })]);
+  const summary = await t.drain();
+  assertEquals(
+    { ...summary, seconds: 0, rate: 0 },
+    { received: 97, inserted: 95, rejected: 2, duplicates: 0, seconds: 0, rate: 0 },
+  );
+  assertEquals(t.sink.logins.size, 95);
+  assertEquals(t.source.remaining, 0);
+  const committedAt = new Map<string, number>();
+  for (const c of t.sink.commits) for (const id of c.ids) committedAt.set(id, c.seq);
+  for (const d of t.source.deletes) {
+    for (const id of d.ids) assert(committedAt.get(id)! < d.seq, `${id} deleted before its commit`);
+  }
+  assertEquals(t.source.deadLetters.length, 2);
+  const deleted = t.events.filter((e) => e.type === "deleted");
+  assertEquals(deleted.reduce((n, e) => n + (e.type === "deleted" ? e.latenciesMs.length : 0), 0), 97);
+});
+
+Deno.test("runPipeline() coalesces the batches of all receivers into fewer statements", async () => {
+  const t = setup(goods(2000), { sink: { statementMs: 5 } });
+  await t.drain();
+  assertEquals(t.sink.logins.size, 2000);
+  const rows = t.sink.commits.map((c) => c.rows);
+  assert(rows.length < 200 / 2, `${rows.length} statements for 200 batches`);
+  assert(Math.max(...rows) <= WRITE_ROWS);
+});
+
+Deno.test("runPipeline() keeps extending a slow write's messages: none is delivered twice", async () => {
+  // Each statement takes 100 s against a 30 s visibility timeout.
+  const t = setup(goods(40), { source: { visibilityTimeout: 30 }, sink: { statementMs: 100_000 } });
+  const summary = await t.drain();
+  assertEquals([summary.received, summary.inserted, summary.duplicates], [40, 40, 0]);
+  assert(t.source.extensions.length >= 4 * 3, `${t.source.extensions.length} extensions`);
+});
+
+Deno.test("runPipeline() bounds the messages in flight, and receivers wait while it is reached", async () => {
+  const concurrency = 8;
+  const bound = inFlightBound(concurrency);
+  const t = setup(goods(bound * 4), { sink: { statementMs: 50 }, pipeline: { concurrency, connections: 1 } });
+  const summary = await t.drain();
+  assertEquals(summary.inserted, bound * 4);
+  const peak = Math.max(...t.events.flatMap((e) => e.type === "in_flight" ? [e.messages] : []));
+  assert(peak <= bound, `peak in flight ${peak} > ${bound}`);
+  assert(peak >= bound - 10 * concurrency, `the bound was never approached (${peak})`);
+});
+
+Deno.test("runPipeline() isolates a row the database refuses and rejects it with the database's reason", async () => {
+  const bodies = goods(10);
+  bodies[5] = JSON.stringify({ user_id: "evil" });
+  const t = setup(bodies, {
+    sink: {
+      refuse: (r) =>
+        r.kind === "login" && r.userId === "evil"
+          ? pgError('violates check constraint "no_evil"', "23514")
+          : undefined,
+    },
+    pipeline: { concurrency: 1 },
+  });
+  const summary = await t.drain();
+  assertEquals([summary.inserted, summary.rejected], [9, 1]);
+  const [rej] = [...t.sink.rejections.values()];
+  assertEquals(rej.messageId, "m000005");
+  assertEquals(rej.reason, 'database refused the row: violates check constraint "no_evil" (SQLSTATE 23514)');
+  assertEquals(t.source.deadLetters.map((d) => d.attributes.masq_reason), [rej.reason]);
+  assertEquals(t.lines.filter((l) => l.msg === "row refused by the database; rejecting it").length, 1);
+  assertEquals(t.source.remaining, 0);
+});
+
+Deno.test("runPipeline() stores a rejection the database refuses without its body, and stops on one refused even so", async () => {
+  const nul = JSON.stringify({ note: "\u0000" });
+  const t = setup([good(1), nul], {
+    sink: {
+      refuse: (r) =>
+        r.kind === "rejection" && r.bodyRedacted?.includes("\\u0000")
+          ? pgError("invalid byte", "22P05")
+          : undefined,
+    },
+  });
+  const summary = await t.drain();
+  assertEquals([summary.inserted, summary.rejected], [1, 1]);
+  const [rej] = [...t.sink.rejections.values()];
+  assertEquals(rej.bodyRedacted, null);
+  assertEquals(rej.reason, "user_id is missing; database refused the row: invalid byte (SQLSTATE 22P05)");
+  assertEquals(t.source.remaining, 0);
+
+  const worse = setup([good(1), nul], {
+    sink: { refuse: (r) => r.kind === "rejection" ? pgError("invalid byte", "22P05") : undefined },
+    pipeline: { concurrency: 1 },
+  });
+  await assertRejects(() => worse.drain(), Error, "batch failed");
+  assertEquals(worse.sink.rejections.size, 0);
+  // The batch is not deleted: its good row, already committed, is a duplicate when it comes back.
+  assertEquals(worse.sink.logins.size, 1);
+  assertEquals(worse.source.remaining, 2, "the message whose rejection cannot be stored stays in the queue");
+});
+
+Deno.test("runPipeline() retries a dead-letter send that fails transiently, then records and deletes the message", async () => {
+  const t = setup(["not json", good(1)], {
+    source: {
+      deadLetterFault: (_l, attempt) => attempt <= 3 ? sqsError("ServiceUnavailable", 503) : undefined,
+    },
+  });
+  const summary = await t.drain();
+  assertEquals([summary.inserted, summary.rejected], [1, 1]);
+  assertEquals(t.source.deadLetters.length, 1);
+  assertEquals(t.events.filter((e) => e.type === "retry" && e.what === "dead-letter send").length, 3);
+  assertEquals(t.source.remaining, 0);
+});
+
+Deno.test("runPipeline() stops the run on a dead-letter send refused for good, leaving the message in the queue", async () => {
+  const t = setup(["not json", ...goods(30)], {
+    source: { deadLetterFault: () => sqsError("AccessDenied", 403) },
+    pipeline: { concurrency: 1 },
+  });
+  await assertRejects(() => t.drain(), Error, "AccessDenied");
+  assertEquals(t.sink.rejections.size, 0, "not recorded");
+  assert(!t.source.deletes.some((d) => d.ids.includes("m000000")), "not deleted");
+});
+
+Deno.test("runPipeline() records and deletes a rejection too large for the dead-letter queue, saying so", async () => {
+  const big = JSON.stringify({ note: "x".repeat(262_100) });
+  const t = setup([big, good(1)]);
+  const summary = await t.drain();
+  assertEquals([summary.inserted, summary.rejected], [1, 1]);
+  const [rej] = [...t.sink.rejections.values()];
+  assertEquals(rej.reason, "user_id is missing; not dead-lettered: too large for the dead-letter queue");
+  assertEquals(t.source.deadLetters.length, 0);
+  assertEquals(t.source.remaining, 0, "deleted: it cannot loop");
+  assertEquals(t.lines.filter((l) => l.level === "warn" && /cannot be dead-lettered/.test(l.msg)).length, 1);
+});
+
+Deno.test("runPipeline() does not dead-letter again a redelivered rejection that is already recorded", async () => {
+  const t = setup(["not json"]);
+  await t.sink.write([{
+    kind: "rejection",
+    messageId: "m000000",
+    reason: "body is not valid JSON",
+    bodyRedacted: null,
+  }]);
+  const summary = await t.drain();
+  assertEquals([summary.rejected, summary.duplicates], [0, 1]);
+  assertEquals(t.source.deadLetters.length, 0);
+  assertEquals(t.source.remaining, 0);
+});
+
+Deno.test("runPipeline() on stop finishes, commits and deletes what is in flight, then receives nothing more", async () => {
+  const stop = new AbortController();
+  const t = setup(goods(5000), {
+    sink: { statementMs: 20_000 },
+    pipeline: { stop: stop.signal, follow: true },
+  });
+  const running = t.start();
+  await t.clock.advance(1_000);
+  const receivedBefore = t.source.receives.length;
+  stop.abort();
+  const summary = await t.clock.run(running);
+  assert(summary.received > 0 && summary.received < 5000, String(summary.received));
+  assertEquals(summary.inserted, summary.received);
+  assertEquals(t.source.remaining, 5000 - summary.received, "everything received was deleted");
+  assertEquals(t.source.receives.length, receivedBefore, "no receive after the stop");
+});
+
+Deno.test("runPipeline() on stop lets a receive begun just now finish, so its messages are processed", async () => {
+  const stop = new AbortController();
+  // An empty queue: the receives are long polls (2 s), which a stop cancels once RECEIVE_GRACE_MS old.
+  const t = setup([], {
+    source: { waitMs: 20_000 },
+    pipeline: { stop: stop.signal, follow: true, concurrency: 1 },
+  });
+  const running = t.start();
+  await t.clock.advance(500);
+  stop.abort();
+  const summary = await t.clock.run(running);
+  assertEquals(summary.received, 0);
+  assertEquals(
+    t.clock.now(),
+    2_000,
+    "the fresh receive was cancelled once 2 s old, not at once and not after 20 s",
+  );
+});
+
+Deno.test("runPipeline() emits the events metrics subscribe to", async () => {
+  const t = setup([...goods(20), "not json"]);
+  await t.drain();
+  const types = new Set(t.events.map((e) => e.type));
+  for (
+    const type of [
+      "received",
+      "written",
+      "deleted",
+      "dead_lettered",
+      "in_flight",
+      "queue_counts",
+      "database_ok",
+      "queue_ok",
+    ]
+  ) {
+    assert(types.has(type as PipelineEvent["type"]), `no ${type} event`);
+  }
+  const received = t.events.reduce((n, e) => n + (e.type === "received" ? e.messages : 0), 0);
+  assertEquals(received, 21);
+});

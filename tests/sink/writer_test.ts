@@ -1,0 +1,175 @@
+import { assert, assertEquals } from "../assert.ts";
+import { createWriter, refusalReason } from "../../lib/sink/writer.ts";
+import { silentLogger } from "../../lib/log.ts";
+import type { LoginRecord, PipelineEvent, SinkRecord } from "../../lib/types.ts";
+import { fakeClock, memorySink, pgError } from "../fakes.ts";
+
+function login(messageId: string, userId = `user-${messageId}`): LoginRecord {
+  return {
+    kind: "login",
+    messageId,
+    userId,
+    deviceType: null,
+    maskedIp: null,
+    maskedDeviceId: null,
+    locale: null,
+    appVersion: null,
+    createDate: "2024-01-01",
+  };
+}
+
+const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => login(`${prefix}${i}`));
+const checkViolation = () => pgError('new row violates check constraint "no_evil"', "23514");
+
+Deno.test("createWriter() coalesces the batches queued within the linger into one statement, each getting its own result", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({ clock });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 5,
+    maxStatements: 2,
+    clock,
+  });
+  const a = writer.submit(batch("a", 10));
+  const b = writer.submit([...batch("b", 9), login("a0")]);
+  const c = writer.submit(batch("c", 10));
+  const [ra, rb, rc] = await clock.run(Promise.all([a, b, c]));
+  assertEquals(sink.commits.length, 1);
+  assertEquals(sink.commits[0].rows, 30);
+  assertEquals(sink.commits[0].at, 5, "written once the linger ran out");
+  assertEquals(ra, { result: { inserted: 10, rejected: 0, duplicates: 0 }, refused: [] });
+  assertEquals(rb, { result: { inserted: 9, rejected: 0, duplicates: 1 }, refused: [] });
+  assertEquals(rc.result.inserted, 10);
+});
+
+Deno.test("createWriter() writes as soon as maxRows are queued, never more than maxRows per statement of several batches", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({ clock, statementMs: 3 });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 25,
+    lingerMs: 1000,
+    maxStatements: 1,
+    clock,
+  });
+  const all = Array.from({ length: 10 }, (_, i) => writer.submit(batch(`s${i}-`, 10)));
+  await clock.run(Promise.all(all));
+  assertEquals(sink.logins.size, 100);
+  assert(sink.commits.every((c) => c.rows <= 25), JSON.stringify(sink.commits.map((c) => c.rows)));
+  assertEquals(sink.commits.slice(0, 4).map((c) => c.rows), [20, 20, 20, 20]);
+  assert(sink.commits[0].at < 1000, "the first statement did not wait for the linger");
+  assertEquals(sink.maxConcurrent, 1);
+});
+
+Deno.test("createWriter() with no linger writes whenever a connection is free, and runs at most maxStatements at once", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({ clock, statementMs: 10 });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 250,
+    lingerMs: 0,
+    maxStatements: 2,
+    clock,
+  });
+  const all = Array.from({ length: 12 }, (_, i) => writer.submit(batch(`n${i}-`, 10)));
+  await clock.run(Promise.all(all));
+  assertEquals(sink.maxConcurrent, 2);
+  // The first two go at once, alone; the rest queue behind them and go together.
+  assertEquals(sink.commits.map((c) => c.rows), [10, 10, 100]);
+});
+
+Deno.test("createWriter() isolates a refused row: the other rows and batches of its statement are committed", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({
+    clock,
+    refuse: (r) => r.kind === "login" && r.userId === "evil" ? checkViolation() : undefined,
+  });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 5,
+    maxStatements: 1,
+    clock,
+  });
+  const poisoned = [...batch("p", 5), login("evil1", "evil"), ...batch("q", 4)];
+  const [a, b, c] = await clock.run(Promise.all([
+    writer.submit(batch("a", 10)),
+    writer.submit(poisoned),
+    writer.submit(batch("c", 10)),
+  ]));
+  assertEquals(a.result.inserted, 10);
+  assertEquals(c.result.inserted, 10);
+  assertEquals(b.result, { inserted: 9, rejected: 0, duplicates: 0 });
+  assertEquals(b.refused.map((r) => r.record.messageId), ["evil1"]);
+  assertEquals(
+    b.refused[0].reason,
+    'database refused the row: new row violates check constraint "no_evil" (SQLSTATE 23514)',
+  );
+  assertEquals(sink.logins.size, 29);
+  assert(!sink.logins.has("evil1"));
+});
+
+Deno.test("createWriter() retries a transient failure and tells of it", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({
+    clock,
+    fault: (n) => n <= 2 ? pgError("terminating connection", "57P01") : undefined,
+  });
+  const events: PipelineEvent[] = [];
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 0,
+    maxStatements: 1,
+    clock,
+    onEvent: (e) => events.push(e),
+  });
+  const w = await clock.run(writer.submit(batch("t", 3)));
+  assertEquals(w.result.inserted, 3);
+  assertEquals(events.filter((e) => e.type === "retry").length, 2);
+  assertEquals(events.filter((e) => e.type === "written").length, 1);
+  assertEquals(events.at(-1), { type: "database_ok" });
+});
+
+Deno.test("createWriter() rejects every batch of a statement that fails fatally, commits none of them", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({ clock, fault: () => pgError('relation "user_logins" does not exist', "42P01") });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 5,
+    maxStatements: 1,
+    clock,
+  });
+  const a = writer.submit(batch("a", 2));
+  const b = writer.submit(batch("b", 2));
+  const settled = await clock.run(Promise.allSettled([a, b]));
+  assertEquals(settled.map((s) => s.status), ["rejected", "rejected"]);
+  assertEquals(sink.commits.length, 0);
+});
+
+Deno.test("createWriter() of an empty batch resolves at once without a statement", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({ clock });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 5,
+    maxStatements: 1,
+    clock,
+  });
+  const records: SinkRecord[] = [];
+  assertEquals(await writer.submit(records), {
+    result: { inserted: 0, rejected: 0, duplicates: 0 },
+    refused: [],
+  });
+  assertEquals(sink.commits.length, 0);
+});
+
+Deno.test("refusalReason() names the database's message and SQLSTATE", () => {
+  assertEquals(
+    refusalReason(pgError("value too long for type character varying(128)", "22001")),
+    "database refused the row: value too long for type character varying(128) (SQLSTATE 22001)",
+  );
+});

@@ -53,7 +53,7 @@ Deno.bench("toRecord + toParameters (parse + validate + mask + encode)", {
 }, async () => {
   batch.push(await toRecord(next(), masker));
   if (batch.length === 10) {
-    toParameters(batch);
+    toParameters([batch]);
     batch = [];
   }
 });

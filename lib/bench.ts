@@ -25,6 +25,7 @@ import type { ConsumerReport } from "./bench/measure.ts";
 import type { summarize } from "./bench/profile.ts";
 import { median, percentile, round } from "./bench/stats.ts";
 import { createPostgresSink } from "./sink/postgres.ts";
+import { inFlightBound } from "./pipeline.ts";
 
 export type BenchMode = "compare" | "memory" | "profile";
 
@@ -350,6 +351,7 @@ async function runOnce(
         queueUrl,
         endpoint: rig.sqs.endpoint,
         concurrency: opts.concurrency ?? 16,
+        inFlightBound: inFlightBound(opts.concurrency ?? 16),
         waitSeconds: configFromFlags({ "queue-url": queueUrl }, "x".repeat(32)).waitSeconds,
         ...(opts.profile ? { profile: opts.profile } : {}),
       };

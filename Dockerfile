@@ -1,31 +1,28 @@
-# masq: `deno run` with the explicit permissions of `deno task start` (never -A), as a non-root user.
+# masq as one `deno compile` binary: built in a Deno image, shipped in a distroless one that holds nothing
+# but the binary (no shell, no package manager, no Deno), run as a non-root user.
 #
-# Pinned to the Deno release masq is developed and tested with (2.9.6). Bump the tag on purpose, and run
-# `deno task test` with the new version first; deno.lock is format v5, which needs Deno >= 2.3.
-FROM denoland/deno:2.9.6
-
-# The official image has a non-root user `deno` (uid 1993) that owns DENO_DIR=/deno-dir/.
+# The build stage is pinned to the Deno release masq is developed and tested with (2.9.6). Bump the tag
+# on purpose, and run `deno task test` with the new version first; deno.lock is format v5 (Deno >= 2.3).
+# `deno compile` downloads its runtime (denort) from dl.deno.land during the build.
+FROM denoland/deno:2.9.6 AS build
 WORKDIR /app
 COPY deno.json deno.lock main.ts ./
 COPY lib/ lib/
-# The sample messages of `masq demo`.
+# The sample messages of `masq demo`, embedded in the binary.
 COPY data/ data/
-USER deno
-# Download every dependency at build time, exactly as locked, so a container start fetches nothing.
-RUN deno cache --frozen main.ts
+COPY scripts/compile.ts scripts/
+# Every npm package exactly as locked, into ./node_modules.
+RUN deno install --frozen
+# The permissions baked into the binary come from the `masq` task in deno.json (scripts/compile.ts);
+# $HOME/.aws among them is the runtime user's (distroless `nonroot`, uid 65532).
+RUN HOME=/home/nonroot deno task compile && ./dist/masq --help > /dev/null
 
-# The start task's permissions with its two $HOME paths made concrete for this image: the AWS shared
-# credentials file of user `deno` (/home/deno/.aws) and the npm cache inside DENO_DIR (/deno-dir/npm, read
-# only by the embedded PostgreSQL of `masq demo`). Relative paths (data, secrets) are under /app.
-# Keep this list in step with "start" in deno.json.
-ENTRYPOINT ["deno", "run", \
-  "--allow-net", \
-  "--allow-env=AWS_*,SQS_*,DATABASE_URL,PII_HMAC_KEY,PII_HMAC_KEY_FILE,MASQ_*,PG*,FAUXQS_*,BENCH_DATABASE_URL,HOME,USERPROFILE,HOMEPATH,HOMEDRIVE,_X_AMZN_TRACE_ID,NO_COLOR", \
-  "--allow-read=data,secrets,/run/secrets,/etc/masq,/home/deno/.aws,/deno-dir/npm", \
-  "--allow-sys=networkInterfaces,osRelease", \
-  "main.ts"]
-
-# Default: drain the queue and exit 0 (one-shot, what the take-home's pre-seeded queue calls for).
-# As a long-running service, pass `run --follow`; `demo` and `--help` work too:
-#   docker run --rm masq run --follow
-CMD ["run"]
+# glibc and libgcc, which the binary links against, and nothing else.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /app/dist/masq /masq
+USER 65532:65532
+# /metrics, /healthz and /readyz when started with --metrics-port 9464 (or MASQ_METRICS_PORT=9464).
+EXPOSE 9464
+ENTRYPOINT ["/masq"]
+# A long-running consumer. One-shot drain: `docker run --rm masq run`; `migrate`, `demo` and `--help` work too.
+CMD ["run", "--follow"]

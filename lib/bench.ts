@@ -401,6 +401,8 @@ export interface CompareResult {
   per_round: { ceiling: RunFigures; masq: RunFigures }[];
 }
 
+const roundOrNull = (x: number | null, digits: number) => (x === null ? null : round(x, digits));
+
 function medianFigures(runs: readonly RunFigures[]): RunFigures {
   const m = (f: (r: RunFigures) => number | null) => {
     const xs = runs.map(f).filter((x): x is number => x !== null);
@@ -411,8 +413,8 @@ function medianFigures(runs: readonly RunFigures[]): RunFigures {
     seconds: round(m((r) => r.seconds)!, 3),
     rate: round(m((r) => r.rate)!),
     cpu_us_per_msg: round(m((r) => r.cpu_us_per_msg)!, 1),
-    p50_ms: m((r) => r.p50_ms),
-    p99_ms: m((r) => r.p99_ms),
+    p50_ms: roundOrNull(m((r) => r.p50_ms), 1),
+    p99_ms: roundOrNull(m((r) => r.p99_ms), 1),
     peak_rss_mib: round(m((r) => r.peak_rss_mib)!, 1),
     end: runs.some((r) => r.end !== "last delete") ? "run returned" : "last delete",
   };

@@ -29,6 +29,8 @@ export interface Config {
   logLevel: LogLevel;
   /** The HMAC key; never printed. */
   hmacKey: string;
+  /** Port of /metrics, /healthz and /readyz; undefined: not served. */
+  metricsPort: number | undefined;
 }
 
 /** One row of the defaults table. */
@@ -241,6 +243,15 @@ export const SETTINGS: readonly Setting[] = [
     help: "debug, info, warn or error",
     defaultHelp: "info",
     parse: oneOf<LogLevel>("debug", "info", "warn", "error"),
+  },
+  {
+    key: "metricsPort",
+    flag: "metrics-port",
+    env: ["MASQ_METRICS_PORT"],
+    default: undefined,
+    help: "serve /metrics (Prometheus), /healthz and /readyz on this port (all interfaces)",
+    defaultHelp: "off",
+    parse: intIn(1, 65535),
   },
 ];
 

@@ -47,6 +47,8 @@ export const WRITE_LINGER_MS = 0;
 export const RECEIVE_GRACE_MS = 2000;
 /** SQS hands out at most ten messages per receive: the room a receiver reserves before it asks. */
 const MAX_RECEIVE = 10;
+/** How often the queue's counts are read for subscribers (one GetQueueAttributes call). */
+const QUEUE_COUNTS_EVERY_MS = 10_000;
 
 /** Messages in flight (received, not yet deleted), at most, for a number of receivers. */
 export function inFlightBound(concurrency: number): number {
@@ -138,6 +140,8 @@ interface Run {
   stopping: boolean;
   fatal: unknown;
   batches: Set<Promise<void>>;
+  /** Messages received and not yet deleted or released (the gate also counts room reserved for receives). */
+  held: number;
 }
 
 function add(a: WriteResult, b: WriteResult): WriteResult {
@@ -330,7 +334,8 @@ async function processBatch(run: Run, messages: Message[], receivedAt: number): 
   } finally {
     await held.release();
     run.gate.give(messages.length);
-    run.emit({ type: "in_flight", messages: run.gate.used });
+    run.held -= messages.length;
+    run.emit({ type: "in_flight", messages: run.held });
   }
 }
 
@@ -353,13 +358,39 @@ async function receiver(run: Run): Promise<void> {
       continue;
     }
     run.totals.received += batch.length;
-    run.emit({ type: "received", messages: batch.length });
-    run.emit({ type: "in_flight", messages: run.gate.used });
+    run.emit({
+      type: "received",
+      messages: batch.length,
+      oldestSentAt: Math.min(...batch.map((m) => m.sentTimestamp)),
+    });
+    run.held += batch.length;
+    run.emit({ type: "in_flight", messages: run.held });
     const p: Promise<void> = processBatch(run, batch, run.clock.now())
       .catch((err) => fail(run, err))
       .finally(() => run.batches.delete(p));
     run.batches.add(p);
   }
+}
+
+/**
+ * With a subscriber, the queue's counts every QUEUE_COUNTS_EVERY_MS as `queue_counts` events (the metrics'
+ * queue depth and the progress line's ETA); a failed read is skipped, the receives report outages.
+ */
+function watchQueue(run: Run): () => void {
+  if (run.opts.onEvent === undefined) return () => {};
+  let timer: unknown;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      run.emit({ type: "queue_counts", counts: await run.opts.source.counts() });
+    } catch { /* the next tick tries again */ }
+    if (!stopped) timer = run.clock.setTimeout(tick, QUEUE_COUNTS_EVERY_MS);
+  };
+  timer = run.clock.setTimeout(tick, 0);
+  return () => {
+    stopped = true;
+    run.clock.clearTimeout(timer);
+  };
 }
 
 function startProgress(run: Run): () => void {
@@ -413,6 +444,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     stopping: false,
     fatal: undefined,
     batches: new Set(),
+    held: 0,
   };
   const started = clock.now();
   const onStop = () => {
@@ -422,6 +454,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();
   const stopProgress = startProgress(run);
+  const stopWatching = watchQueue(run);
   try {
     await Promise.all(
       Array.from({ length: opts.concurrency }, () => receiver(run).catch((err) => fail(run, err))),
@@ -429,6 +462,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     while (run.batches.size > 0) await Promise.all(run.batches);
   } finally {
     stopProgress();
+    stopWatching();
     opts.stop?.removeEventListener("abort", onStop);
   }
   if (run.fatal !== undefined) throw run.fatal;

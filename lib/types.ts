@@ -179,7 +179,8 @@ export interface Summary {
  * into the pipeline.
  */
 export type PipelineEvent =
-  | { type: "received"; messages: number }
+  /** `oldestSentAt`: the SentTimestamp (epoch ms) of the batch's oldest message (the queue-age metric). */
+  | { type: "received"; messages: number; oldestSentAt?: number }
   | { type: "written"; rows: number; inserted: number; duplicates: number; rejected: number; ms: number }
   | { type: "deleted"; messages: number; latenciesMs: readonly number[] }
   | { type: "dead_lettered"; messages: number }

@@ -1,13 +1,17 @@
 /**
  * `deno task compile`: builds `dist/masq`, one self-contained binary, with the least permissions baked in.
  *
- * - `--allow-net`, and `--allow-env` / `--allow-sys` copied from the `start` task in deno.json, so the binary
- *   and the task cannot drift apart.
- * - `--allow-read` only where key files and AWS shared credentials live: /run/secrets, /etc/masq and
- *   `$HOME/.aws`. `$HOME` is the compiling user's home, fixed at build time (a binary cannot expand it at
- *   run time); run as another user, the SDK simply finds no shared credentials file and uses the rest of
- *   its chain (environment, container or instance credentials). The binary's own embedded files (the npm
- *   packages, PGlite's wasm, the demo's sample) need no flag: Deno grants read access to them itself.
+ * The permissions come from the `masq` task in deno.json (the one list that start, demo, bench, the tests
+ * and the Docker image all use), so the binary and the tasks cannot drift apart:
+ * - `--allow-net`, `--allow-env` and `--allow-sys` as in the task.
+ * - `--allow-read`: the task's absolute paths (key files under /run/secrets and /etc/masq, the web identity
+ *   tokens of EKS service accounts) and `$HOME/.aws`. The task's relative paths (data, secrets,
+ *   node_modules) are left out: a binary resolves them against whatever directory it is started in, and
+ *   needs none of them, because Deno grants read access to the binary's own embedded files (the npm
+ *   packages, PGlite's wasm, the demo's sample) itself. `$HOME` is the compiling user's home, fixed at
+ *   build time (a binary cannot expand it at run time): the Dockerfile sets it to the runtime user's home.
+ *   Run as another user, the SDK simply finds no shared credentials file and uses the rest of its chain
+ *   (environment, web identity, container or instance credentials).
  * - `--include data/sample_logins.jsonl`: `masq demo` finds it next to main.ts (`import.meta.url`).
  *
  * `deno compile` downloads its runtime (denort) from dl.deno.land on first use. Offline, that fails: this
@@ -18,48 +22,49 @@
 const ENTRY = "main.ts";
 const OUTPUT = "dist/masq";
 const SAMPLE = "data/sample_logins.jsonl";
-const KEY_DIRS = ["/run/secrets", "/etc/masq"];
 
 /**
- * The value of `--<flag>=` in a task's command line, e.g. `flagValue(start, "allow-env")`.
+ * The value of `--<flag>=` in a task's command line, e.g. `flagValue(masqTask, "allow-env")`.
  * Throws when the flag is missing, so a renamed task fails the build instead of weakening it.
- *
- * @example
- * ```ts
- * import { flagValue } from "./compile.ts";
- *
- * flagValue("deno run --allow-env=HOME,PG* main.ts run", "allow-env"); // "HOME,PG*"
- * ```
  */
 export function flagValue(task: string, flag: string): string {
   const m = new RegExp(`(?:^|\\s)--${flag}=(\\S+)`).exec(task);
-  if (!m) throw new Error(`the start task in deno.json has no --${flag}=...`);
+  if (!m) throw new Error(`the masq task in deno.json has no --${flag}=...`);
   return m[1];
 }
 
 /**
- * The arguments of `deno compile` for the `start` task's command line and the compiling user's home.
+ * The arguments of `deno compile` for the `masq` task's command line and the compiling user's home.
  *
  * @example
  * ```ts
- * import { compileArgs } from "./compile.ts";
+ * import { compileArgs, flagValue, isRuntimeDownloadFailure } from "./compile.ts";
  *
- * const startTask = "deno run --allow-net --allow-env=HOME,PG* --allow-sys=osRelease main.ts run";
- * compileArgs(startTask, "/home/me");
- * // ["compile", "--output", "dist/masq", "--allow-net", "--allow-env=HOME,PG*",
- * //  "--allow-read=/run/secrets,/etc/masq,/home/me/.aws", "--allow-sys=osRelease", "--include", ...]
+ * const masqTask = "deno run --allow-net --allow-env=HOME,PG* --allow-read=data,/run/secrets,$HOME/.aws --allow-sys=osRelease main.ts";
+ * flagValue(masqTask, "allow-env"); // "HOME,PG*"
+ * compileArgs(masqTask, "/home/me");
+ * // ["compile", "--output", "dist/masq", "--no-prompt", "--allow-net", "--allow-env=HOME,PG*",
+ * //  "--allow-read=/run/secrets,/home/me/.aws", "--allow-sys=osRelease", "--include", ...]
+ * isRuntimeDownloadFailure(
+ *   "1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): " +
+ *     "client error (Connect): dns error: failed to lookup address information",
+ * ); // true
  * ```
  */
-export function compileArgs(startTask: string, home: string | undefined): string[] {
-  const reads = home ? [...KEY_DIRS, `${home.replace(/\/+$/, "")}/.aws`] : KEY_DIRS;
+export function compileArgs(masqTask: string, home: string | undefined): string[] {
+  const reads = flagValue(masqTask, "allow-read").split(",").flatMap((path) => {
+    if (path.startsWith("$HOME/")) return home ? [`${home.replace(/\/+$/, "")}/${path.slice(6)}`] : [];
+    return path.startsWith("/") ? [path] : [];
+  });
   return [
     "compile",
     "--output",
     OUTPUT,
+    "--no-prompt",
     "--allow-net",
-    `--allow-env=${flagValue(startTask, "allow-env")}`,
+    `--allow-env=${flagValue(masqTask, "allow-env")}`,
     `--allow-read=${reads.join(",")}`,
-    `--allow-sys=${flagValue(startTask, "allow-sys")}`,
+    `--allow-sys=${flagValue(masqTask, "allow-sys")}`,
     "--include",
     SAMPLE,
     ENTRY,
@@ -70,16 +75,6 @@ export function compileArgs(startTask: string, home: string | undefined): string
  * True when `deno compile` failed because it could not download its runtime (denort): one line of the
  * error names the runtime or its host together with a network failure (DNS, connect, TLS, timeout).
  * Errors fetching anything else (an npm package, say) are not this.
- *
- * @example
- * ```ts
- * import { isRuntimeDownloadFailure } from "./compile.ts";
- *
- * isRuntimeDownloadFailure(
- *   "1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): " +
- *     "client error (Connect): dns error: failed to lookup address information",
- * ); // true
- * ```
  */
 export function isRuntimeDownloadFailure(stderr: string): boolean {
   const runtime = /denort|dl\.deno\.land/i;
@@ -90,7 +85,7 @@ export function isRuntimeDownloadFailure(stderr: string): boolean {
 
 async function main(): Promise<number> {
   const config = JSON.parse(await Deno.readTextFile("deno.json"));
-  const args = compileArgs(config.tasks.start, Deno.env.get("HOME"));
+  const args = compileArgs(config.tasks.masq, Deno.env.get("HOME"));
   await Deno.mkdir("dist", { recursive: true });
 
   // NO_COLOR: plain error text, both for matching it and for passing it through.

@@ -56,6 +56,7 @@ Deno.test("buildConfig() uses the documented defaults", () => {
     logFormat: "text",
     logLevel: "info",
     hmacKey: "test-key",
+    metricsPort: undefined,
   });
 });
 
@@ -79,6 +80,7 @@ Deno.test("buildConfig() takes a flag over the environment over the default", ()
     ["sqs-protocol", "MASQ_SQS_PROTOCOL", "query", "json", "sqsProtocol", "auto"],
     ["visibility-timeout", "MASQ_VISIBILITY_TIMEOUT", "60", "90", "visibilityTimeout", undefined],
     ["max-backoff-ms", "MASQ_MAX_BACKOFF_MS", "500", "700", "maxBackoffMs", 10000],
+    ["metrics-port", "MASQ_METRICS_PORT", "9464", "9090", "metricsPort", undefined],
     [
       "dlq-url",
       "SQS_DLQ_URL",
@@ -92,7 +94,9 @@ Deno.test("buildConfig() takes a flag over the environment over the default", ()
     const value = (c: object) => (c as Record<string, unknown>)[key];
     const parsed = (
       text: string,
-    ) => (typeof def === "number" || key === "visibilityTimeout" ? Number(text) : text);
+    ) => (typeof def === "number" || key === "visibilityTimeout" || key === "metricsPort"
+      ? Number(text)
+      : text);
     assertEquals(
       value(build({ [flag]: flagValue }, { [env]: envValue })),
       parsed(flagValue),

@@ -1,8 +1,22 @@
-/** `masq run`: consume the queue into PostgreSQL; the summary is the last line of stdout. */
+/**
+ * `masq run`: consume the queue into PostgreSQL; the summary is the last line of stdout. Metrics (with
+ * `--metrics-port`) and progress subscribe to the run's events.
+ */
 import { buildConfig, secretsOf } from "../config.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
 import { createLogger } from "../log.ts";
-import { runMasq } from "../run.ts";
+import { createMetrics, serveMetrics } from "../metrics.ts";
+import { createProgress } from "../progress.ts";
+import { runMasq, type RunOptions } from "../run.ts";
+import type { PipelineEvent } from "../types.ts";
 import type { Command } from "./command.ts";
+
+const encoder = new TextEncoder();
+function writeStderr(text: string): void {
+  const bytes = encoder.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+}
 
 export const run: Command = {
   usage: "run [--follow] [flags]   consume the queue into user_logins; exit once it is drained",
@@ -11,10 +25,55 @@ export const run: Command = {
   async run(ctx) {
     const config = buildConfig(ctx.values, ctx.env, ctx.readFile);
     const secrets = secretsOf(config);
-    const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
+    let writeLine = (line: string) => writeStderr(line + "\n");
+    const log = createLogger({
+      format: config.logFormat,
+      level: config.logLevel,
+      secrets,
+      write: (line) => writeLine(line),
+    });
     ctx.useLogger(log, secrets);
+    // A redrawn line on a terminal; the periodic `progress` log line otherwise (JSON logs included).
+    const terminal = config.logFormat === "text" && Deno.stderr.isTerminal();
+    const progress = createProgress({ write: writeStderr, terminal, log });
+    writeLine = progress.wrapLogWrite(writeLine);
+    const metrics = config.metricsPort === undefined ? undefined : createMetrics({
+      // A retry waits up to the backoff cap: only a loop silent for much longer than that is wedged.
+      stallMs: Math.max(300_000, 3 * config.maxBackoffMs),
+    });
+    let server;
+    try {
+      server = metrics && serveMetrics(metrics, { port: config.metricsPort! });
+    } catch (err) {
+      throw new ConfigError(
+        "--metrics-port / MASQ_METRICS_PORT",
+        `cannot listen on ${config.metricsPort}: ${errorMessage(err)}`,
+      );
+    }
+    if (server) log.info("serving /metrics, /healthz and /readyz", { port: server.port });
+    const onEvent = (e: PipelineEvent) => {
+      metrics?.onEvent(e);
+      progress.onEvent(e);
+    };
     const stop = ctx.stopOnSignals(log);
-    ctx.print(JSON.stringify(await runMasq(config, { log, stop, env: ctx.env })));
+    // progressEveryMs 0: lib/progress.ts reports progress instead of the pipeline's own log line.
+    const opts: RunOptions = {
+      log,
+      stop,
+      env: ctx.env,
+      progressEveryMs: 0,
+      onEvent,
+    };
+    progress.start();
+    let summary;
+    try {
+      summary = await runMasq(config, opts);
+    } finally {
+      // The progress line ends before the summary, so that stdout and stderr do not share a terminal line.
+      progress.stop();
+      await server?.close();
+    }
+    ctx.print(JSON.stringify(summary));
     return 0;
   },
 };

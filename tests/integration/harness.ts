@@ -13,11 +13,11 @@ export const ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
 export const TEST_KEY = "example-key";
 
-/** The permissions of `deno task start`, read from deno.json so the tests run what users run. */
+/** The permission flags of `deno task masq` (which start, demo and bench run), as users run masq. */
 export function runPermissions(): string[] {
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
   const home = Deno.env.get("HOME") ?? "";
-  return tasks.start.split(" ").filter((a) => a.startsWith("--allow-")).map((a) =>
+  return tasks.masq.split(" ").filter((a) => a.startsWith("--allow-") || a === "--no-prompt").map((a) =>
     a.replaceAll("$HOME", home)
   );
 }

@@ -64,7 +64,10 @@ export interface ProfileRow {
 /** Where a frame's code lives: a package, a file of this repository, Deno's runtime, or V8's own work. */
 export function areaOf(url: string, functionName: string): string {
   if (url === "") return functionName.startsWith("(") ? functionName : "(native)";
-  const npm = /\/registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  // Deno's npm cache (.../registry.npmjs.org/<pkg>/<version>/...) or a node_modules directory (the last
+  // `node_modules/<pkg>/` of the path: `.deno/<pkg>@<version>/node_modules/<pkg>/...`).
+  const npm = /\/registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)\//.exec(url) ??
+    /.*\/node_modules\/((?:@[^/]+\/)?[^/.][^/]*)\//.exec(url);
   if (npm) return `npm:${npm[1]}`;
   const ext = /^(ext:[^/]+|node:[^/]+)/.exec(url);
   if (ext) return ext[1];

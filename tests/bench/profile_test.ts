@@ -5,6 +5,13 @@ Deno.test("areaOf() names the package, the repository file or the runtime module
   const npm = "file:///root/.cache/deno/npm/registry.npmjs.org/";
   assertEquals(areaOf(`${npm}@smithy/core/3.41.0/dist-cjs/index.js`, "f"), "npm:@smithy/core");
   assertEquals(areaOf(`${npm}pg/8.23.1/lib/client.js`, "f"), "npm:pg");
+  const nm =
+    "file:///work/masq/node_modules/.deno/@smithy+core@3.41.0/node_modules/@smithy/core/dist-cjs/a.js";
+  assertEquals(areaOf(nm, "f"), "npm:@smithy/core");
+  assertEquals(
+    areaOf("file:///work/masq/node_modules/.deno/pg@8.23.1/node_modules/pg/lib/client.js", "f"),
+    "npm:pg",
+  );
   assertEquals(areaOf("file:///work/masq/lib/transform/parse.ts", "parseBody"), "lib/transform/parse.ts");
   assertEquals(areaOf("ext:deno_node/internal/http.ts", "f"), "ext:deno_node");
   assertEquals(areaOf("node:buffer", "f"), "node:buffer");

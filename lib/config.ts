@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "./errors.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
+import { parseVaultKey, toBase64, VaultError } from "./vault.ts";
 
 export type SqsProtocol = "json" | "query" | "auto";
 
@@ -29,6 +30,12 @@ export interface Config {
   logLevel: LogLevel;
   /** The HMAC key; never printed. */
   hmacKey: string;
+  /** Names the HMAC key (`PII_HMAC_KEY_ID`), stored beside vault entries. */
+  hmacKeyId: string;
+  /** The vault key (32 bytes), when one is configured; never printed. */
+  vaultKey?: Uint8Array;
+  /** Things worth a warning at start-up (a key file others can read, say); never secret. */
+  warnings: string[];
   /** Port of /metrics, /healthz and /readyz; undefined: not served. */
   metricsPort: number | undefined;
 }
@@ -227,6 +234,19 @@ export const SETTINGS: readonly Setting[] = [
     parse: intIn(10, 600_000),
   },
   {
+    key: "hmacKeyId",
+    env: ["PII_HMAC_KEY_ID"],
+    default: "k1",
+    help: "names the HMAC key (kept beside vault entries, for key rotation)",
+    defaultHelp: "k1",
+    parse: (t, n) => {
+      if (!/^[A-Za-z0-9_.-]{1,32}$/.test(t)) {
+        throw new ConfigError(n, "is not 1 to 32 of the characters A-Z a-z 0-9 _ . -");
+      }
+      return t;
+    },
+  },
+  {
     key: "logFormat",
     flag: "log-format",
     env: ["MASQ_LOG_FORMAT"],
@@ -260,20 +280,41 @@ export const ENV_VARS: readonly string[] = [
   ...SETTINGS.flatMap((s) => s.env),
   "PII_HMAC_KEY",
   "PII_HMAC_KEY_FILE",
+  "PII_VAULT_KEY",
+  "PII_VAULT_KEY_FILE",
 ];
 
+/** Query parameters of a PostgreSQL URL that hold a secret (or, for sslkey, where one lies). */
+const SECRET_PARAMS = new Set(["password", "sslpassword", "sslkey"]);
+
+/** The secret query parameters of a URL, as [name, value] pairs with non-empty values. */
+function secretParams(url: URL): Array<[string, string]> {
+  return [...url.searchParams].filter(([k, v]) => SECRET_PARAMS.has(k.toLowerCase()) && v !== "");
+}
+
 /**
- * A database URL with its password replaced by `***`, safe to print.
+ * A database URL with its password (`user:password@` and the `password`, `sslpassword` and `sslkey`
+ * query parameters) replaced by `***`, safe to print.
  *
  * @example
  * ```ts
+ * import { redactUrl } from "./config.ts";
  * redactUrl("postgres://app:s3cret@db:5432/logins"); // "postgres://app:***@db:5432/logins"
+ * redactUrl("postgres://app@db/logins?sslpassword=x"); // "postgres://app@db/logins?sslpassword=***"
  * ```
  */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== "") u.password = "***";
+    const secret = secretParams(u);
+    if (secret.length > 0) {
+      const names = new Set(secret.map(([k]) => k));
+      const params = [...u.searchParams].map(([k, v]) =>
+        `${encodeURIComponent(k)}=${names.has(k) ? "***" : encodeURIComponent(v)}`
+      );
+      u.search = params.join("&");
+    }
     return u.toString();
   } catch {
     return "(unparseable URL)";
@@ -283,47 +324,175 @@ export function redactUrl(url: string): string {
 /** Publicly known default passwords: scrubbing them would mangle every "postgres" in the log. */
 const WELL_KNOWN_PASSWORDS = new Set(["postgres"]);
 
-/** The secrets in a config, for the log redactor. */
-export function secretsOf(config: Pick<Config, "databaseUrl" | "hmacKey">): string[] {
+/**
+ * The secrets in a config, for the log redactor: the HMAC key, the vault key (in the base64 forms it may
+ * have been written in), and the database URL's password and secret query parameters.
+ */
+export function secretsOf(
+  config: Pick<Config, "databaseUrl" | "hmacKey"> & { vaultKey?: Uint8Array },
+): string[] {
   const out = [config.hmacKey];
+  if (config.vaultKey !== undefined) {
+    const b64 = toBase64(config.vaultKey);
+    out.push(b64, b64.replace(/=+$/, ""), b64.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""));
+  }
   try {
-    const pw = decodeURIComponent(new URL(config.databaseUrl).password);
-    if (pw !== "" && !WELL_KNOWN_PASSWORDS.has(pw)) out.push(pw);
+    const url = new URL(config.databaseUrl);
+    for (const pw of [url.password, ...secretParams(url).map(([, v]) => v)]) {
+      const plain = safeDecode(pw);
+      if (plain !== "" && !WELL_KNOWN_PASSWORDS.has(plain)) out.push(plain);
+    }
   } catch { /* unparseable URLs were rejected already */ }
-  return out.filter((s) => s.length > 0);
+  return [...new Set(out.filter((s) => s.length > 0))];
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 export type Env = (name: string) => string | undefined;
 export type ReadFile = (path: string) => string;
 
-/** Resolves the HMAC key from PII_HMAC_KEY or PII_HMAC_KEY_FILE. */
-export function resolveHmacKey(env: Env, readFile: ReadFile): string {
-  const direct = env("PII_HMAC_KEY");
-  const file = env("PII_HMAC_KEY_FILE");
+/** A file's permission bits, or null when they cannot be read (not a POSIX system, no such file). */
+export type FileMode = (path: string) => number | null;
+
+const realFileMode: FileMode = (path) => {
+  try {
+    return Deno.statSync(path).mode;
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * Reads a secret from `NAME` or from the file `NAME_FILE` (one trailing newline dropped), or undefined
+ * when neither is set. Errors name the variable and the problem, never the value nor the path (a key
+ * pasted into `NAME_FILE` by mistake must not be echoed). A file readable by group or others adds a
+ * warning.
+ */
+function resolveSecret(
+  name: string,
+  env: Env,
+  readFile: ReadFile,
+  fileMode: FileMode,
+  warnings: string[],
+): string | undefined {
+  const fileVar = `${name}_FILE`;
+  const direct = env(name);
+  const file = env(fileVar);
   if (direct !== undefined && direct !== "" && file !== undefined && file !== "") {
-    throw new ConfigError("PII_HMAC_KEY / PII_HMAC_KEY_FILE", "both are set; set exactly one");
+    throw new ConfigError(`${name} / ${fileVar}`, "both are set; set exactly one");
   }
   if (direct !== undefined && direct !== "") return direct;
-  if (file !== undefined && file !== "") {
-    let text: string;
-    try {
-      text = readFile(file);
-    } catch (err) {
-      const why = err instanceof Deno.errors.NotFound
-        ? "no such file"
-        : err instanceof Deno.errors.PermissionDenied || (err as Error).name === "NotCapable"
-        ? "not readable (masq may read key files only under /run/secrets, /etc/masq or ./secrets)"
-        : (err as Error).name;
-      throw new ConfigError("PII_HMAC_KEY_FILE", `cannot read ${JSON.stringify(file)}: ${why}`);
-    }
-    const key = text.replace(/\r?\n$/, "");
-    if (key === "") throw new ConfigError("PII_HMAC_KEY_FILE", `${JSON.stringify(file)} is empty`);
-    return key;
+  if (file === undefined || file === "") return undefined;
+  let text: string;
+  try {
+    text = readFile(file);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "no such file"
+      : err instanceof Deno.errors.PermissionDenied || (err as Error).name === "NotCapable"
+      ? "not readable (masq may read key files only under /run/secrets, /etc/masq or ./secrets)"
+      : err instanceof Deno.errors.IsADirectory
+      ? "it is a directory"
+      : "it cannot be read";
+    throw new ConfigError(fileVar, `cannot read the file it names: ${why}`);
   }
+  const mode = fileMode(file);
+  if (mode !== null && (mode & 0o077) !== 0) {
+    warnings.push(
+      `${fileVar}: the file is readable or writable by group or others (mode ${
+        (mode & 0o777).toString(8)
+      }); chmod 600 it, or 640 with a group only masq is in`,
+    );
+  }
+  const value = text.replace(/\r?\n$/, "");
+  if (value === "") throw new ConfigError(fileVar, "the file it names is empty");
+  return value;
+}
+
+/** Bytes a production HMAC key must have at least. */
+export const MIN_KEY_BYTES = 32;
+
+/**
+ * Keys published in this repository (the demo's, the benchmark's, the README's test-vector key, the
+ * tracked placeholder's first line): anyone can recompute tokens made with them, so `run` refuses them.
+ */
+/** The demo's key: public (it is in this repository), so never for real data; `run` refuses it. */
+export const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
+
+export const PUBLIC_KEYS: readonly string[] = [
+  DEMO_HMAC_KEY,
+  "masq-bench-key-not-secret",
+  "example-key",
+];
+
+/** Whether a key is one of the public ones (or the tracked placeholder, which says NOT-A-KEY). */
+export function isPublicKey(key: string): boolean {
+  const k = key.trim();
+  return PUBLIC_KEYS.includes(k) || k.startsWith("NOT-A-KEY");
+}
+
+/**
+ * Refuses a key unfit for production: shorter than 32 bytes, all whitespace, or public. The error names
+ * the variable and the rule, never the key.
+ */
+export function checkKeyStrength(key: string, name = "PII_HMAC_KEY"): void {
+  if (key.trim() === "") {
+    throw new ConfigError(name, "is only whitespace; use 32 random bytes (openssl rand -hex 32)");
+  }
+  if (isPublicKey(key)) {
+    throw new ConfigError(
+      name,
+      "is a public key (the demo's, the benchmark's, the test vectors' or the placeholder); anyone could recompute its tokens: use 32 random bytes (openssl rand -hex 32)",
+    );
+  }
+  const bytes = new TextEncoder().encode(key).length;
+  if (bytes < MIN_KEY_BYTES) {
+    throw new ConfigError(
+      name,
+      `is ${bytes} bytes; at least ${MIN_KEY_BYTES} are required (openssl rand -hex 32)`,
+    );
+  }
+}
+
+/** Resolves the HMAC key from PII_HMAC_KEY or PII_HMAC_KEY_FILE (its strength is checked by the caller). */
+export function resolveHmacKey(
+  env: Env,
+  readFile: ReadFile,
+  fileMode: FileMode = () => null,
+  warnings: string[] = [],
+): string {
+  const key = resolveSecret("PII_HMAC_KEY", env, readFile, fileMode, warnings);
+  if (key !== undefined) return key;
   throw new ConfigError(
     "PII_HMAC_KEY",
     "not set; masq needs a secret key to mask PII (set PII_HMAC_KEY or PII_HMAC_KEY_FILE, e.g. 32 random bytes)",
   );
+}
+
+/** Resolves the optional vault key from PII_VAULT_KEY or PII_VAULT_KEY_FILE (32 bytes, base64). */
+export function resolveVaultKey(
+  env: Env,
+  readFile: ReadFile,
+  fileMode: FileMode = () => null,
+  warnings: string[] = [],
+): Uint8Array | undefined {
+  const fromFile = (env("PII_VAULT_KEY") ?? "") === "" && (env("PII_VAULT_KEY_FILE") ?? "") !== "";
+  const text = resolveSecret("PII_VAULT_KEY", env, readFile, fileMode, warnings);
+  if (text === undefined) return undefined;
+  try {
+    return parseVaultKey(text);
+  } catch (err) {
+    if (err instanceof VaultError) {
+      throw new ConfigError(fromFile ? "PII_VAULT_KEY_FILE" : "PII_VAULT_KEY", err.message);
+    }
+    throw err;
+  }
 }
 
 export interface Invocation {
@@ -394,8 +563,10 @@ export function buildConfig(
   flags: Record<string, string | boolean | undefined>,
   env: Env,
   readFile: ReadFile,
+  opts: BuildOptions = {},
 ): Config {
-  const c: Partial<Config> & Record<string, unknown> = { follow: flags.follow === true };
+  const warnings: string[] = [];
+  const c: Partial<Config> & Record<string, unknown> = { follow: flags.follow === true, warnings };
   for (const s of SETTINGS) {
     let text: string | undefined;
     let name = "";
@@ -420,8 +591,23 @@ export function buildConfig(
     }
     (c as Record<string, unknown>)[s.key] = text === undefined ? undefined : s.parse(text, name);
   }
-  c.hmacKey = resolveHmacKey(env, readFile);
+  const fileMode = opts.fileMode ?? realFileMode;
+  c.hmacKey = resolveHmacKey(env, readFile, fileMode, warnings);
+  if (!opts.allowPublicKey) checkKeyStrength(c.hmacKey);
+  const vaultKey = resolveVaultKey(env, readFile, fileMode, warnings);
+  if (vaultKey !== undefined) c.vaultKey = vaultKey;
   return c as Config;
+}
+
+/** How buildConfig() treats keys. */
+export interface BuildOptions {
+  /**
+   * Accept a weak or public HMAC key: only for the demo and the benchmark, which use their published keys
+   * on purpose against their own embedded data. `masq run` never sets it.
+   */
+  allowPublicKey?: boolean;
+  /** How to read a key file's permission bits (tests replace it). */
+  fileMode?: FileMode;
 }
 
 /**
@@ -430,25 +616,35 @@ export function buildConfig(
  *
  * @example
  * ```ts
- * const cfg = configFromFlags({ "queue-url": url, "database-url": dbUrl, concurrency: "4" }, "demo-key");
+ * import { configFromFlags } from "./config.ts";
+ * const cfg = configFromFlags({
+ *   "queue-url": "http://127.0.0.1:4566/000000000000/q",
+ *   "database-url": "postgres://postgres@127.0.0.1:5432/test",
+ *   concurrency: "4",
+ * }, "masq-demo-key-NOT-SECRET-do-not-use-in-production");
+ * cfg.concurrency; // 4
  * ```
  */
 export function configFromFlags(flags: Record<string, string>, hmacKey: string): Config {
   // The database URL travels as if from the environment: it may carry a password, which flags refuse.
   const { "database-url": databaseUrl, ...rest } = flags;
   const env: Record<string, string | undefined> = { PII_HMAC_KEY: hmacKey, DATABASE_URL: databaseUrl };
-  return buildConfig(rest, (name) => env[name], () => "");
+  return buildConfig(rest, (name) => env[name], () => "", { allowPublicKey: true });
 }
 
 function refusePasswordInFlag(url: string): void {
-  let password = "";
+  let parsed: URL;
   try {
-    password = new URL(url).password;
-  } catch { /* validated later with a clearer message */ }
-  if (password !== "") {
+    parsed = new URL(url);
+  } catch {
+    return; // validated later with a clearer message
+  }
+  const params = secretParams(parsed).map(([k]) => k);
+  if (parsed.password !== "" || params.length > 0) {
+    const what = parsed.password !== "" ? "a password" : `a secret query parameter (${params.join(", ")})`;
     throw new ConfigError(
       "--database-url",
-      "contains a password; flags are visible to every user of the machine, so pass it in DATABASE_URL or PGPASSWORD",
+      `contains ${what}; flags are visible to every user of the machine, so pass it in DATABASE_URL or PGPASSWORD`,
     );
   }
 }
@@ -471,7 +667,14 @@ Settings (flag, else environment variable, else default):
   ${"flag".padEnd(22)} ${"environment".padEnd(38)} meaning
 ${rows.join("\n")}
   --follow                                                      keep long-polling forever (service mode)
-  ${"".padEnd(22)} ${"PII_HMAC_KEY or PII_HMAC_KEY_FILE".padEnd(38)} the masking key (required; never a flag)
+  ${"".padEnd(22)} ${
+    "PII_HMAC_KEY or PII_HMAC_KEY_FILE".padEnd(38)
+  } the masking key (required, at least 32 bytes,
+  ${"".padEnd(61)} not a public one; never a flag)
+  ${"".padEnd(22)} ${
+    "PII_VAULT_KEY or PII_VAULT_KEY_FILE".padEnd(38)
+  } optional: 32 random bytes, base64; keeps
+  ${"".padEnd(61)} originals only AES-256-GCM encrypted
 
 AWS credentials come from the SDK's default chain; against a local endpoint with none set, dummy ones are
 used. Secrets are never accepted as flags and never printed.

@@ -5,16 +5,13 @@
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import { configFromFlags } from "./config.ts";
+import { configFromFlags, DEMO_HMAC_KEY } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Summary } from "./pipeline.ts";
 import { runMasq } from "./run.ts";
 import { startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
 import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";
-
-/** The demo's key: public, so never for real data. */
-export const DEMO_HMAC_KEY = "masq-demo-key-NOT-SECRET-do-not-use-in-production";
 
 /** Sends lines as messages, ten per SendMessageBatch. */
 export async function seedQueue(
@@ -60,7 +57,8 @@ function table(rows: Record<string, unknown>[]): string {
  *
  * @example
  * ```ts
- * import { runDemo } from "./demo.ts";
+ * import { runDemo, seedQueue } from "./demo.ts";
+ * import { startEmbeddedSqs } from "./embedded.ts";
  * import { createLogger } from "./log.ts";
  *
  * const summary = await runDemo({
@@ -69,6 +67,11 @@ function table(rows: Record<string, unknown>[]): string {
  *   samplePath: "data/sample_logins.jsonl",
  * });
  * console.log(summary.inserted, summary.rejected); // 99 1
+ *
+ * // Seeding a queue of one's own, ten messages per SendMessageBatch:
+ * const sqs = await startEmbeddedSqs();
+ * await seedQueue(sqs.endpoint, sqs.createQueue("login-queue"), ['{"user_id":"u1"}']);
+ * await sqs.stop();
  * ```
  */
 export async function runDemo(

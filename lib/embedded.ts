@@ -22,14 +22,16 @@ export interface EmbeddedSqs {
 /**
  * Starts fauxqs on 127.0.0.1 (a free port unless given; `dataDir` persists state across restarts).
  *
- * @example
+ * @example Both services, as the demo starts them
  * ```ts
- * import { startEmbeddedSqs } from "./embedded.ts";
+ * import { type EmbeddedPostgres, type EmbeddedSqs, startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
  *
- * const sqs = await startEmbeddedSqs();
- * const url = sqs.createQueue("login-queue", { VisibilityTimeout: "30" });
+ * const sqs: EmbeddedSqs = await startEmbeddedSqs();
+ * const pgl: EmbeddedPostgres = await startEmbeddedPostgres();
+ * const queueUrl = sqs.createQueue("login-queue", { VisibilityTimeout: "30" });
  * sqs.send("login-queue", JSON.stringify({ user_id: "u1" }));
- * console.log(url); // http://127.0.0.1:<port>/000000000000/login-queue
+ * console.log(queueUrl, pgl.url); // SQS_QUEUE_URL and DATABASE_URL for masq
+ * await pgl.stop();
  * await sqs.stop();
  * ```
  */
@@ -66,16 +68,8 @@ export interface EmbeddedPostgres {
 
 /**
  * Starts an in-memory PGlite behind a PostgreSQL wire-protocol socket on 127.0.0.1.
- * PGlite is single-connection: clients must use a pool of one.
- *
- * @example
- * ```ts
- * import { startEmbeddedPostgres } from "./embedded.ts";
- *
- * const pgl = await startEmbeddedPostgres();
- * console.log(pgl.url); // give masq DATABASE_URL=<this url>
- * await pgl.stop();
- * ```
+ * PGlite has one backend; its socket server multiplexes up to 16 client connections onto it. Example:
+ * startEmbeddedSqs().
  */
 export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
   const db = await PGlite.create();

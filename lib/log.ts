@@ -46,8 +46,10 @@ function writeStderr(line: string): void {
  */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;
-  for (const s of secrets) {
-    if (s.length < 3) continue;
+  // Longest first, so a secret that contains a shorter one is replaced whole. Any length counts: a
+  // one-character password is still a password (masq refuses weak HMAC keys before it logs anything).
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
+    if (s.length === 0) continue;
     // The secret as written, as a JSON string escapes it, and as a URL encodes it.
     for (const form of new Set([s, JSON.stringify(s).slice(1, -1), encodeURIComponent(s)])) {
       out = out.split(form).join("***");

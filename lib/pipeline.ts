@@ -18,6 +18,7 @@ import { retry, type RetryOptions, systemClock } from "./retry.ts";
 import { lease } from "./source/lease.ts";
 import { createWriter, type Refusal, type Writer } from "./sink/writer.ts";
 import { deadLetterFor } from "./transform/dead_letter.ts";
+import { scrubReason } from "./transform/redact.ts";
 import type {
   Clock,
   Message,
@@ -36,8 +37,17 @@ export type { Summary } from "./types.ts";
 
 /** Rows per write statement, at most (measured: see the README's performance section). */
 export const WRITE_ROWS = 250;
-/** How long rows wait for more before they are written anyway, ms (0: as soon as a connection is free). */
+/**
+ * How long rows wait for more before they are written anyway, ms. 0: as soon as a statement slot is free
+ * (group commit: no added latency when idle; under load, rows gather while the slots are busy).
+ */
 export const WRITE_LINGER_MS = 0;
+/**
+ * Write statements under way at once, at most (fewer if the pool is smaller). Few, so that rows gather
+ * into larger statements under load; each commits hundreds of rows, so a few keep up with any receive rate
+ * the queue gives.
+ */
+export const WRITE_STATEMENTS = 4;
 /**
  * On stop, a receive that began less than this long ago (ms) is let finish until it is this old, then
  * cancelled; an older one is cancelled at once. A fresh receive may be being answered right now (a busy
@@ -63,7 +73,7 @@ export interface PipelineOptions {
   /** Keep polling forever instead of exiting once the queue is drained. */
   follow: boolean;
   concurrency: number;
-  /** Write statements under way at once (the database pool's size). */
+  /** The database pool's size (write statements under way at once: at most WRITE_STATEMENTS of them). */
   connections: number;
   maxBackoffMs: number;
   /** Encrypts the original body of a dead letter, when a vault key is configured. */
@@ -288,9 +298,13 @@ async function replacementFor(
     log.warn("database refused a rejection record; storing it without its body", {
       message_id: record.messageId,
     });
-    return { ...record, bodyRedacted: null, reason: `${record.reason}; ${reason}` };
+    return { ...record, bodyRedacted: null, reason: `${record.reason}; ${scrubReason(reason)}` };
   }
-  log.warn("row refused by the database; rejecting it", { message_id: record.messageId, reason });
+  // A driver's message may quote the value it refused: scrubbed before it is logged.
+  log.warn("row refused by the database; rejecting it", {
+    message_id: record.messageId,
+    reason: scrubReason(reason),
+  });
   const message = byId.get(record.messageId)!;
   return await deadLetter(run, message, await run.opts.transform.rejection(message, reason));
 }
@@ -433,7 +447,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
       log: opts.log,
       maxRows: WRITE_ROWS,
       lingerMs: WRITE_LINGER_MS,
-      maxStatements: Math.max(1, opts.connections),
+      maxStatements: Math.max(1, Math.min(WRITE_STATEMENTS, opts.connections)),
       maxBackoffMs: opts.maxBackoffMs,
       clock,
       onEvent: emit,

@@ -12,7 +12,7 @@ import { openSqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
 import { rejectionFor, toRecord } from "./transform/record.ts";
 import type { Clock, Message, PipelineEvent, Summary, Transform } from "./types.ts";
-import type { VaultCipher } from "./vault.ts";
+import { createVaultCipher, type VaultCipher } from "./vault.ts";
 
 export interface RunOptions {
   log: Logger;
@@ -38,10 +38,8 @@ export interface RunOptions {
  */
 export async function runMasq(config: Config, opts: RunOptions): Promise<Summary> {
   const { log } = opts;
-  if (new TextEncoder().encode(config.hmacKey).length < 16) {
-    log.warn("PII_HMAC_KEY is shorter than 16 bytes; use at least 32 random bytes in production");
-  }
-  const masker = await createMasker(config.hmacKey);
+  for (const warning of config.warnings ?? []) log.warn(warning);
+  const masker = createMasker(config.hmacKey, config.hmacKeyId);
   const sink = createPostgresSink(config.databaseUrl, {
     poolSize: config.dbPoolSize,
     log,
@@ -75,8 +73,11 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     await sink.close().catch(() => {});
     throw err;
   }
+  // The vault key from the configuration, unless the caller brought its own cipher.
+  const vault = opts.vault ??
+    (config.vaultKey ? await createVaultCipher(config.vaultKey, config.hmacKeyId) : undefined);
   const transform: Transform = {
-    record: (m: Message) => toRecord(m, masker),
+    record: (m: Message) => toRecord(m, masker, vault),
     rejection: (m: Message, reason: string) => rejectionFor(m, reason, masker),
   };
   try {
@@ -89,7 +90,7 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
       concurrency: config.concurrency,
       connections: config.dbPoolSize,
       maxBackoffMs: config.maxBackoffMs,
-      ...(opts.vault ? { vault: opts.vault } : {}),
+      ...(vault ? { vault } : {}),
       ...(opts.stop ? { stop: opts.stop } : {}),
       ...(opts.progressEveryMs !== undefined ? { progressEveryMs: opts.progressEveryMs } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),

@@ -1,10 +1,13 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import {
   buildConfig,
+  DEMO_HMAC_KEY,
   type Env,
   ENV_VARS,
   helpText,
+  isPublicKey,
   parseCommandLine,
+  PUBLIC_KEYS,
   type ReadFile,
   redactUrl,
   resolveHmacKey,
@@ -12,6 +15,7 @@ import {
   SETTINGS,
 } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
+import { toBase64 } from "../lib/vault.ts";
 
 /** A fake environment: only these variables are set. */
 function envOf(vars: Record<string, string>): Env {
@@ -22,14 +26,16 @@ const noFile: ReadFile = (path) => {
   throw new Deno.errors.NotFound(`no ${path}`);
 };
 
-const KEYED = { PII_HMAC_KEY: "test-key" };
+/** A strong test key (64 hex characters); public, but not on the refused list. */
+const TEST_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const KEYED = { PII_HMAC_KEY: TEST_KEY };
 
 function build(
   flags: Record<string, string | boolean | undefined> = {},
   vars: Record<string, string> = {},
   readFile: ReadFile = noFile,
 ) {
-  return buildConfig(flags, envOf({ ...KEYED, ...vars }), readFile);
+  return buildConfig(flags, envOf({ ...KEYED, ...vars }), readFile, { fileMode: () => null });
 }
 
 /** The ConfigError a build throws. */
@@ -55,7 +61,9 @@ Deno.test("buildConfig() uses the documented defaults", () => {
     maxBackoffMs: 10000,
     logFormat: "text",
     logLevel: "info",
-    hmacKey: "test-key",
+    hmacKey: TEST_KEY,
+    hmacKeyId: "k1",
+    warnings: [],
     metricsPort: undefined,
   });
 });
@@ -272,8 +280,9 @@ Deno.test("resolveHmacKey() reads the key file, dropping one trailing newline", 
     assertEquals(resolveHmacKey(env, Deno.readTextFileSync), "file-key with spaces ");
     await Deno.writeTextFile(path, "crlf-key\r\n");
     assertEquals(resolveHmacKey(env, Deno.readTextFileSync), "crlf-key");
-    await Deno.writeTextFile(path, "no-newline");
-    assertEquals(buildConfig({}, env, Deno.readTextFileSync).hmacKey, "no-newline");
+    await Deno.writeTextFile(path, TEST_KEY);
+    await Deno.chmod(path, 0o600);
+    assertEquals(buildConfig({}, env, Deno.readTextFileSync).hmacKey, TEST_KEY);
   } finally {
     await Deno.remove(path);
   }
@@ -288,6 +297,7 @@ Deno.test("resolveHmacKey() refuses an empty or missing key file", async () => {
       const err = configError(() => resolveHmacKey(env, Deno.readTextFileSync));
       assertEquals(err.setting, "PII_HMAC_KEY_FILE");
       assertMatch(err.message, /is empty/);
+      assert(!err.message.includes(path), "the path is not echoed");
     }
   } finally {
     await Deno.remove(path);
@@ -295,6 +305,98 @@ Deno.test("resolveHmacKey() refuses an empty or missing key file", async () => {
   const err = configError(() => resolveHmacKey(envOf({ PII_HMAC_KEY_FILE: path }), Deno.readTextFileSync));
   assertEquals(err.setting, "PII_HMAC_KEY_FILE");
   assertMatch(err.message, /no such file/);
+  assert(!err.message.includes(path), "the path is not echoed");
+});
+
+Deno.test("resolveHmacKey() never echoes a key pasted into PII_HMAC_KEY_FILE by mistake", () => {
+  const err = configError(() => resolveHmacKey(envOf({ PII_HMAC_KEY_FILE: TEST_KEY }), noFile));
+  assertEquals(err.setting, "PII_HMAC_KEY_FILE");
+  assert(!err.message.includes(TEST_KEY), err.message);
+});
+
+Deno.test("buildConfig() refuses short, blank and public HMAC keys with a ConfigError naming the rule", () => {
+  const refused: Array<[string, RegExp]> = [
+    ["k", /is 1 bytes; at least 32/],
+    ["x".repeat(31), /is 31 bytes/],
+    [" ".repeat(40), /only whitespace/],
+    ["\t\n ", /only whitespace/],
+    ["example-key", /public key/],
+    [DEMO_HMAC_KEY, /public key/],
+    ["masq-bench-key-not-secret", /public key/],
+    [
+      Deno.readTextFileSync(new URL("../secrets/pii_hmac_key.example", import.meta.url)).replace(/\n$/, ""),
+      /public key/,
+    ],
+  ];
+  for (const [key, why] of refused) {
+    const err = configError(() => build({}, { PII_HMAC_KEY: key }));
+    assertEquals(err.setting, "PII_HMAC_KEY");
+    assertMatch(err.message, why);
+    if (key.trim() !== "") assert(!err.message.includes(key), "the key is not echoed");
+  }
+  // 32 bytes is enough, counted in UTF-8 bytes, not characters.
+  assertEquals(build({}, { PII_HMAC_KEY: "x".repeat(32) }).hmacKey, "x".repeat(32));
+  assertEquals(build({}, { PII_HMAC_KEY: "ü".repeat(16) }).hmacKey, "ü".repeat(16));
+  configError(() => build({}, { PII_HMAC_KEY: "ü".repeat(15) }));
+});
+
+Deno.test("buildConfig() accepts a public key only when asked to (the demo and the benchmark)", () => {
+  const cfg = buildConfig({}, envOf({ PII_HMAC_KEY: DEMO_HMAC_KEY }), noFile, { allowPublicKey: true });
+  assertEquals(cfg.hmacKey, DEMO_HMAC_KEY);
+  assert(PUBLIC_KEYS.includes(DEMO_HMAC_KEY) && isPublicKey(` ${DEMO_HMAC_KEY}\n`));
+  assert(!isPublicKey(TEST_KEY));
+});
+
+Deno.test("buildConfig() warns when a key file is readable by group or others", async () => {
+  const path = await Deno.makeTempFile({ prefix: "masq_key_" });
+  try {
+    await Deno.writeTextFile(path, TEST_KEY);
+    const env = envOf({ PII_HMAC_KEY_FILE: path });
+    await Deno.chmod(path, 0o600);
+    assertEquals(buildConfig({}, env, Deno.readTextFileSync).warnings, []);
+    await Deno.chmod(path, 0o644);
+    const [warning, ...rest] = buildConfig({}, env, Deno.readTextFileSync).warnings;
+    assertEquals(rest, []);
+    assertMatch(warning, /PII_HMAC_KEY_FILE: .*group or others \(mode 644\)/);
+    assert(!warning.includes(path) && !warning.includes(TEST_KEY));
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("buildConfig() validates PII_HMAC_KEY_ID", () => {
+  assertEquals(build({}, { PII_HMAC_KEY_ID: "2026-11.a_b" }).hmacKeyId, "2026-11.a_b");
+  for (const bad of ["has space", "x".repeat(33), "k/1", "ключ"]) {
+    assertEquals(configError(() => build({}, { PII_HMAC_KEY_ID: bad })).setting, "PII_HMAC_KEY_ID");
+  }
+});
+
+Deno.test("buildConfig() reads the vault key from PII_VAULT_KEY or PII_VAULT_KEY_FILE, never echoing it", async () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const b64 = toBase64(bytes);
+  assertEquals(build().vaultKey, undefined);
+  assertEquals(build({}, { PII_VAULT_KEY: b64 }).vaultKey, bytes);
+  const path = await Deno.makeTempFile({ prefix: "masq_vault_" });
+  try {
+    await Deno.writeTextFile(path, b64 + "\n");
+    assertEquals(build({}, { PII_VAULT_KEY_FILE: path }, Deno.readTextFileSync).vaultKey, bytes);
+    const both = configError(() =>
+      build({}, { PII_VAULT_KEY: b64, PII_VAULT_KEY_FILE: path }, Deno.readTextFileSync)
+    );
+    assertMatch(both.message, /both are set/);
+  } finally {
+    await Deno.remove(path);
+  }
+  const short = toBase64(bytes.subarray(0, 16));
+  const err = configError(() => build({}, { PII_VAULT_KEY: short }));
+  assertEquals(err.setting, "PII_VAULT_KEY");
+  assertMatch(err.message, /16 bytes; expected 32/);
+  assert(!err.message.includes(short));
+  const notB64 = configError(() => build({}, { PII_VAULT_KEY: "not base64 at all!" }));
+  assert(!notB64.message.includes("not base64 at all!"));
+  const missing = configError(() => build({}, { PII_VAULT_KEY_FILE: b64 }));
+  assertEquals(missing.setting, "PII_VAULT_KEY_FILE");
+  assert(!missing.message.includes(b64));
 });
 
 Deno.test("redactUrl() hides the password and nothing else", () => {
@@ -302,6 +404,44 @@ Deno.test("redactUrl() hides the password and nothing else", () => {
   assertEquals(redactUrl("postgres://app@db:5432/logins"), "postgres://app@db:5432/logins");
   assert(!redactUrl("postgres://app:p%40ss@db/x").includes("p%40ss"));
   assertEquals(redactUrl("not a url"), "(unparseable URL)");
+});
+
+Deno.test("redactUrl() hides password, sslpassword and sslkey query parameters", () => {
+  const url = "postgres://app@db/x?sslmode=require&password=pw%26x&sslpassword=spw&sslkey=/k/client.key";
+  const shown = redactUrl(url);
+  assertEquals(shown, "postgres://app@db/x?sslmode=require&password=***&sslpassword=***&sslkey=***");
+  for (const secret of ["pw", "spw", "client.key"]) assert(!shown.includes(secret), secret);
+});
+
+Deno.test("buildConfig() refuses a password, sslpassword or sslkey in --database-url's query string", () => {
+  for (const q of ["password=pw", "sslpassword=spw", "sslkey=/k/client.key", "PassWord=pw"]) {
+    const err = configError(() => build({ "database-url": `postgres://app@db/x?sslmode=require&${q}` }));
+    assertEquals(err.setting, "--database-url");
+    assert(!err.message.includes(q.split("=")[1]), err.message);
+  }
+  // Through the environment they are accepted (and redacted by secretsOf).
+  assertEquals(
+    build({}, { DATABASE_URL: "postgres://app@db/x?password=pw" }).databaseUrl,
+    "postgres://app@db/x?password=pw",
+  );
+});
+
+Deno.test("secretsOf() lists query-string passwords, the sslkey path and the vault key's base64 forms", () => {
+  assertEquals(
+    secretsOf({
+      databaseUrl: "postgres://app@db/x?password=p%40w&sslpassword=spw&sslkey=/k.key",
+      hmacKey: "k3y",
+    }),
+    ["k3y", "p@w", "spw", "/k.key"],
+  );
+  const vaultKey = new Uint8Array(32).fill(251);
+  const secrets = secretsOf({ databaseUrl: "postgres://app@db/x", hmacKey: "k3y", vaultKey });
+  const b64 = toBase64(vaultKey);
+  assert(secrets.includes(b64) && secrets.includes(b64.replace(/=+$/, "")), "standard base64");
+  assert(
+    secrets.includes(b64.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")),
+    "URL-safe base64",
+  );
 });
 
 Deno.test("secretsOf() lists the HMAC key and the database password, but not a well-known one", () => {
@@ -322,4 +462,19 @@ Deno.test("helpText() mentions every flag and environment variable", () => {
     assert(help.includes(word), word);
   }
   assert(!help.includes(":postgres@"), "the default database password is redacted");
+});
+
+Deno.test("ENV_VARS are all readable under the tasks' --allow-env lists", () => {
+  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks as Record<
+    string,
+    string
+  >;
+  // Every task runs `deno task masq ...`: its list is the one list.
+  for (const task of ["masq"]) {
+    const allow = /--allow-env=(\S+)/.exec(tasks[task])![1].split(",");
+    for (const name of ENV_VARS) {
+      const ok = allow.some((a) => a.endsWith("*") ? name.startsWith(a.slice(0, -1)) : a === name);
+      assert(ok, `${task} cannot read ${name}`);
+    }
+  }
 });

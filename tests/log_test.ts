@@ -14,8 +14,9 @@ Deno.test("redact() replaces every occurrence of each secret, raw and URL-encode
   assertEquals(redact("nothing here", ["s3cret"]), "nothing here");
 });
 
-Deno.test("redact() ignores secrets shorter than 3 characters", () => {
-  assertEquals(redact("a b ab", ["a", "ab", ""]), "a b ab");
+Deno.test("redact() replaces secrets of any length, longest first, and ignores an empty one", () => {
+  assertEquals(redact("a b ab", ["a", ""]), "*** b ***b");
+  assertEquals(redact("x pw1 pw12", ["pw1", "pw12"]), "x *** ***");
 });
 
 Deno.test("createLogger() writes text lines with level, message and key=value fields", () => {

@@ -131,6 +131,25 @@ export function isTransientSqsError(err: unknown): boolean {
   return classify(err) === "transient";
 }
 
+/**
+ * A JSON text with every character SQS cannot carry (outside XML's character set: U+FFFE, U+FFFF, C0
+ * controls, lone surrogates) written as a `\uXXXX` escape: the same JSON value, in characters SQS accepts.
+ * A redacted body holds such characters when the original had them as escapes. Characters beyond U+FFFF
+ * are escaped too (as their surrogate pair), since some emulators refuse them.
+ *
+ * @example
+ * ```ts
+ * import { sqsSafeJson } from "./sqs.ts";
+ * sqsSafeJson('{"note":"\uffff"}'); // '{"note":"\\uffff"}'
+ * ```
+ */
+export function sqsSafeJson(json: string): string {
+  return json.replace(
+    /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** SQS's limit on a message: the body plus every attribute's name, type and value, in bytes. */
 export const MAX_MESSAGE_BYTES = 262_144;
 
@@ -307,8 +326,9 @@ export function sqsSource(
           WaitTimeSeconds: opts.waitSeconds,
           VisibilityTimeout: opts.visibilityTimeout,
           MessageSystemAttributeNames: ["SentTimestamp", "ApproximateReceiveCount"],
-          // The query protocol of older emulators knows only the legacy name.
-          AttributeNames: ["All"],
+          // The query protocol of older emulators knows only the legacy name; JSON speakers are asked for
+          // the two attributes read, not all (each one returned is parsed for every message).
+          ...(protocol === "query" ? { AttributeNames: ["All" as const] } : {}),
         }),
         signal ? { abortSignal: signal } : {},
       );
@@ -361,7 +381,9 @@ export function sqsSource(
         }
       }
     },
-    async deadLetter(letter): Promise<DeadLetterOutcome> {
+    async deadLetter(original): Promise<DeadLetterOutcome> {
+      // Every dead letter's body is JSON (a redacted body, or a note that it was not JSON).
+      const letter = { ...original, body: sqsSafeJson(original.body) };
       // Checked here, not left to SQS: an emulator may accept what SQS refuses, and SQS may answer a
       // too-large message with an error that looks like any other client error.
       if (letterBytes(letter) > MAX_MESSAGE_BYTES) {

@@ -9,7 +9,7 @@ export const MAX_MAJOR = 2146;
 
 /**
  * Packs "M", "M.m" or "M.m.p" (each part 0..999, major 0..2146) into one integer, or throws a RangeError
- * naming the value and what was expected.
+ * saying what was expected (never quoting the value: the message becomes a stored rejection reason).
  *
  * @example
  * ```ts
@@ -22,14 +22,14 @@ export function packAppVersion(text: string): number {
   const m = PATTERN.exec(text.trim());
   if (!m || (m[3] !== undefined && m[2] === undefined)) {
     throw new RangeError(
-      `app_version ${JSON.stringify(text.slice(0, 40))} is not "M", "M.m" or "M.m.p" with numeric parts`,
+      'app_version is not "M", "M.m" or "M.m.p" with numeric parts (each 0..999)',
     );
   }
   const major = Number(m[1]);
   const minor = m[2] === undefined ? 0 : Number(m[2]);
   const patch = m[3] === undefined ? 0 : Number(m[3]);
   if (major > MAX_MAJOR) {
-    throw new RangeError(`app_version ${JSON.stringify(text)} has major ${major}; expected 0..${MAX_MAJOR}`);
+    throw new RangeError(`app_version has a major version above ${MAX_MAJOR}, which does not fit an integer`);
   }
   return major * 1_000_000 + minor * 1_000 + patch;
 }

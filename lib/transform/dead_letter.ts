@@ -44,6 +44,8 @@ export async function deadLetterFor(
   vault: VaultCipher | undefined,
 ): Promise<DeadLetter> {
   const attributes: Record<string, string> = {
+    // Reasons name fields, never values (parseBody's by construction; a driver's is scrubbed by
+    // rejectionFor()), so the reason is sent as it is.
     masq_reason: xmlSafe(reason.slice(0, 1024)),
     masq_message_id: message.id,
     masq_source_queue: sourceQueue,

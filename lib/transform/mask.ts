@@ -3,20 +3,31 @@
  * deterministic (the same IP under the same key is always the same token, so analysts can still count
  * duplicates), keyed (without K nobody can brute-force the 2^32 IPv4 addresses back, unlike a bare SHA-256),
  * and domain-separated (an IP and a device id with the same text never share a token).
+ *
+ * Synchronous, with the key set up once (lib/transform/hmac.ts: a token costs a few microseconds, against
+ * ~12 µs for node:crypto's createHmac and more for a Web Crypto promise), and a small bounded cache,
+ * because login data repeats the same addresses and devices.
+ *
+ * @module
  */
 import ipaddr from "ipaddr.js";
+import { hmacSha256Hex } from "./hmac.ts";
+import type { Masker } from "../types.ts";
 
-const encoder = new TextEncoder();
+export type { Masker } from "../types.ts";
 
 /**
- * The canonical text of an IP address: trimmed; an IPv6 address in its RFC 5952 form (lowercase,
- * longest zero run compressed), so "2001:0DB8::0001" and "2001:db8::1" mask alike. Anything that is not an
- * IPv6 address is returned trimmed and otherwise untouched.
+ * The canonical text of an IP address, so that one address gets one token however it is written:
+ * trimmed; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, in any spelling) is its IPv4 address; any other
+ * IPv6 address is in its RFC 5952 form (lowercase, longest zero run compressed) with its zone id
+ * lowercased. Anything that is not an IPv6 address is returned trimmed and otherwise untouched.
  *
  * @example
  * ```ts
+ * import { canonicalIp } from "./mask.ts";
  * canonicalIp(" 2001:0DB8:0:0:0:0:0:0001 "); // "2001:db8::1"
- * canonicalIp("199.172.111.135");          // "199.172.111.135"
+ * canonicalIp("::FFFF:199.172.111.135");      // "199.172.111.135"
+ * canonicalIp("FE80::1%ETH0");                // "fe80::1%eth0"
  * ```
  */
 export function canonicalIp(ip: string): string {
@@ -32,14 +43,51 @@ export function canonicalIp(ip: string): string {
   if (!ipaddr.IPv6.isValid(addr)) return trimmed;
   try {
     const parsed = ipaddr.IPv6.parse(addr);
-    // RFC 5952 §5: IPv4-mapped addresses keep their dotted tail.
-    const text = parsed.isIPv4MappedAddress()
-      ? `::ffff:${parsed.toIPv4Address().toString()}`
-      : parsed.toRFC5952String();
-    return zone === undefined ? text : `${text}%${zone}`;
+    const text = parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toRFC5952String();
+    return zone === undefined ? text : `${text}%${zone.toLowerCase()}`;
   } catch {
     return trimmed;
   }
+}
+
+const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const IPV6_CHARS = /^[0-9A-Fa-f:.]+$/;
+/** A hex group and a colon: how an IPv6 address that does not start with a digit begins. */
+const HEX_START = /^[0-9A-Fa-f]{1,4}:/;
+const BRACKETED = /^\[([^\]]+)\](?::\d{1,5})?$/;
+
+/**
+ * Whether `text` (trimmed) is an IP address as someone might write it: dotted-quad IPv4 (with an optional
+ * port), or IPv6 in any spelling (compressed, IPv4-mapped, with a zone id, in brackets with a port).
+ *
+ * @example
+ * ```ts
+ * import { looksLikeIp } from "./mask.ts";
+ * looksLikeIp("10.0.0.1");         // true
+ * looksLikeIp("[FE80::1%eth0]:80"); // true
+ * looksLikeIp("2.3.0");            // false
+ * ```
+ */
+export function looksLikeIp(text: string): boolean {
+  let s = text.trim();
+  if (s.length < 2 || s.length > 64) return false;
+  // Cheap character tests first: ipaddr.js validates by parsing and catching, which costs tens of
+  // microseconds per call, and most values (user ids, locales) fail at the first look.
+  const c = s.charCodeAt(0);
+  const digit = c >= 48 && c <= 57;
+  if (!digit && c !== 91 /* [ */ && c !== 58 /* : */ && !HEX_START.test(s)) return false;
+  const bracketed = BRACKETED.exec(s);
+  if (bracketed) s = bracketed[1];
+  const withPort = IPV4_WITH_PORT.exec(s);
+  if (withPort) s = withPort[1];
+  if (s.includes(":")) {
+    const zone = s.indexOf("%");
+    const addr = zone < 0 ? s : s.slice(0, zone);
+    return IPV6_CHARS.test(addr) && ipaddr.IPv6.isValid(addr);
+  }
+  const quad = IPV4.exec(s);
+  return quad !== null && quad.slice(1).every((part) => Number(part) <= 255);
 }
 
 function splitZone(s: string): [string, string | undefined] {
@@ -47,44 +95,50 @@ function splitZone(s: string): [string, string | undefined] {
   return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + 1)];
 }
 
-/** Masks personal values with one imported HMAC key. */
-export interface Masker {
-  /** Token of an IP address (canonicalised first). */
-  ip(value: string): Promise<string>;
-  /** Token of a device id (trimmed first). */
-  deviceId(value: string): Promise<string>;
-}
+/** Tokens remembered per field and generation (two generations); bounded in memory (~2 MB in all). */
+export const CACHE_ENTRIES = 4096;
 
-function toHex(buf: ArrayBuffer): string {
-  const bytes = new Uint8Array(buf);
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += bytes[i].toString(16).padStart(2, "0");
-  return out;
+/**
+ * A memo of `compute(value)` holding at most `2 * max` entries in two generations: new tokens go into the
+ * young map; when it is full the old one is dropped whole and the young one takes its place. A value seen
+ * again in the old generation moves back to the young one. Dropping a generation costs nothing per entry,
+ * unlike evicting one entry per miss, and recently repeated values survive.
+ */
+function memo(compute: (value: string) => string, max: number): (value: string) => string {
+  let young = new Map<string, string>();
+  let old = new Map<string, string>();
+  return (value) => {
+    let token = young.get(value);
+    if (token !== undefined) return token;
+    token = old.get(value) ?? compute(value);
+    if (young.size >= max) {
+      old = young;
+      young = new Map();
+    }
+    young.set(value, token);
+    return token;
+  };
 }
 
 /**
- * Imports the key once (Web Crypto, non-extractable) and returns a masker.
+ * Returns a masker for one HMAC key. The key is the UTF-8 bytes of `key`; whether it is strong enough is
+ * the configuration's business (`masq run` refuses weak and public keys), not this function's.
+ *
+ * @param keyId names the key (stored beside vault entries, so a rotation can tell old tokens from new)
  *
  * @example
  * ```ts
- * const mask = await createMasker("example-key");
- * await mask.ip("199.172.111.135");
+ * import { createMasker } from "./mask.ts";
+ * const mask = createMasker("example-key");
+ * mask.ip("199.172.111.135");
  * // "68d4463fb5e0a1156f5c176f223bba4f379a141f611ba35b83f17521030f7ac6"
  * ```
  */
-export async function createMasker(key: string): Promise<Masker> {
+export function createMasker(key: string, keyId = "k1", cacheEntries = CACHE_ENTRIES): Masker {
   if (key.length === 0) throw new RangeError("HMAC key must not be empty");
-  const cryptoKey = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(key),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const token = async (text: string) =>
-    toHex(await crypto.subtle.sign("HMAC", cryptoKey, encoder.encode(text)));
-  return {
-    ip: (value) => token(`ip:${canonicalIp(value)}`),
-    deviceId: (value) => token(`device_id:${value.trim()}`),
-  };
+  const mac = hmacSha256Hex(new TextEncoder().encode(key));
+  const token = (domain: string, text: string) => mac(`${domain}:${text}`);
+  const ip = memo((value) => token("ip", canonicalIp(value)), cacheEntries);
+  const deviceId = memo((value) => token("device_id", value.trim()), cacheEntries);
+  return { keyId, ip, deviceId, token };
 }

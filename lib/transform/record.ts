@@ -1,78 +1,50 @@
 /**
- * message -> sink record: parse, then mask. A valid login becomes a LoginRecord; anything else a
- * RejectionRecord whose redacted body keeps the shape of the original with the PII replaced by tokens.
+ * message -> sink record: parse, then mask. A valid login becomes a LoginRecord (with its encrypted
+ * originals for the vault, when a vault key is configured); anything else a RejectionRecord whose
+ * redacted body keeps the shape of the original with every non-allow-listed value replaced.
+ *
+ * @module
  */
-import type { Message } from "../source/sqs.ts";
-import type { LoginRecord, RejectionRecord, SinkRecord } from "../sink/postgres.ts";
-import type { Masker } from "./mask.ts";
-import { parseBody } from "./parse.ts";
+import type { LoginRecord, Masker, Message, RejectionRecord, SinkRecord, VaultEntry } from "../types.ts";
+import { vaultAad, type VaultCipher } from "../vault.ts";
+import { type LoginFields, parseBody } from "./parse.ts";
+import { redactBody, scrubReason } from "./redact.ts";
 
-const PII_FIELDS = new Set(["ip", "device_id"]);
+export { redactBody } from "./redact.ts";
 
 /** UTC date "YYYY-MM-DD" of an epoch in milliseconds. */
 export function utcDate(epochMs: number): string {
   return new Date(epochMs).toISOString().slice(0, 10);
 }
 
-async function tokenFor(field: string, value: unknown, masker: Masker): Promise<unknown> {
-  if (value === null || value === undefined) return value;
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  if (typeof value === "string" && value.trim() === "") return value;
-  return field === "ip" ? await masker.ip(text) : await masker.deviceId(text);
-}
-
 /**
- * A JSON copy of a body object with every value that flattens to `ip` or `device_id` replaced by its
- * token (non-string values are masked as their JSON text). Null when the copy cannot be serialised
- * (nesting too deep for JSON.stringify).
+ * Turns one SQS message into the record to store, synchronously (no vault).
  *
  * @example
  * ```ts
- * await redactBody({ user_id: "u", ip: "10.0.0.1" }, masker); // '{"user_id":"u","ip":"<64 hex>"}'
+ * import { toRecordSync } from "./record.ts";
+ * import { createMasker } from "./mask.ts";
+ * const rec = toRecordSync(
+ *   { id: "m1", receiptHandle: "r", body: '{"user_id":"u"}', sentTimestamp: 0, receiveCount: 1 },
+ *   createMasker("example-key"),
+ * );
+ * rec.kind; // "login"
  * ```
  */
-export async function redactBody(json: Record<string, unknown>, masker: Masker): Promise<string | null> {
-  const copy: Record<string, unknown> = { ...json };
-  // A flattened key is "ip"/"device_id" only at the top level or as device.id; walk those two levels.
-  for (const key of Object.keys(copy)) {
-    if (PII_FIELDS.has(key)) copy[key] = await tokenFor(key, copy[key], masker);
-    const inner = copy[key];
-    if (typeof inner === "object" && inner !== null && !Array.isArray(inner)) {
-      const innerCopy: Record<string, unknown> = { ...(inner as Record<string, unknown>) };
-      for (const k of Object.keys(innerCopy)) {
-        const flat = `${key}_${k}`;
-        if (PII_FIELDS.has(flat)) innerCopy[k] = await tokenFor(flat, innerCopy[k], masker);
-      }
-      copy[key] = innerCopy;
-    }
-  }
-  try {
-    return JSON.stringify(copy);
-  } catch {
-    return null;
-  }
+export function toRecordSync(message: Message, masker: Masker): SinkRecord {
+  return build(message, masker).record;
 }
 
-/**
- * Turns one SQS message into the record to store.
- *
- * @example
- * ```ts
- * const rec = await toRecord({ id: "m1", receiptHandle: "r", body: '{"user_id":"u"}', sentTimestamp: 0,
- *   receiveCount: 1 }, masker);
- * rec.kind; // "login"; rec.createDate: "1970-01-01"
- * ```
- */
-export async function toRecord(message: Message, masker: Masker): Promise<SinkRecord> {
+function build(message: Message, masker: Masker): { record: SinkRecord; fields?: LoginFields } {
   const parsed = parseBody(message.body);
   if (!parsed.ok) {
     const rejection: RejectionRecord = {
       kind: "rejection",
       messageId: message.id,
       reason: parsed.reason,
-      bodyRedacted: parsed.json ? await redactBody(parsed.json, masker) : null,
+      bodyRedacted: parsed.json ? redactBody(parsed.json, masker) : null,
     };
-    return rejection;
+    return { record: rejection };
   }
   const f = parsed.fields;
   const login: LoginRecord = {
@@ -81,29 +53,73 @@ export async function toRecord(message: Message, masker: Masker): Promise<SinkRe
     userId: f.userId,
     deviceType: f.deviceType,
     locale: f.locale,
-    maskedIp: f.ip === null ? null : await masker.ip(f.ip),
-    maskedDeviceId: f.deviceId === null ? null : await masker.deviceId(f.deviceId),
+    maskedIp: f.ip === null ? null : masker.ip(f.ip),
+    maskedDeviceId: f.deviceId === null ? null : masker.deviceId(f.deviceId),
     appVersion: f.appVersion,
     createDate: utcDate(f.timestamp !== null ? f.timestamp * 1000 : message.sentTimestamp),
   };
-  return login;
+  return { record: login, fields: f };
 }
 
-/** The rejection for a message whose row the database refused. */
-export async function rejectionFor(
-  message: Message,
-  reason: string,
-  masker: Masker,
-): Promise<RejectionRecord> {
+/**
+ * Turns one SQS message into the record to store. With a vault cipher, a login also carries one
+ * VaultEntry per personal value it masked: the original, AES-256-GCM encrypted and bound to its field,
+ * token and HMAC key id.
+ *
+ * @example
+ * ```ts
+ * import { toRecord } from "./record.ts";
+ * import { createMasker } from "./mask.ts";
+ * const rec = await toRecord(
+ *   { id: "m1", receiptHandle: "r", body: '{"user_id":"u"}', sentTimestamp: 0, receiveCount: 1 },
+ *   createMasker("example-key"),
+ * );
+ * rec.kind; // "login"; rec.createDate: "1970-01-01"
+ * ```
+ */
+export async function toRecord(message: Message, masker: Masker, vault?: VaultCipher): Promise<SinkRecord> {
+  const { record, fields } = build(message, masker);
+  if (vault === undefined || record.kind !== "login" || fields === undefined) return record;
+  const entries: VaultEntry[] = [];
+  const add = async (field: VaultEntry["field"], original: string | null, token: string | null) => {
+    if (original === null || token === null) return;
+    entries.push({
+      field,
+      token,
+      ciphertext: await vault.encrypt(original, vaultAad(field, token, masker.keyId)),
+      keyId: masker.keyId,
+    });
+  };
+  await add("ip", fields.ip, record.maskedIp);
+  await add("device_id", fields.deviceId, record.maskedDeviceId);
+  return { ...record, vault: entries };
+}
+
+/**
+ * The rejection for a message whose row the database refused. The reason (a database error, say) is
+ * scrubbed of quoted text and addresses first: a driver's message may quote the value it refused.
+ *
+ * @example
+ * ```ts
+ * import { rejectionFor } from "./record.ts";
+ * import { createMasker } from "./mask.ts";
+ * const r = rejectionFor(
+ *   { id: "m1", receiptHandle: "r", body: '{"user_id":"u"}', sentTimestamp: 0, receiveCount: 1 },
+ *   'invalid input syntax for type integer: "10.0.0.1"',
+ *   createMasker("example-key"),
+ * );
+ * r.reason; // 'invalid input syntax for type integer: "…"'
+ * ```
+ */
+export function rejectionFor(message: Message, reason: string, masker: Masker): RejectionRecord {
   let json: unknown;
   try {
     json = JSON.parse(message.body);
   } catch { /* not JSON: no redacted copy */ }
-  const isObject = typeof json === "object" && json !== null && !Array.isArray(json);
   return {
     kind: "rejection",
     messageId: message.id,
-    reason,
-    bodyRedacted: isObject ? await redactBody(json as Record<string, unknown>, masker) : null,
+    reason: scrubReason(reason),
+    bodyRedacted: redactBody(json, masker),
   };
 }

@@ -39,6 +39,7 @@ import {
   waitForOutput,
 } from "./harness.ts";
 
+const REAL_PG = Boolean(Deno.env.get("TEST_DATABASE_URL"));
 const MESSAGES = Number(Deno.env.get("MASQ_CRASH_MESSAGES") ?? 10_000);
 const BAD_EVERY = 100;
 const SEED = Number(Deno.env.get("MASQ_CRASH_SEED") ?? 1_000_003);
@@ -59,7 +60,9 @@ const PLAN: Moment[] = [
 const WRITE_QUERY = "%INSERT INTO user_logins_ledger%";
 
 Deno.test(
-  `masq loses and doubles nothing when SIGKILLed at start-up, between commits and mid-write (${MESSAGES} messages)`,
+  `masq loses and doubles nothing when SIGKILLed at start-up, between commits${
+    REAL_PG ? " and mid-write" : ""
+  } (${MESSAGES} messages, ${REAL_PG ? "PostgreSQL" : "embedded PGlite"})`,
   async () => {
     const random = prng(SEED);
     const sqs = await startEmbeddedSqs();

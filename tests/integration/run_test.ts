@@ -71,11 +71,19 @@ Deno.test("masq run drains the sample queue into exact rows, rejects to the DLQ,
     );
     assertEquals(rejected.length, 1);
     assertEquals(rejected[0].reason, "user_id is missing");
-    assertEquals(JSON.parse(rejected[0].body_redacted), { foo: "oops_wrong_ip", bar: "123" });
+    // Redaction by allow-list: neither value is an allow-listed field, so both are tokens of their path.
+    assertEquals(JSON.parse(rejected[0].body_redacted), {
+      foo: mask.token("body.foo", "oops_wrong_ip"),
+      bar: mask.token("body.bar", "123"),
+    });
 
     const dlq = await receiveAll(client, `${queueUrl}-dlq`);
     assertEquals(dlq.length, 1);
-    assertEquals(dlq[0].Body, '{"foo":"oops_wrong_ip","bar":"123"}');
+    assertEquals(
+      dlq[0].Body,
+      rejected[0].body_redacted,
+      "the dead letter is the redacted body, never the raw one",
+    );
     assertEquals(dlq[0].MessageAttributes?.masq_reason?.StringValue, "user_id is missing");
     assertEquals(
       dlq[0].MessageAttributes?.masq_message_id?.StringValue,

@@ -25,7 +25,7 @@ import {
   waitForOutput,
 } from "./harness.ts";
 
-const MESSAGES = 8_000;
+const MESSAGES = 4_000;
 const BAD_EVERY = 100;
 /** The queue's visibility timeout, s: a stopping masq must be gone well before its messages reappear. */
 const VISIBILITY = 15;

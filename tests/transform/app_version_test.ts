@@ -24,9 +24,11 @@ Deno.test("packAppVersion() trims surrounding whitespace", () => {
   assertEquals(packAppVersion("\t3.7\n"), 3007000);
 });
 
-Deno.test("packAppVersion() rejects a major above 2146 with a RangeError naming it", () => {
-  assertThrows(() => packAppVersion("2147"), RangeError, "has major 2147; expected 0..2146");
-  assertThrows(() => packAppVersion("9999.0.0"), RangeError, "has major 9999");
+Deno.test("packAppVersion() rejects a major above 2146 with a RangeError that does not quote the value", () => {
+  for (const v of ["2147", "9999.0.0"]) {
+    const err = assertThrows(() => packAppVersion(v), RangeError, "major version above 2146");
+    assert(!err.message.includes(v.split(".")[0]), err.message);
+  }
 });
 
 Deno.test("packAppVersion() rejects malformed versions with a RangeError", () => {

@@ -1,5 +1,5 @@
-import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
-import { canonicalIp, createMasker } from "../../lib/transform/mask.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
+import { canonicalIp, createMasker, looksLikeIp } from "../../lib/transform/mask.ts";
 
 const KEY = "example-key";
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -87,8 +87,8 @@ Deno.test("createMasker() gives distinct values distinct tokens", async () => {
   assertEquals(tokens.size, 256);
 });
 
-Deno.test("createMasker() refuses an empty key with a RangeError", async () => {
-  await assertRejects(() => createMasker(""), RangeError, "must not be empty");
+Deno.test("createMasker() refuses an empty key with a RangeError", () => {
+  assertThrows(() => createMasker(""), RangeError, "must not be empty");
 });
 
 Deno.test("canonicalIp() trims IPv4 addresses and otherwise keeps them", () => {
@@ -108,16 +108,79 @@ Deno.test("canonicalIp() writes IPv6 in RFC 5952 form", () => {
   assertEquals(canonicalIp("FFFF::"), "ffff::");
 });
 
-Deno.test("canonicalIp() keeps IPv4-mapped addresses in dotted form", () => {
-  assertEquals(canonicalIp("::FFFF:192.0.2.1"), "::ffff:192.0.2.1");
-  assertEquals(canonicalIp("::ffff:c000:0201"), "::ffff:192.0.2.1");
-  assertEquals(canonicalIp("0:0:0:0:0:FFFF:C000:201"), "::ffff:192.0.2.1");
+Deno.test("canonicalIp() turns an IPv4-mapped IPv6 address, in any spelling, into its IPv4 address", () => {
+  assertEquals(canonicalIp("::FFFF:192.0.2.1"), "192.0.2.1");
+  assertEquals(canonicalIp("::ffff:c000:0201"), "192.0.2.1");
+  assertEquals(canonicalIp("0:0:0:0:0:FFFF:C000:201"), "192.0.2.1");
+  assertEquals(canonicalIp(" ::ffff:199.172.111.135 "), "199.172.111.135");
+  // IPv4-compatible (deprecated) and NAT64 addresses are other addresses: they stay IPv6.
+  assertEquals(canonicalIp("::192.0.2.1"), "::c000:201");
+  assertEquals(canonicalIp("64:ff9b::192.0.2.1"), "64:ff9b::c000:201");
 });
 
-Deno.test("canonicalIp() keeps a zone id and canonicalises the address before it", () => {
+Deno.test("canonicalIp() lowercases a zone id and canonicalises the address before it", () => {
   assertEquals(canonicalIp("fe80::1%eth0"), "fe80::1%eth0");
   assertEquals(canonicalIp("FE80:0:0:0:0:0:0:1%eth0"), "fe80::1%eth0");
-  assertEquals(canonicalIp("fe80::1%Eth0"), "fe80::1%Eth0");
+  assertEquals(canonicalIp("fe80::1%Eth0"), "fe80::1%eth0");
+});
+
+Deno.test("createMasker() gives one address one token: IPv4-mapped, zone case, IPv6 spelling", () => {
+  const mask = createMasker(KEY);
+  const v4 = "68d4463fb5e0a1156f5c176f223bba4f379a141f611ba35b83f17521030f7ac6";
+  assertEquals(mask.ip("::ffff:199.172.111.135"), v4); // the README's test vector
+  assertEquals(mask.ip("::FFFF:C7AC:6F87"), v4);
+  assertEquals(mask.ip("fe80::1%ETH0"), mask.ip("FE80:0::1%eth0"));
+});
+
+Deno.test("createMasker() token() is hex(HMAC-SHA-256(K, domain + ':' + text)) and its ip() is token('ip', ..)", async () => {
+  const mask = createMasker(KEY, "k7");
+  assertEquals(mask.keyId, "k7");
+  assertEquals(createMasker(KEY).keyId, "k1");
+  assertEquals(mask.token("body.user.ip", "x"), await hmacHex(KEY, "body.user.ip:x"));
+  assertEquals(mask.ip("10.0.0.1"), mask.token("ip", "10.0.0.1"));
+  assertEquals(mask.deviceId(" d "), mask.token("device_id", "d"));
+});
+
+Deno.test("createMasker() gives the same tokens past its cache bound as within it", async () => {
+  const mask = createMasker(KEY, "k1", 4);
+  const values = Array.from({ length: 10 }, (_, i) => `10.0.0.${i}`);
+  const first = values.map((v) => mask.ip(v));
+  const again = [...values].reverse().map((v) => mask.ip(v)).reverse();
+  assertEquals(again, first);
+  for (const [i, v] of values.entries()) assertEquals(first[i], await hmacHex(KEY, `ip:${v}`));
+});
+
+Deno.test("looksLikeIp() recognises IPv4, IPv6 in any spelling, zones, brackets and ports", () => {
+  for (
+    const ip of [
+      "10.0.0.1",
+      " 199.172.111.135 ",
+      "::1",
+      "::FFFF:1.2.3.4",
+      "fe80::1%eth0",
+      "[2001:db8::1]:443",
+      "1.2.3.4:80",
+      "2001:0DB8:0:0:0:0:0:1",
+    ]
+  ) {
+    assert(looksLikeIp(ip), ip);
+  }
+  for (
+    const not of [
+      "2.3.0",
+      "1.2.3",
+      "RU",
+      "android",
+      "593-47-5928",
+      "1700000000",
+      "",
+      "1.2.3.4.5",
+      "256.1.1.1",
+      "not:an:ip",
+    ]
+  ) {
+    assert(!looksLikeIp(not), not);
+  }
 });
 
 Deno.test("canonicalIp() keeps text that is not an IP address, trimmed", () => {

@@ -1,6 +1,7 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { createMasker, type Masker } from "../../lib/transform/mask.ts";
-import { redactBody, rejectionFor, toRecord, utcDate } from "../../lib/transform/record.ts";
+import { rejectionFor, toRecord, utcDate } from "../../lib/transform/record.ts";
+import { createVaultCipher, vaultAad } from "../../lib/vault.ts";
 import type { Message } from "../../lib/source/sqs.ts";
 
 const KEY = "example-key";
@@ -101,25 +102,28 @@ Deno.test("utcDate() is the UTC calendar date of epoch milliseconds", () => {
 });
 
 Deno.test("toRecord() rejects a bad body with its reason and a redacted copy", async () => {
-  const rec = await toRecord(message({ ip: IP, device_id: DEVICE, foo: "x" }), await mask());
+  const m = await mask();
+  const rec = await toRecord(message({ ip: IP, device_id: DEVICE, foo: "x" }), m);
   assertEquals(rec.kind, "rejection");
   assert(rec.kind === "rejection");
   assertEquals(rec.messageId, "msg-1");
   assertEquals(rec.reason, "user_id is missing");
-  assertEquals(JSON.parse(rec.bodyRedacted!), { ip: IP_TOKEN, device_id: DEVICE_TOKEN, foo: "x" });
+  assertEquals(JSON.parse(rec.bodyRedacted!), {
+    ip: IP_TOKEN,
+    device_id: DEVICE_TOKEN,
+    foo: m.token("body.foo", "x"),
+  });
   assert(!rec.bodyRedacted!.includes(IP) && !rec.bodyRedacted!.includes(DEVICE));
 });
 
-Deno.test("toRecord() redacts device.id nested one level in a rejected body", async () => {
-  const rec = await toRecord(
-    message({ user_id: 5, device: { id: DEVICE, type: "ios" }, ip: IP }),
-    await mask(),
-  );
+Deno.test("toRecord() redacts device.id nested one level in a rejected body, with the column's token", async () => {
+  const m = await mask();
+  const rec = await toRecord(message({ user_id: 5, device: { id: DEVICE, type: "ios" }, ip: IP }), m);
   assert(rec.kind === "rejection");
-  assertEquals(rec.reason, "user_id must be a string, got number 5");
+  assertEquals(rec.reason, "user_id must be a string, got a number");
   assertEquals(JSON.parse(rec.bodyRedacted!), {
-    user_id: 5,
-    device: { id: DEVICE_TOKEN, type: "ios" },
+    user_id: m.token("body.user_id", "5"),
+    device: { id: DEVICE_TOKEN, type: m.token("body.device.type", "ios") },
     ip: IP_TOKEN,
   });
 });
@@ -134,29 +138,55 @@ Deno.test("toRecord() redacts both copies when device_id is given twice", async 
   assertEquals(JSON.parse(rec.bodyRedacted!), {
     user_id: "u",
     device_id: DEVICE_TOKEN,
-    device: { id: await m.deviceId("other-device") },
+    device: { id: m.deviceId("other-device") },
   });
 });
 
-Deno.test("toRecord() masks non-string ip and device_id values as their JSON text", async () => {
+Deno.test("toRecord() masks non-string ip and device_id values, leaving only tokens", async () => {
   const m = await mask();
-  const rec = await toRecord(
-    message({ user_id: "u", ip: { v4: IP }, device_id: 5935475928 }),
-    m,
-  );
+  const rec = await toRecord(message({ user_id: "u", ip: { v4: IP }, device_id: 5935475928 }), m);
   assert(rec.kind === "rejection");
   assertEquals(JSON.parse(rec.bodyRedacted!), {
     user_id: "u",
-    ip: await m.ip(JSON.stringify({ v4: IP })),
-    device_id: await m.deviceId("5935475928"),
+    ip: { v4: IP_TOKEN },
+    device_id: m.deviceId("5935475928"),
   });
   assert(!rec.bodyRedacted!.includes(IP) && !rec.bodyRedacted!.includes("5935475928"));
 });
 
-Deno.test("toRecord() keeps null and blank PII values as they are in the redacted copy", async () => {
-  const rec = await toRecord(message({ ip: null, device_id: "  ", locale: "x".repeat(40) }), await mask());
+Deno.test("toRecord() keeps null and empty values, and tokenises an over-long allow-listed value", async () => {
+  const m = await mask();
+  const rec = await toRecord(message({ ip: null, device_id: "", locale: "x".repeat(40) }), m);
   assert(rec.kind === "rejection");
-  assertEquals(JSON.parse(rec.bodyRedacted!), { ip: null, device_id: "  ", locale: "x".repeat(40) });
+  assertEquals(JSON.parse(rec.bodyRedacted!), {
+    ip: null,
+    device_id: "",
+    locale: m.token("body.locale", "x".repeat(40)),
+  });
+});
+
+Deno.test("toRecord() with a vault cipher adds one encrypted original per masked value", async () => {
+  const m = createMasker(KEY, "k9");
+  const vault = await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1");
+  const rec = await toRecord(message({ user_id: "u", ip: ` ${IP}`, device_id: DEVICE }), m, vault);
+  assert(rec.kind === "login" && rec.vault !== undefined);
+  assertEquals(rec.vault.map((e) => [e.field, e.token, e.keyId]), [
+    ["ip", IP_TOKEN, "k9"],
+    ["device_id", DEVICE_TOKEN, "k9"],
+  ]);
+  assertEquals(await vault.decrypt(rec.vault[0].ciphertext, vaultAad("ip", IP_TOKEN, "k9")), ` ${IP}`);
+  assertEquals(
+    await vault.decrypt(rec.vault[1].ciphertext, vaultAad("device_id", DEVICE_TOKEN, "k9")),
+    DEVICE,
+  );
+  // Bound to its row: another field's or token's context does not open it.
+  await assertRejects(() => vault.decrypt(rec.vault![0].ciphertext, vaultAad("device_id", IP_TOKEN, "k9")));
+  // Nothing to keep without personal values; no vault, no entries; a rejection has none.
+  const bare = await toRecord(message({ user_id: "u", ip: "" }), m, vault);
+  assert(bare.kind === "login" && bare.vault !== undefined && bare.vault.length === 0);
+  assertEquals((await toRecord(message({ user_id: "u", ip: IP }), m)).kind === "login", true);
+  assert(!("vault" in await toRecord(message({ user_id: "u", ip: IP }), m)));
+  assert(!("vault" in await toRecord(message({ ip: IP }), m, vault)));
 });
 
 Deno.test("toRecord() has no redacted copy when the body is not a JSON object", async () => {
@@ -176,13 +206,13 @@ Deno.test("toRecord() does not crash on a rejected body too deep to serialise, a
   assert(rec.bodyRedacted === null || !rec.bodyRedacted.includes(IP));
 });
 
-Deno.test("redactBody() leaves a body without PII unchanged", async () => {
-  const json = { user_id: "u", geo: { city: "x" }, list: [{ ip: "kept: not a login field" }] };
-  assertEquals(JSON.parse((await redactBody(json, await mask()))!), json);
-});
-
 Deno.test("rejectionFor() builds a rejection with the given reason and a redacted copy", async () => {
   const reason = "database refused the row: value too long (SQLSTATE 22001)";
+  const quoting = 'invalid input syntax for type integer: "10.0.0.1" near 10.0.0.2';
+  assertEquals(
+    rejectionFor(message({ user_id: "u" }), quoting, await mask()).reason,
+    'invalid input syntax for type integer: "…" near [ip]',
+  );
   assertEquals(await rejectionFor(message({ user_id: "u", ip: IP }), reason, await mask()), {
     kind: "rejection",
     messageId: "msg-1",

@@ -1,0 +1,95 @@
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { assertEquals } from "../assert.ts";
+import {
+  classify,
+  letterBytes,
+  MAX_MESSAGE_BYTES,
+  openSqsSource,
+  sqsSafeJson,
+} from "../../lib/source/sqs.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { receiveAll, sqsClient, startEmbeddedSqs } from "../integration/harness.ts";
+import { sqsError } from "../fakes.ts";
+
+Deno.test("classify() of the source: transient for outages, data for refused contents, fatal for bugs and the rest", () => {
+  assertEquals(classify(sqsError("ServiceUnavailable", 503)), "transient");
+  assertEquals(classify(sqsError("RequestThrottled", 400)), "transient");
+  assertEquals(
+    classify(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })),
+    "transient",
+  );
+  assertEquals(classify(sqsError("InvalidMessageContents", 400)), "data");
+  assertEquals(classify(sqsError("InvalidParameterValue", 400)), "data");
+  assertEquals(classify(sqsError("AccessDenied", 403)), "fatal");
+  assertEquals(classify(sqsError("QueueDoesNotExist", 400)), "fatal");
+  assertEquals(classify(Object.assign(new Error("aborted"), { name: "AbortError" })), "fatal");
+  // A bug is never retried, not even one the SDK threw without an HTTP status.
+  assertEquals(classify(new TypeError("Cannot read properties of undefined")), "fatal");
+  assertEquals(classify(new RangeError("Invalid array length")), "fatal");
+  assertEquals(classify("503"), "fatal");
+});
+
+Deno.test("sqsSafeJson() escapes what SQS cannot carry and keeps the JSON value", () => {
+  const json = JSON.stringify({ a: "x\uffff\ufffe\u{1F600}é\u0085", b: "\ud800" });
+  const safe = sqsSafeJson(json);
+  assertEquals(JSON.parse(safe), JSON.parse(json));
+  assertEquals(/[\ufffe\uffff]/.test(safe), false);
+  assertEquals(/[\ud800-\udfff]/.test(safe), false, "astral characters as escaped surrogate pairs");
+  assertEquals(sqsSafeJson('{"ok":"plain"}'), '{"ok":"plain"}');
+});
+
+Deno.test("letterBytes() counts the body and each attribute's name, type and value in UTF-8", () => {
+  assertEquals(letterBytes({ messageId: "m", body: "é", attributes: { ab: "xyz" } }), 2 + 2 + 6 + 3);
+});
+
+Deno.test("openSqsSource() creates a missing dead-letter queue with the source's retention and SSE; deadLetter() sends the letter or refuses one too large", async () => {
+  const sqs = await startEmbeddedSqs();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue", { MessageRetentionPeriod: "345600" });
+    const dlqUrl = `${queueUrl}-dlq`;
+    const source = await openSqsSource({
+      queueUrl,
+      dlqUrl,
+      endpoint: sqs.endpoint,
+      region: "us-east-1",
+      protocol: "json",
+      batchSize: 10,
+      waitSeconds: 0,
+      visibilityTimeout: undefined,
+      log: silentLogger,
+    });
+    try {
+      const attrs = await client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: dlqUrl,
+          AttributeNames: ["MessageRetentionPeriod", "SqsManagedSseEnabled"],
+        }),
+      );
+      assertEquals(attrs.Attributes?.MessageRetentionPeriod, "345600");
+      assertEquals(attrs.Attributes?.SqsManagedSseEnabled, "true");
+
+      const letter = {
+        messageId: "m1",
+        body: '{"user_id":"u"}',
+        attributes: { masq_reason: "app_version is not a version", masq_message_id: "m1" },
+      };
+      assertEquals(await source.deadLetter(letter), { status: "sent" });
+      const [sent] = await receiveAll(client, dlqUrl);
+      assertEquals(sent.Body, letter.body);
+      assertEquals(sent.MessageAttributes?.masq_reason?.StringValue, "app_version is not a version");
+
+      const big = { ...letter, body: "x".repeat(MAX_MESSAGE_BYTES - 60) };
+      assertEquals(await source.deadLetter(big), {
+        status: "refused",
+        why: "too large for the dead-letter queue",
+      });
+      assertEquals((await receiveAll(client, dlqUrl)).length, 0);
+    } finally {
+      source.close();
+    }
+  } finally {
+    client.destroy();
+    await sqs.stop();
+  }
+});

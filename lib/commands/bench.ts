@@ -1,22 +1,56 @@
-/** `masq bench`: masq against the bare receive+delete ceiling, in one run. */
-import { runBench } from "../bench.ts";
+/** `masq bench`: masq against the bare receive+delete ceiling, in one run (see lib/bench.ts). */
+import { type BenchMode, runBench } from "../bench.ts";
+import { killAll } from "../bench/child.ts";
 import { ConfigError } from "../errors.ts";
 import type { Command } from "./command.ts";
 
+function wholeNumber(
+  values: Record<string, unknown>,
+  flag: string,
+  min: number,
+  max: number,
+): number | undefined {
+  const text = values[flag];
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (typeof text !== "string" || !/^\d+$/.test(text) || n < min || n > max) {
+    throw new ConfigError(`--${flag}`, `${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
 export const bench: Command = {
-  usage: "bench [--messages N]     throughput against the bare receive+delete ceiling",
-  flags: { messages: { type: "string" } },
+  usage:
+    "bench [--messages N] [--rounds N] [--processes N] [--memory | --profile DIR]   masq against the bare " +
+    "receive+delete ceiling",
+  flags: {
+    messages: { type: "string" },
+    rounds: { type: "string" },
+    processes: { type: "string" },
+    memory: { type: "boolean" },
+    profile: { type: "string" },
+  },
   async run(ctx) {
-    const text = ctx.values.messages;
-    const n = typeof text === "string" ? Number(text) : undefined;
-    if (n !== undefined && (!/^\d+$/.test(String(text)) || n < 10 || n > 1_000_000)) {
-      throw new ConfigError("--messages", `${JSON.stringify(text)} is not a whole number from 10 to 1000000`);
+    const v = ctx.values;
+    if (v.memory === true && v.profile !== undefined) {
+      throw new ConfigError("--memory / --profile", "choose one of the two modes");
+    }
+    const mode: BenchMode = v.memory === true ? "memory" : v.profile !== undefined ? "profile" : "compare";
+    const profileDir = typeof v.profile === "string" ? v.profile : undefined;
+    if (profileDir === "") throw new ConfigError("--profile", "needs a directory to write the profiles to");
+    // Interrupted, the bench takes its emulator and consumers down with it, then exits.
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, () => void killAll().finally(() => Deno.exit(130)));
     }
     const result = await runBench({
       log: ctx.log,
       print: (s) => console.error(s),
-      messages: n,
       env: ctx.env,
+      messages: wholeNumber(v, "messages", 10, 1_000_000),
+      rounds: wholeNumber(v, "rounds", 1, 20),
+      processes: wholeNumber(v, "processes", 1, 8),
+      mode,
+      ...(profileDir ? { profileDir } : {}),
     });
     ctx.print(JSON.stringify(result));
     return 0;

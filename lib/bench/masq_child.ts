@@ -1,0 +1,50 @@
+/**
+ * masq as the benchmark measures it: `runMasq()` (the function behind `masq run`) at its default settings,
+ * given only the queue URL, the database URL and the key, logging as `masq run` does. A process of its own,
+ * started by lib/bench.ts with the permissions of `deno task start`; settings and report over stdin/stdout
+ * (lib/bench/measure.ts). With `profile`, V8's sampling profiler runs from "go" to the end and the profile
+ * is written to that path (Chrome DevTools' .cpuprofile format).
+ *
+ * @module
+ */
+import { configFromFlags, secretsOf } from "../config.ts";
+import { createLogger } from "../log.ts";
+import { runMasq, type RunOptions } from "../run.ts";
+import type { PipelineEvent } from "../types.ts";
+import { createMeter, handshake } from "./measure.ts";
+import { saveProfile, startProfiler } from "./profile.ts";
+
+/** The masq child's settings. */
+export interface MasqSettings {
+  queueUrl: string;
+  databaseUrl: string;
+  hmacKey: string;
+  /** Where to write a CPU profile of the run; none when absent. */
+  profile?: string;
+}
+
+const { settings, ready } = await handshake<MasqSettings>();
+const config = configFromFlags(
+  { "queue-url": settings.queueUrl, "database-url": settings.databaseUrl },
+  settings.hmacKey,
+);
+const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets: secretsOf(config) });
+const meter = createMeter();
+const onEvent = (e: PipelineEvent) => {
+  if (e.type === "deleted") meter.deleted(e.messages, e.latenciesMs);
+};
+// `onEvent` is read by runMasq where the pipeline reports its events; where it does not, the report says
+// the end was taken at the run's return.
+const options: RunOptions & { onEvent: typeof onEvent } = { log, onEvent };
+
+await ready();
+const profiler = settings.profile ? await startProfiler() : undefined;
+meter.start();
+const summary = await runMasq(config, options);
+const report = meter.report({ summary }, summary.received);
+if (profiler && settings.profile) {
+  report.extra = { ...report.extra, profile: await saveProfile(profiler, settings.profile) };
+}
+console.log(JSON.stringify(report));
+// As `masq run` does (main.ts): whatever handle is still open must not hold the process.
+Deno.exit(0);

@@ -1,0 +1,73 @@
+/**
+ * `masq bench` end to end at a small size: the emulator and every consumer in processes of their own, the
+ * row counts checked exact inside runBench (it throws otherwise), figures for both consumers.
+ */
+import { assert, assertEquals } from "../assert.ts";
+import { type CompareResult, runBench } from "../../lib/bench.ts";
+import { silentLogger } from "../../lib/log.ts";
+
+const env = (name: string) =>
+  name === "BENCH_DATABASE_URL" ? Deno.env.get("TEST_DATABASE_URL") : Deno.env.get(name);
+
+Deno.test({
+  name: "runBench() measures the ceiling and masq on two competing processes each, with exact row counts",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const lines: string[] = [];
+    const result = await runBench({
+      log: silentLogger,
+      print: (l) => lines.push(l),
+      env,
+      messages: 400,
+      rounds: 1,
+      processes: 2,
+      concurrencies: [2, 4],
+      badRate: 0.05,
+    }) as unknown as CompareResult;
+    assertEquals(result.mode, "compare");
+    assertEquals(result.messages, 400);
+    assertEquals(result.processes, 2);
+    assert(result.bad > 5 && result.bad < 40, `${result.bad} bad messages seeded`);
+    assertEquals(Object.keys(result.ceiling.calibration), ["2", "4"]);
+    for (const f of [result.ceiling, result.masq]) {
+      assert(f.rate > 0 && Number.isFinite(f.rate), `rate ${f.rate}`);
+      assert(f.cpu_us_per_msg > 0, `cpu ${f.cpu_us_per_msg}`);
+      assert(f.peak_rss_mib > 20, `rss ${f.peak_rss_mib}`);
+    }
+    assert(result.ceiling.p50_ms !== null && result.ceiling.p99_ms! >= result.ceiling.p50_ms);
+    assert(result.ratio.rate > 0 && result.ratio.cpu > 0 && result.ratio.rss > 0);
+    assert(lines.some((l) => /^median\s+masq/.test(l)), lines.join("\n"));
+  },
+});
+
+Deno.test({
+  name: "runBench() in profile mode writes a CPU profile of each consumer and names where the time went",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "masq_bench_profile_" });
+    try {
+      const result = await runBench({
+        log: silentLogger,
+        print: () => {},
+        env,
+        messages: 300,
+        mode: "profile",
+        profileDir: dir,
+      }) as Record<string, { profile: string; areas: { name: string }[] }>;
+      for (const consumer of ["ceiling", "masq"]) {
+        const profile = JSON.parse(await Deno.readTextFile(`${dir}/${consumer}.cpuprofile`));
+        assert(profile.samples.length > 0);
+        assert(
+          result[consumer].areas.some((a) =>
+            a.name.startsWith("npm:@smithy") || a.name.startsWith("npm:@aws")
+          ),
+        );
+      }
+      assert(result.masq.areas.some((a) => a.name.startsWith("lib/")), "masq's own code shows up");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

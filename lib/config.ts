@@ -675,10 +675,11 @@ ${rows.join("\n")}
     "PII_VAULT_KEY or PII_VAULT_KEY_FILE".padEnd(38)
   } optional: 32 random bytes, base64; keeps
   ${"".padEnd(61)} originals only AES-256-GCM encrypted
+  ${"".padEnd(22)} ${"PII_VAULT_KEY_ID".padEnd(38)} names the vault key (default v1)
 
 AWS credentials come from the SDK's default chain; against a local endpoint with none set, dummy ones are
 used. Secrets are never accepted as flags and never printed.
 
 Exit codes: 0 done, 2 bad usage or configuration, 1 fatal runtime error.
-The last line on stdout of run/demo/bench is a JSON summary.`;
+The last line on stdout of run, demo and bench is a JSON summary.`;
 }

@@ -12,7 +12,6 @@ import {
   redactUrl,
   resolveHmacKey,
   secretsOf,
-  SETTINGS,
 } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { toBase64 } from "../lib/vault.ts";
@@ -451,16 +450,45 @@ Deno.test("secretsOf() lists the HMAC key and the database password, but not a w
   assertEquals(secretsOf({ databaseUrl: "postgres://app@db/x", hmacKey: "k3y" }), ["k3y"]);
 });
 
-Deno.test("helpText() mentions every flag and environment variable", () => {
-  const help = helpText();
-  for (const s of SETTINGS) {
-    if (s.flag) assert(help.includes(`--${s.flag}`), `--${s.flag}`);
-    for (const e of s.env) assert(help.includes(e), e);
-  }
-  for (const e of ENV_VARS) assert(help.includes(e), e);
-  for (const word of ["--follow", "PII_HMAC_KEY_FILE", "run", "demo", "bench"]) {
-    assert(help.includes(word), word);
-  }
+Deno.test("helpText() lists each command it is given and every documented flag and variable", () => {
+  const help = helpText([
+    "run [--follow] [flags]   consume the queue",
+    "forget --user-id ID   erase a person",
+  ]);
+  assert(help.includes("masq run [--follow] [flags]"), "command usage lines are listed");
+  assert(help.includes("masq forget --user-id ID"), "command usage lines are listed");
+  assert(!helpText([]).includes("masq run"), "no usage line that was not given");
+  // Written out here, not derived from SETTINGS: dropping a setting or its variable from the help fails.
+  for (
+    const word of [
+      "--queue-url",
+      "SQS_QUEUE_URL",
+      "--endpoint",
+      "AWS_ENDPOINT_URL_SQS",
+      "--region",
+      "AWS_REGION",
+      "--database-url",
+      "DATABASE_URL",
+      "--dlq-url",
+      "SQS_DLQ_URL",
+      "--sqs-protocol",
+      "--concurrency",
+      "--batch-size",
+      "--wait-seconds",
+      "--visibility-timeout",
+      "--db-pool-size",
+      "--max-backoff-ms",
+      "--log-format",
+      "--log-level",
+      "--metrics-port",
+      "--follow",
+      "PII_HMAC_KEY or PII_HMAC_KEY_FILE",
+      "PII_HMAC_KEY_ID",
+      "PII_VAULT_KEY or PII_VAULT_KEY_FILE",
+      "PII_VAULT_KEY_ID",
+      "http://localhost:4566/000000000000/login-queue",
+    ]
+  ) assert(help.includes(word), word);
   assert(!help.includes(":postgres@"), "the default database password is redacted");
 });
 

@@ -248,7 +248,7 @@ async function queueAttributes(client: SQSClient, url: string, signal?: AbortSig
  * if (letterBytes(letter) <= MAX_MESSAGE_BYTES) await source.deadLetter(letter);
  * for (const ten of batchesOfTen(batch)) await source.delete(ten);
  * source.close();
- * // Lower level: a client of one protocol, and the source over it (tests inject their own client).
+ * // Lower level: a client of one protocol, and the source over it.
  * const client = createSqsClient({ endpoint: "http://localhost:4566", region: "us-east-1" }, "json");
  * const plain: Source = sqsSource(client, { ...options, visibilityTimeout: 30 }, "json");
  * plain.close();
@@ -341,7 +341,7 @@ function startupError(err: unknown, url: string): ConfigError {
   return new ConfigError("--queue-url / SQS_QUEUE_URL", `${url}: ${why}`);
 }
 
-/** The source over an already configured client (tests inject their own). */
+/** The source over an already configured client (openSqsSource() builds the client and checks the queues). */
 export function sqsSource(
   client: SQSClient,
   opts: Omit<SqsSourceOptions, "visibilityTimeout"> & { visibilityTimeout: number },

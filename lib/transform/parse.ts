@@ -46,9 +46,6 @@ export function codePointLength(s: string): number {
   return n;
 }
 
-// A lone surrogate has no UTF-8 form (the string is not well-formed): the driver would silently turn it
-// into U+FFFD, changing the data.
-
 /** The type of a value for a reason: reasons are stored and logged, so they never quote the value. */
 function describe(value: unknown): string {
   if (value === null) return "null";

@@ -102,12 +102,6 @@ export async function asRole(
   }
 }
 
-/**
- * Environment names the lifecycle commands read beyond the masq task's list: the OS user for the access log
- * (without them it falls back to HOME's last part).
- */
-const LIFECYCLE_ENV = "USER,LOGNAME";
-
 export interface LifecycleRun {
   databaseUrl: string;
   env?: Record<string, string>;
@@ -117,14 +111,13 @@ export interface LifecycleRun {
   timeoutMs?: number;
 }
 
-/** Spawns the real masq CLI with the task permissions plus the lifecycle's environment names. */
+/**
+ * Spawns the real masq CLI with the masq task's permissions (the OS user for the access log comes from
+ * USER/LOGNAME, which that list must allow), plus reads of the given key directories.
+ */
 export function spawnLifecycle(args: string[], o: LifecycleRun): Deno.ChildProcess {
   const perms = runPermissions().map((p) =>
-    p.startsWith("--allow-env=")
-      ? `${p},${LIFECYCLE_ENV}`
-      : p.startsWith("--allow-read=") && o.read
-      ? `${p},${o.read.join(",")}`
-      : p
+    p.startsWith("--allow-read=") && o.read ? `${p},${o.read.join(",")}` : p
   );
   return spawnWatched(Deno.execPath(), ["run", ...perms, MAIN, ...args], {
     env: {

@@ -1,5 +1,5 @@
 /**
- * README "Delivery guarantees": several masq processes draining one queue together still write every message
+ * README "Operations" (delivery guarantee): several masq processes draining one queue together still write every message
  * exactly once: the sum of their summaries' `inserted` is the number of good messages, and so is the number
  * of rows.
  *

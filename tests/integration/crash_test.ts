@@ -1,5 +1,5 @@
 /**
- * README "Delivery guarantees": `kill -9` at any moment loses and doubles nothing. The real masq CLI is
+ * README "Operations" (delivery guarantee): `kill -9` at any moment loses and doubles nothing. The real masq CLI is
  * SIGKILLed eight times, each kill on an observed event rather than after a random delay, so that every run
  * of the test hits every kind of moment:
  *

@@ -1,5 +1,5 @@
 /**
- * README "Delivery guarantees": "a Postgres restart ... mid-run: nothing lost, nothing doubled; outages are retried with capped
+ * README "Operations" (delivery guarantee): "a Postgres restart ... mid-run: nothing lost, nothing doubled; outages are retried with capped
  * exponential backoff and jitter, and logged" — and a database URL's password never reaches the log.
  *
  * A throwaway cluster (initdb, scram-sha-256 password auth) is stopped with `pg_ctl stop -m fast` while one

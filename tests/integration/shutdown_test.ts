@@ -1,5 +1,5 @@
 /**
- * README "Delivery guarantees": SIGINT/SIGTERM stop receiving, finish and commit what is in flight, delete it
+ * README "Operations" (delivery guarantee): SIGINT/SIGTERM stop receiving, finish and commit what is in flight, delete it
  * and exit 0 with the summary as the last stdout line. Nothing is lost, nothing is left invisible in the queue, and a
  * second run drains the rest without a single duplicate.
  *

@@ -1,5 +1,5 @@
 /**
- * README "Delivery guarantees": "Batches that take long keep their messages invisible (visibility is extended while work is in
+ * README "Operations" (delivery guarantee): "Batches that take long keep their messages invisible (visibility is extended while work is in
  * flight)."
  *
  * The queue's visibility timeout is 2 s; a test-only trigger makes every write to user_logins take 3 s, and

@@ -1,5 +1,5 @@
 /**
- * README "Delivery guarantees": "an SQS outage mid-run: nothing lost, nothing doubled; outages are retried with capped
+ * README "Operations" (delivery guarantee): "an SQS outage mid-run: nothing lost, nothing doubled; outages are retried with capped
  * exponential backoff and jitter, and logged", and "a delete that fails after a commit must not create a
  * duplicate on redelivery".
  *

@@ -162,27 +162,31 @@ function add(a: WriteResult, b: WriteResult): WriteResult {
   };
 }
 
-function sqsRetry(run: Run, what: string, fields?: Record<string, unknown>): RetryOptions {
+/** Retry options for one side: its own classify() decides what is transient, one rule per module. */
+function retryOn(
+  kind: "sqs" | "database",
+  run: Run,
+  what: string,
+  fields?: Record<string, unknown>,
+): RetryOptions {
+  const side = kind === "sqs" ? run.opts.source : run.opts.sink;
   return {
     what,
     log: run.opts.log,
-    retryable: (err) => run.opts.source.classify(err) === "transient",
+    retryable: (err) => side.classify(err) === "transient",
     capMs: run.opts.maxBackoffMs,
     clock: run.clock,
-    onRetry: () => run.emit({ type: "retry", what, kind: "sqs" }),
+    onRetry: () => run.emit({ type: "retry", what, kind }),
     ...(fields ? { fields } : {}),
   };
 }
 
+function sqsRetry(run: Run, what: string, fields?: Record<string, unknown>): RetryOptions {
+  return retryOn("sqs", run, what, fields);
+}
+
 function dbRetry(run: Run, what: string): RetryOptions {
-  return {
-    what,
-    log: run.opts.log,
-    retryable: (err) => run.opts.sink.classify(err) === "transient",
-    capMs: run.opts.maxBackoffMs,
-    clock: run.clock,
-    onRetry: () => run.emit({ type: "retry", what, kind: "database" }),
-  };
+  return retryOn("database", run, what);
 }
 
 function fail(run: Run, err: unknown): void {

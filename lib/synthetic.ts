@@ -84,10 +84,17 @@ const REAL_BAD: ReadonlyArray<(u: string, rand: () => number) => string> = [
   () => "[]",
 ];
 
-/** mulberry32 seeded from (seed, index, stream): a small, fast, well-mixed PRNG. */
+/** mulberry32 seeded from (seed, index, stream), so each message's values are independent of the others'. */
 function rng(seed: number, index: number, stream: number): () => number {
-  let a = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35) ^
-    Math.imul(stream + 1, 0x27d4eb2f)) >>> 0;
+  return mulberry32(
+    Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35) ^
+      Math.imul(stream + 1, 0x27d4eb2f),
+  );
+}
+
+/** mulberry32: a small, fast, well-mixed seeded PRNG (floats in [0, 1)), so a random run can be replayed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;

@@ -3,7 +3,7 @@
  * ids, and checking the exactly-once outcome (nothing lost, nothing doubled) in PostgreSQL and SQS.
  */
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { isBadIndex, synthetic } from "../../lib/synthetic.ts";
+import { isBadIndex, mulberry32, synthetic } from "../../lib/synthetic.ts";
 import { type EmbeddedSqs, queueDepth, receiveAll, type TestDatabase } from "./harness.ts";
 
 /** What was seeded: the user id of every good message (unique: "user-<i>") and the id of every bad one. */
@@ -158,13 +158,4 @@ export async function queueTotal(client: SQSClient, url: string): Promise<number
 }
 
 /** A small seeded PRNG (mulberry32), so a failing random schedule can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng: (seed: number) => () => number = mulberry32;

@@ -8,6 +8,7 @@ import type {
   Clock,
   DeadLetter,
   DeadLetterOutcome,
+  LoginRecord,
   Message,
   QueueCounts,
   Sink,
@@ -352,19 +353,24 @@ export const plainTransform: Transform = {
     if (typeof user !== "string" || user === "") {
       return { kind: "rejection", messageId: m.id, reason: "user_id is missing", bodyRedacted: m.body };
     }
-    return {
-      kind: "login",
-      messageId: m.id,
-      userId: user,
-      deviceType: null,
-      maskedIp: null,
-      maskedDeviceId: null,
-      locale: null,
-      appVersion: null,
-      createDate: "2024-01-01",
-    };
+    return loginRecord(m.id, user);
   },
   rejection(m, reason) {
     return { kind: "rejection", messageId: m.id, reason, bodyRedacted: m.body };
   },
 };
+
+/** A valid login record with only its message id and user id set (the rest null, a fixed date). */
+export function loginRecord(messageId: string, userId = `user-${messageId}`): LoginRecord {
+  return {
+    kind: "login",
+    messageId,
+    userId,
+    deviceType: null,
+    maskedIp: null,
+    maskedDeviceId: null,
+    locale: null,
+    appVersion: null,
+    createDate: "2024-01-01",
+  };
+}

@@ -1,22 +1,10 @@
 import { assert, assertEquals } from "../assert.ts";
 import { createWriter, refusalReason } from "../../lib/sink/writer.ts";
 import { silentLogger } from "../../lib/log.ts";
-import type { LoginRecord, PipelineEvent, SinkRecord } from "../../lib/types.ts";
-import { fakeClock, memorySink, pgError } from "../fakes.ts";
+import type { PipelineEvent, SinkRecord } from "../../lib/types.ts";
+import { fakeClock, loginRecord, memorySink, pgError } from "../fakes.ts";
 
-function login(messageId: string, userId = `user-${messageId}`): LoginRecord {
-  return {
-    kind: "login",
-    messageId,
-    userId,
-    deviceType: null,
-    maskedIp: null,
-    maskedDeviceId: null,
-    locale: null,
-    appVersion: null,
-    createDate: "2024-01-01",
-  };
-}
+const login = loginRecord;
 
 const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => login(`${prefix}${i}`));
 const checkViolation = () => pgError('new row violates check constraint "no_evil"', "23514");

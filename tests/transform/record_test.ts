@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { createMasker, type Masker } from "../../lib/transform/mask.ts";
 import { rejectionFor, toRecord, utcDate } from "../../lib/transform/record.ts";
@@ -99,6 +100,17 @@ Deno.test("utcDate() is the UTC calendar date of epoch milliseconds", () => {
   assertEquals(utcDate(0), "1970-01-01");
   assertEquals(utcDate(Date.UTC(1999, 11, 31, 23, 59, 59, 999)), "1999-12-31");
   assertEquals(utcDate(Date.UTC(2000, 0, 1)), "2000-01-01");
+});
+
+Deno.test("utcDate() agrees with Date's own formatting for any epoch, its day cache full or not", () => {
+  // Over 2,000 distinct days, so the cache of dates by day is filled and cleared along the way.
+  fc.assert(
+    fc.property(fc.double({ min: 0, max: 253402300799999, noNaN: true }), (ms) => {
+      assertEquals(utcDate(ms), new Date(ms).toISOString().slice(0, 10));
+      assertEquals(utcDate(ms), new Date(ms).toISOString().slice(0, 10));
+    }),
+    { numRuns: 3000 },
+  );
 });
 
 Deno.test("toRecord() rejects a bad body with its reason and a redacted copy", async () => {

@@ -31,4 +31,6 @@ const results = {
   "noble clone() per token": cpuPerToken((t) => bytesToHex(keyed.clone().update(encoder.encode(t)).digest())),
   "node:crypto createHmac per token": cpuPerToken((t) => createHmac("sha256", key).update(t).digest("hex")),
 };
-for (const [name, us] of Object.entries(results)) console.log(`${us.toFixed(2).padStart(6)} µs/token  ${name}`);
+for (const [name, us] of Object.entries(results)) {
+  console.log(`${us.toFixed(2).padStart(6)} µs/token  ${name}`);
+}

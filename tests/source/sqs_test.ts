@@ -2,6 +2,7 @@ import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { assertEquals } from "../assert.ts";
 import {
   classify,
+  entryFailure,
   letterBytes,
   MAX_MESSAGE_BYTES,
   openSqsSource,
@@ -85,6 +86,62 @@ Deno.test("openSqsSource() creates a missing dead-letter queue with the source's
         why: "too large for the dead-letter queue",
       });
       assertEquals((await receiveAll(client, dlqUrl)).length, 0);
+    } finally {
+      source.close();
+    }
+  } finally {
+    client.destroy();
+    await sqs.stop();
+  }
+});
+
+Deno.test("entryFailure() treats a batch entry as a single send's answer: refused contents, fatal sender faults, transient queue faults", () => {
+  assertEquals(entryFailure("InvalidMessageContents", "Invalid characters found.", true), {
+    status: "refused",
+    why: "refused by the dead-letter queue (InvalidMessageContents)",
+  });
+  const denied = entryFailure("AccessDenied", "no", true);
+  assertEquals(denied.status, "failed");
+  if (denied.status === "failed") assertEquals(classify(denied.error), "fatal");
+  const internal = entryFailure("InternalError", "try again", false);
+  assertEquals(internal.status, "failed");
+  if (internal.status === "failed") assertEquals(classify(internal.error), "transient");
+});
+
+Deno.test("deadLetter() of the SQS source: letters sent together arrive whole, each with its attributes", async () => {
+  const sqs = await startEmbeddedSqs();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const source = await openSqsSource({
+      queueUrl,
+      dlqUrl,
+      endpoint: sqs.endpoint,
+      region: "us-east-1",
+      protocol: "json",
+      batchSize: 10,
+      waitSeconds: 0,
+      visibilityTimeout: undefined,
+      log: silentLogger,
+    });
+    try {
+      // Twelve at once: a batch of ten, then two more; one body with a character SQS cannot carry.
+      const letters = Array.from({ length: 12 }, (_, i) => ({
+        messageId: `m${i}`,
+        body: i === 3 ? '{"note":"\uffff"}' : `{"n":${i}}`,
+        attributes: { masq_reason: `reason ${i}`, masq_message_id: `m${i}` },
+      }));
+      const outcomes = await Promise.all(letters.map((l) => source.deadLetter(l)));
+      assertEquals(outcomes, letters.map(() => ({ status: "sent" })));
+      const got = await receiveAll(client, dlqUrl);
+      const byId = new Map(got.map((m) => [m.MessageAttributes?.masq_message_id?.StringValue, m]));
+      assertEquals(byId.size, 12);
+      for (const [i, l] of letters.entries()) {
+        const m = byId.get(`m${i}`)!;
+        assertEquals(m.MessageAttributes?.masq_reason?.StringValue, `reason ${i}`);
+        assertEquals(JSON.parse(m.Body!), JSON.parse(l.body));
+      }
     } finally {
       source.close();
     }

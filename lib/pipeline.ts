@@ -269,16 +269,21 @@ async function deadLetter(run: Run, message: Message, rejection: RejectionRecord
 
 /**
  * Dead-letters the batch's rejections before they are recorded (README "Bad input"); a redelivery of
- * one already recorded is not sent again (only a crash between the two can send one twice).
+ * one already recorded is not sent again (only a crash between the two can send one twice). Only
+ * redeliveries are looked up in the ledger: a message received for the first time cannot have been
+ * recorded, and the lookup is a database round trip per batch holding a rejection.
  */
 async function deadLetterRejections(
   run: Run,
   records: SinkRecord[],
   byId: Map<string, Message>,
 ): Promise<SinkRecord[]> {
-  const ids = records.filter((r) => r.kind === "rejection").map((r) => r.messageId);
-  if (ids.length === 0) return records;
-  const recorded = await retry(() => run.opts.sink.written(ids), dbRetry(run, "ledger lookup"));
+  const rejected = records.filter((r) => r.kind === "rejection");
+  if (rejected.length === 0) return records;
+  const redelivered = rejected.filter((r) => byId.get(r.messageId)!.receiveCount > 1).map((r) => r.messageId);
+  const recorded = redelivered.length === 0
+    ? new Set<string>()
+    : await retry(() => run.opts.sink.written(redelivered), dbRetry(run, "ledger lookup"));
   return await Promise.all(
     records.map((r) =>
       r.kind === "rejection" && !recorded.has(r.messageId) ? deadLetter(run, byId.get(r.messageId)!, r) : r

@@ -187,17 +187,31 @@ Deno.test("runPipeline() records and deletes a rejection too large for the dead-
 });
 
 Deno.test("runPipeline() does not dead-letter again a redelivered rejection that is already recorded", async () => {
-  const t = setup(["not json"]);
+  const t = setup(["not json"], { source: { visibilityTimeout: 30 } });
   await t.sink.write([{
     kind: "rejection",
     messageId: "m000000",
     reason: "body is not valid JSON",
     bodyRedacted: null,
   }]);
+  // Its first delivery ended without a delete (a crash after the commit): this is the second.
+  assertEquals((await t.clock.run(t.source.receive())).length, 1);
+  await t.clock.advance(31_000);
   const summary = await t.drain();
   assertEquals([summary.rejected, summary.duplicates], [0, 1]);
   assertEquals(t.source.deadLetters.length, 0);
   assertEquals(t.source.remaining, 0);
+});
+
+Deno.test("runPipeline() dead-letters a first delivery's rejection without looking it up in the ledger", async () => {
+  const t = setup(["not json", ...goods(9)]);
+  const lookups: string[][] = [];
+  const written = t.sink.written;
+  t.sink.written = (ids) => (lookups.push([...ids]), written(ids));
+  const summary = await t.drain();
+  assertEquals([summary.rejected, summary.inserted], [1, 9]);
+  assertEquals(t.source.deadLetters.length, 1);
+  assertEquals(lookups, []);
 });
 
 Deno.test("runPipeline() on stop finishes, commits and deletes what is in flight, then receives nothing more", async () => {

@@ -120,6 +120,30 @@ export function toParameters(batches: readonly (readonly SinkRecord[])[]): unkno
   return cols;
 }
 
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * A PostgreSQL array literal of text (or numbers, dates) for a `$n::type[]` parameter, built as one flat
+ * string. node-postgres encodes a JavaScript array itself, but element by element, with two regular
+ * expressions per element and a string of thousands of concatenated pieces: on the 2,750 values of a
+ * 250-row statement that cost masq about 17 µs per row (`deno task bench --profile`). Every element is
+ * quoted, so `"NULL"` the string and `NULL` stay apart; only `"` and `\` are escaped.
+ * So `textArray(["a", null, 'say "hi"'])` is `{"a",NULL,"say \"hi\""}`.
+ */
+export function textArray(values: readonly unknown[]): string {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      parts[i] = "NULL";
+      continue;
+    }
+    const s = String(v);
+    parts[i] = NEEDS_ESCAPE.test(s) ? `"${s.replace(/["\\]/g, "\\$&")}"` : `"${s}"`;
+  }
+  return `{${parts.join(",")}}`;
+}
+
 const PG_DATE = 1082;
 export const pgTypes = {
   // Dates stay "YYYY-MM-DD" text: a JS Date would shift them by the local time zone.
@@ -151,6 +175,7 @@ export interface PostgresSinkOptions {
  *   type RejectionRecord,
  *   type SinkRecord,
  *   sqlState,
+ *   textArray,
  *   toParameters,
  *   WRITE_SQL,
  *   type WriteResult,
@@ -167,7 +192,7 @@ export interface PostgresSinkOptions {
  * const records: SinkRecord[] = [rejection, login];
  * try {
  *   const result: WriteResult = await sink.write(records); // one WRITE_SQL statement
- *   console.log(result, toParameters([records]).length, WRITE_SQL.length, pgTypes);
+ *   console.log(result, toParameters([records]).map(textArray), WRITE_SQL.length, pgTypes);
  * } catch (err) {
  *   console.error(classify(err), isDataError(err), isTransientDbError(err), sqlState(err));
  * }
@@ -192,7 +217,7 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
   async function writeBatches(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]> {
     const results: WriteResult[] = batches.map((b) => ({ inserted: 0, rejected: 0, duplicates: b.length }));
     if (batches.every((b) => b.length === 0)) return results;
-    const values = toParameters(batches);
+    const values = toParameters(batches).map(textArray);
     const res = await pool.query(
       prepare ? { name: "masq_write_batches", text: WRITE_SQL, values } : { text: WRITE_SQL, values },
     );

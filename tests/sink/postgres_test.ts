@@ -8,8 +8,10 @@ import {
   type PostgresSink,
   type RejectionRecord,
   sqlState,
+  textArray,
   toParameters,
 } from "../../lib/sink/postgres.ts";
+import fc from "fast-check";
 import { silentLogger } from "../../lib/log.ts";
 import { startDatabase, type TestDatabase } from "../integration/harness.ts";
 
@@ -389,4 +391,33 @@ Deno.test("toParameters() gives each vault entry once, as hex", () => {
   const entry = { field: "ip" as const, token: "t1", ciphertext: new Uint8Array([0, 1, 255]), keyId: "v1" };
   const cols = toParameters([[login("m1", { vault: [entry] }), login("m2", { vault: [entry] })]]);
   assertEquals(cols.slice(12), [["ip"], ["t1"], ["0001ff"], ["v1"]]);
+});
+
+Deno.test("textArray() quotes every element, escapes only quote and backslash, and writes null as NULL", () => {
+  assertEquals(textArray([]), "{}");
+  assertEquals(
+    textArray(["a", null, 'say "hi"', "c:\\x", 7, "NULL", ""]),
+    '{"a",NULL,"say \\"hi\\"","c:\\\\x","7","NULL",""}',
+  );
+});
+
+Deno.test("textArray() round-trips any strings and nulls through PostgreSQL's text[] unchanged", async () => {
+  const db = await startDatabase({ migrated: false });
+  try {
+    const element = fc.oneof(
+      fc.constant(null),
+      fc.constantFrom("NULL", "", " ", "{}", "a,b", '"', "\\", '\\"', '{"x"}', "é", "😀"),
+      fc.string({ unit: "grapheme", maxLength: 20 }),
+      fc.string({ maxLength: 20 }),
+    ).filter((x) => x === null || (!x.includes("\u0000") && x.isWellFormed()));
+    await fc.assert(
+      fc.asyncProperty(fc.array(element, { maxLength: 12 }), async (values) => {
+        const [row] = await db.query<{ a: (string | null)[] }>("SELECT $1::text[] AS a", [textArray(values)]);
+        assertEquals(row.a, values);
+      }),
+      { numRuns: 300 },
+    );
+  } finally {
+    await db.stop();
+  }
 });

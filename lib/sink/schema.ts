@@ -17,7 +17,7 @@
 import { ConfigError, errorMessage } from "../errors.ts";
 
 /** The schema version this masq writes and expects. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The default role-name prefix. */
 export const DEFAULT_ROLE_PREFIX = "masq_";
@@ -104,12 +104,26 @@ CREATE TABLE IF NOT EXISTS masq_schema_version(
 `;
 
 /**
- * Token lookups for forget (is a token still referenced?) and rekey (which rows carry it?); without them
- * each is a full scan. They slow bulk inserts, so `migrate --no-token-indexes` leaves them out.
+ * Token lookups for forget (is a token still referenced?), rekey (which rows carry it?) and analysts (the
+ * logins of one address); without them each is a full scan. Hash indexes (schema version 2): every token
+ * lookup is an equality, and on random 64-character tokens a hash index costs PostgreSQL about a third
+ * of a btree's work per insert and a quarter of its size (600,000 rows: 3 against 7 to 10 µs per row,
+ * 20 against 71 MB). Version 1 made btrees; migrating replaces them. They still slow bulk inserts, so
+ * `migrate --no-token-indexes` leaves them out.
  */
 export const TOKEN_INDEX_SQL = `
-CREATE INDEX IF NOT EXISTS user_logins_masked_ip ON user_logins (masked_ip);
-CREATE INDEX IF NOT EXISTS user_logins_masked_device_id ON user_logins (masked_device_id);
+DO $$
+DECLARE idx text;
+BEGIN
+  FOREACH idx IN ARRAY ARRAY['user_logins_masked_ip', 'user_logins_masked_device_id'] LOOP
+    IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+               WHERE c.oid = to_regclass(idx) AND a.amname <> 'hash') THEN
+      EXECUTE format('DROP INDEX %I', idx);
+    END IF;
+  END LOOP;
+END $$;
+CREATE INDEX IF NOT EXISTS user_logins_masked_ip ON user_logins USING hash (masked_ip);
+CREATE INDEX IF NOT EXISTS user_logins_masked_device_id ON user_logins USING hash (masked_device_id);
 `;
 
 function createRole(name: string): string {

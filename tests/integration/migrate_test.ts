@@ -42,6 +42,32 @@ Deno.test("masq run exits 2 naming migrate when the schema is missing or older, 
       "user_logins_user_id",
     ]);
 
+    const methods = await db.query<{ name: string; method: string }>(
+      `SELECT c.relname AS name, a.amname AS method FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'user_logins'::regclass ORDER BY 1`,
+    );
+    assertEquals(methods, [
+      { name: "user_logins_masked_device_id", method: "hash" },
+      { name: "user_logins_masked_ip", method: "hash" },
+      { name: "user_logins_user_id", method: "btree" },
+    ]);
+
+    // A version 1 schema (btree token indexes) is upgraded in place: hash indexes of the same names.
+    await db.query("DROP INDEX user_logins_masked_ip, user_logins_masked_device_id");
+    await db.query("CREATE INDEX user_logins_masked_ip ON user_logins (masked_ip)");
+    await db.query("CREATE INDEX user_logins_masked_device_id ON user_logins (masked_device_id)");
+    await db.query("UPDATE masq_schema_version SET version = 1");
+    const upgrade = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
+    assertEquals(upgrade.code, 0, upgrade.stderr);
+    assertEquals([JSON.parse(upgrade.stdout.trim()).from, JSON.parse(upgrade.stdout.trim()).to], [1, 2]);
+    assertEquals(
+      await db.query<{ name: string; method: string }>(
+        `SELECT c.relname AS name, a.amname AS method FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'user_logins'::regclass ORDER BY 1`,
+      ),
+      methods,
+    );
+
     await db.query("UPDATE masq_schema_version SET version = 0");
     const older = await runMasqCliWithin(60_000, ["run"], { queueUrl, databaseUrl: db.url });
     assertEquals(older.code, 2, older.stderr);

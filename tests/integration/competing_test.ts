@@ -5,10 +5,12 @@
  *
  * On PostgreSQL the competition is forced rather than hoped for: the test holds a SHARE lock on the ledger
  * while the processes start, so no batch can commit, and releases it only once more writes wait on it than
- * any (processes - 1) pools could hold, i.e. once every process has received and is writing. (On embedded
+ * any (processes - 1) processes could have under way (WRITE_STATEMENTS each), i.e. once every process has
+ * received and is writing. (On embedded
  * PGlite, which cannot show other sessions' lock waits, how many processes got work is only reported.)
  */
 import { assert, assertEquals } from "../assert.ts";
+import { WRITE_STATEMENTS } from "../../lib/pipeline.ts";
 import { checkExactlyOnce, deadLetterIds, queueTotal, seedSynthetic, waitFor } from "./delivery.ts";
 import {
   collect,
@@ -65,7 +67,8 @@ for (const processes of [2, 4]) {
              WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%INSERT INTO user_logins_ledger%'`,
             [pid],
           ))[0].n;
-        const enough = (processes - 1) * concurrency + 1;
+        // A process has at most WRITE_STATEMENTS writes under way (fewer with a smaller pool).
+        const enough = (processes - 1) * Math.min(WRITE_STATEMENTS, concurrency) + 1;
         assert(
           await waitFor(async () => children.some(hasExited) || (await waiting()) >= enough, 60_000),
           `fewer than ${enough} writes waited on the ledger lock within 60 s: not every process got work`,

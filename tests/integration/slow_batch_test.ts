@@ -3,8 +3,9 @@
  * flight)."
  *
  * The queue's visibility timeout is 2 s; a test-only trigger makes every write to user_logins take 3 s, and
- * an advisory lock in it (one per schema) serialises the writes, so the second worker's batch waits 3 s
- * more before its own 3 s write. Without the heartbeat, that batch's messages would become visible again
+ * an advisory lock in it (one per schema) serialises the writes. The writer may put all the batches into one
+ * statement (they arrive within its linger); then that 3 s write alone outlives the messages' visibility,
+ * and batches received meanwhile wait for it before their own 3 s write. Without the heartbeat, that batch's messages would become visible again
  * after 2 s, be received by the first worker once it is free, and be written again (received > seeded,
  * duplicates > 0; in fact masq then never finishes: every slow write outlives its messages' visibility, and
  * the test fails on its time limit; tried with the heartbeat disabled).
@@ -74,7 +75,7 @@ Deno.test("a write slower than the visibility timeout: the heartbeat keeps the b
 
     // Every write really was slower than the visibility timeout.
     const [slow] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM slow_writes");
-    assert(slow.n >= MESSAGES / 10, `only ${slow.n} slow writes`);
+    assert(slow.n >= 1, "no slow write");
 
     // Each message was delivered exactly once: none became visible again while its batch was written.
     const s = res.summary!;

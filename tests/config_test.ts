@@ -52,11 +52,11 @@ Deno.test("buildConfig() uses the documented defaults", () => {
     dlqUrl: "http://localhost:4566/000000000000/login-queue-dlq",
     sqsProtocol: "auto",
     follow: false,
-    concurrency: 8,
+    concurrency: 32,
     batchSize: 10,
     waitSeconds: 1,
     visibilityTimeout: undefined,
-    dbPoolSize: 8,
+    dbPoolSize: 4,
     maxBackoffMs: 10000,
     logFormat: "text",
     logLevel: "info",
@@ -80,7 +80,7 @@ Deno.test("buildConfig() takes a flag over the environment over the default", ()
       "http://localhost:4566/000000000000/login-queue",
     ],
     ["region", "AWS_REGION", "eu-west-1", "ap-south-1", "region", "us-east-1"],
-    ["concurrency", "MASQ_CONCURRENCY", "3", "5", "concurrency", 8],
+    ["concurrency", "MASQ_CONCURRENCY", "3", "5", "concurrency", 32],
     ["batch-size", "MASQ_BATCH_SIZE", "2", "7", "batchSize", 10],
     ["log-format", "MASQ_LOG_FORMAT", "json", "text", "logFormat", "text"],
     ["log-level", "MASQ_LOG_LEVEL", "debug", "warn", "logLevel", "info"],
@@ -116,7 +116,7 @@ Deno.test("buildConfig() takes a flag over the environment over the default", ()
 
 Deno.test("buildConfig() treats an empty environment variable as unset", () => {
   assertEquals(build({}, { AWS_REGION: "" }).region, "us-east-1");
-  assertEquals(build({}, { MASQ_CONCURRENCY: "" }).concurrency, 8);
+  assertEquals(build({}, { MASQ_CONCURRENCY: "" }).concurrency, 32);
 });
 
 Deno.test("buildConfig() reads the database URL from a flag without a password, else DATABASE_URL", () => {
@@ -179,8 +179,9 @@ Deno.test("buildConfig() waits 1 s per receive by default, 20 s with --follow", 
   assertEquals(build({}, { MASQ_WAIT_SECONDS: "0" }).waitSeconds, 0);
 });
 
-Deno.test("buildConfig() defaults the pool size to the concurrency", () => {
-  assertEquals(build({ concurrency: "3" }).dbPoolSize, 3);
+Deno.test("buildConfig() defaults the pool size to 4 whatever the concurrency", () => {
+  assertEquals(build({ concurrency: "3" }).dbPoolSize, 4);
+  assertEquals(build({ concurrency: "64" }).dbPoolSize, 4);
   assertEquals(build({ concurrency: "3", "db-pool-size": "9" }).dbPoolSize, 9);
 });
 

@@ -6,8 +6,9 @@ import sqslite from "sqslite";
 import sqsliteState from "sqslite/lib/sqs.js";
 import { CreateQueueCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { createSqsClient } from "../../lib/source/sqs.ts";
-import { runMasqCli, startDatabase } from "./harness.ts";
+import { createSqsClient, sqsSource } from "../../lib/source/sqs.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { receiveAll, runMasqCli, startDatabase } from "./harness.ts";
 
 interface Fastify {
   listen(o: { port: number; host: string }): Promise<string>;
@@ -113,6 +114,85 @@ Deno.test("masq run --sqs-protocol query drains a query-only SQS into exact rows
     assertEquals(new Set(rows.map((r) => r.user_id)).size, 24);
   } finally {
     await db.stop();
+    await sqs.close();
+  }
+});
+
+Deno.test("masq run --sqs-protocol query dead-letters every rejection, each with its attributes", async () => {
+  const sqs = await startSqslite();
+  const db = await startDatabase();
+  const client = createSqsClient({ endpoint: sqs.endpoint, region: "us-east-1" }, "query");
+  try {
+    // Three bad messages in three receives (their dead letters may share a SendMessageBatch).
+    const bad = (i: number) => `{"foo":"bad-${i}","bar":"123"}`;
+    const all = bodies("d");
+    // A queue of its own: sqslite keeps one in-memory state for the whole process.
+    const queueUrl = await seed(sqs.endpoint, "rejects-queue", [
+      ...all.slice(0, 8),
+      bad(1),
+      ...all.slice(8, 16),
+      bad(2),
+      ...all.slice(16, 24),
+      bad(3),
+    ]);
+    const res = await runMasqCli(["run", "--sqs-protocol", "query", "--concurrency", "4"], {
+      queueUrl,
+      databaseUrl: db.url,
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals([res.summary?.inserted, res.summary?.rejected], [24, 3]);
+    const letters = await receiveAll(client, `${queueUrl}-dlq`);
+    assertEquals(letters.length, 3);
+    for (const l of letters) {
+      assertEquals(l.MessageAttributes?.masq_reason?.StringValue, "user_id is missing");
+      assert(l.MessageAttributes?.masq_message_id?.StringValue, "each letter names its message");
+    }
+    const [n] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_logins_rejected");
+    assertEquals(n.n, 3);
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.close();
+  }
+});
+
+Deno.test("deadLetter() over the query protocol: letters given at once go in one SendMessageBatch and arrive whole", async () => {
+  const sqs = await startSqslite();
+  const client = createSqsClient({ endpoint: sqs.endpoint, region: "us-east-1" }, "query");
+  try {
+    const queueUrl = await seed(sqs.endpoint, "letters-queue", []);
+    const dlqUrl = await seed(sqs.endpoint, "letters-queue-dlq", []);
+    const sent: string[] = [];
+    client.middlewareStack.add((next, context) => (args) => {
+      sent.push(context.commandName ?? "");
+      return next(args);
+    });
+    const source = sqsSource(client, {
+      queueUrl,
+      dlqUrl,
+      endpoint: sqs.endpoint,
+      region: "us-east-1",
+      protocol: "query",
+      batchSize: 10,
+      waitSeconds: 0,
+      visibilityTimeout: 30,
+      log: silentLogger,
+    }, "query");
+    const letters = [1, 2, 3].map((i) => ({
+      messageId: `m${i}`,
+      body: `{"n":${i}}`,
+      attributes: { masq_reason: `reason ${i}`, masq_message_id: `m${i}` },
+    }));
+    const outcomes = await Promise.all(letters.map((l) => source.deadLetter(l)));
+    assertEquals(outcomes, letters.map(() => ({ status: "sent" })));
+    assertEquals(sent, ["SendMessageBatchCommand"]);
+    const got = await receiveAll(client, dlqUrl);
+    assertEquals(
+      got.map((m) => [m.Body, m.MessageAttributes?.masq_reason?.StringValue]).sort(),
+      letters.map((l) => [l.body, l.attributes.masq_reason]),
+    );
+  } finally {
+    client.destroy();
     await sqs.close();
   }
 });

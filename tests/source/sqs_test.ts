@@ -43,23 +43,28 @@ Deno.test("letterBytes() counts the body and each attribute's name, type and val
   assertEquals(letterBytes({ messageId: "m", body: "é", attributes: { ab: "xyz" } }), 2 + 2 + 6 + 3);
 });
 
+/** The SQS source over the JSON protocol at its test settings. */
+function openJsonSource(endpoint: string, queueUrl: string, dlqUrl: string) {
+  return openSqsSource({
+    queueUrl,
+    dlqUrl,
+    endpoint,
+    region: "us-east-1",
+    protocol: "json",
+    batchSize: 10,
+    waitSeconds: 0,
+    visibilityTimeout: undefined,
+    log: silentLogger,
+  });
+}
+
 Deno.test("openSqsSource() creates a missing dead-letter queue with the source's retention and SSE; deadLetter() sends the letter or refuses one too large", async () => {
   const sqs = await startEmbeddedSqs();
   const client = sqsClient(sqs);
   try {
     const queueUrl = sqs.createQueue("login-queue", { MessageRetentionPeriod: "345600" });
     const dlqUrl = `${queueUrl}-dlq`;
-    const source = await openSqsSource({
-      queueUrl,
-      dlqUrl,
-      endpoint: sqs.endpoint,
-      region: "us-east-1",
-      protocol: "json",
-      batchSize: 10,
-      waitSeconds: 0,
-      visibilityTimeout: undefined,
-      log: silentLogger,
-    });
+    const source = await openJsonSource(sqs.endpoint, queueUrl, dlqUrl);
     try {
       const attrs = await client.send(
         new GetQueueAttributesCommand({
@@ -114,17 +119,7 @@ Deno.test("deadLetter() of the SQS source: letters sent together arrive whole, e
   try {
     const queueUrl = sqs.createQueue("login-queue");
     const dlqUrl = sqs.createQueue("login-queue-dlq");
-    const source = await openSqsSource({
-      queueUrl,
-      dlqUrl,
-      endpoint: sqs.endpoint,
-      region: "us-east-1",
-      protocol: "json",
-      batchSize: 10,
-      waitSeconds: 0,
-      visibilityTimeout: undefined,
-      log: silentLogger,
-    });
+    const source = await openJsonSource(sqs.endpoint, queueUrl, dlqUrl);
     try {
       // Twelve at once: a batch of ten, then two more; one body with a character SQS cannot carry.
       const letters = Array.from({ length: 12 }, (_, i) => ({

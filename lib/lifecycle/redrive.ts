@@ -5,8 +5,10 @@
  * in the dead-letter queue (made visible again) and counted.
  *
  * Send, then delete: a crash between the two leaves the letter in the DLQ, and the next redrive sends it
- * again, as a new SQS message id. The replayed message carries `masq_original_message_id` so a consumer
- * can tell; masq's ledger is keyed by SQS message id, so such a duplicate would be written twice.
+ * again, as a new SQS message id. Each replay carries `masq_redrive_id`, the letter's own message id in the
+ * DLQ, which stays the same across such attempts: masq run keys its ledger on it (`redrive:<id>`), so the
+ * second copy is counted as a duplicate, not written twice. `masq_original_message_id` names the message
+ * the letter came from.
  *
  * @module
  */
@@ -151,6 +153,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
             MessageBody: body,
             MessageAttributes: {
               masq_original_message_id: { DataType: "String", StringValue: r.id },
+              masq_redrive_id: { DataType: "String", StringValue: r.m.MessageId! },
               masq_redriven_at: { DataType: "String", StringValue: new Date().toISOString() },
             },
           }),

@@ -375,6 +375,20 @@ export function entryFailure(code: string, message: string, senderFault: boolean
   return { status: "failed", error };
 }
 
+/** The attribute `masq redrive` puts on a replayed message: the dead letter's own message id. */
+export const REDRIVE_ID = "masq_redrive_id";
+const SQS_MESSAGE_ID = /^[A-Za-z0-9-]{1,100}$/;
+
+/**
+ * The id masq keys a message by (its ledger entry, its rejection, its logs): the SQS message id, or for a
+ * message `masq redrive` replayed, `redrive:` and the dead letter's id, which every replay of one letter
+ * shares (a redrive that crashed between its send and its delete sends the letter again under a new SQS
+ * message id). So `messageKey("m-2", "d-1")` is `"redrive:d-1"` and `messageKey("m-2", undefined)` is `"m-2"`.
+ */
+export function messageKey(sqsMessageId: string, redriveId: string | undefined): string {
+  return redriveId !== undefined && SQS_MESSAGE_ID.test(redriveId) ? `redrive:${redriveId}` : sqsMessageId;
+}
+
 /** The source over an already configured client (openSqsSource() builds the client and checks the queues). */
 export function sqsSource(
   client: SQSClient,
@@ -461,6 +475,7 @@ export function sqsSource(
           WaitTimeSeconds: opts.waitSeconds,
           VisibilityTimeout: opts.visibilityTimeout,
           MessageSystemAttributeNames: ["SentTimestamp", "ApproximateReceiveCount"],
+          MessageAttributeNames: [REDRIVE_ID],
           // The query protocol of older emulators knows only the legacy name; JSON speakers are asked for
           // the two attributes read, not all (each one returned is parsed for every message).
           ...(protocol === "query" ? { AttributeNames: ["All" as const] } : {}),
@@ -468,7 +483,7 @@ export function sqsSource(
         signal ? { abortSignal: signal } : {},
       );
       return (res.Messages ?? []).map((m) => ({
-        id: m.MessageId ?? "",
+        id: messageKey(m.MessageId ?? "", m.MessageAttributes?.[REDRIVE_ID]?.StringValue),
         receiptHandle: m.ReceiptHandle ?? "",
         body: m.Body ?? "",
         sentTimestamp: Number(m.Attributes?.SentTimestamp ?? Date.now()),

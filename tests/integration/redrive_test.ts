@@ -9,7 +9,10 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import pg from "pg";
+import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
+import { redrive } from "../../lib/lifecycle/redrive.ts";
+import { silentLogger } from "../../lib/log.ts";
 import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
 import {
@@ -229,6 +232,83 @@ Deno.test("a message masq run dead-letters with the vault key is restored by mas
     assertEquals(replayed, [bad]);
     assertEquals(await queueDepth(client, dlqUrl), { visible: 0, inFlight: 0 });
   } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});
+
+Deno.test("a redrive that failed between its send and its delete sends the letter again; masq run writes it once", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  const pgClient = new pg.Client({ connectionString: db.url });
+  await pgClient.connect();
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const vault = await createVaultCipher(VAULT_KEY, "v1");
+    const original = JSON.stringify({ user_id: "u-redriven", ip: "192.0.2.50", app_version: "2.3.0" });
+    await sendLetter(
+      client,
+      dlqUrl,
+      await deadLetterFor(
+        {
+          id: "orig-50",
+          receiptHandle: "r",
+          body: original,
+          sentTimestamp: 1_700_000_000_000,
+          receiveCount: 1,
+        },
+        "the producer sent it before the fix",
+        "{}",
+        queueUrl,
+        vault,
+      ),
+    );
+    const opts = {
+      db: pgClient,
+      dlqUrl,
+      queueUrl,
+      vault,
+      dryRun: false,
+      max: 10,
+      who: { osUser: "test", reason: "replay after the fix" },
+      log: silentLogger,
+    };
+
+    // The first redrive fails where a crash would hurt: its send is done, the letter's delete is not.
+    const failing = sqsClient(sqs);
+    let held: string | undefined;
+    failing.middlewareStack.add((next, context) => (args) => {
+      if (context.commandName === "DeleteMessageCommand") {
+        held = (args.input as { ReceiptHandle: string }).ReceiptHandle;
+        throw new Error("crash between send and delete");
+      }
+      return next(args);
+    });
+    await assertRejects(() => redrive({ ...opts, sqs: failing }), Error, "crash between send and delete");
+    failing.destroy();
+    // The letter comes back once its visibility runs out; here at once.
+    await client.send(
+      new ChangeMessageVisibilityCommand({ QueueUrl: dlqUrl, ReceiptHandle: held!, VisibilityTimeout: 0 }),
+    );
+    assertEquals((await redrive({ ...opts, sqs: client })).redriven, 1);
+    assertEquals(await queueDepth(client, dlqUrl), { visible: 0, inFlight: 0 });
+    assertEquals(await queueDepth(client, queueUrl), { visible: 2, inFlight: 0 }, "sent twice");
+
+    const run = await runMasqCliWithin(60_000, ["run"], { queueUrl, databaseUrl: db.url });
+    assertEquals(run.code, 0, run.stderr);
+    assertEquals([run.summary?.inserted, run.summary?.duplicates], [1, 1]);
+    const rows = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM user_logins WHERE user_id = 'u-redriven'",
+    );
+    assertEquals(rows[0].n, 1);
+    const ledger = await db.query<{ message_id: string }>("SELECT message_id FROM user_logins_ledger");
+    assertEquals(ledger.length, 1);
+    assertMatch(ledger[0].message_id, /^redrive:/);
+  } finally {
+    await pgClient.end();
     client.destroy();
     await db.stop();
     await sqs.stop();

@@ -5,6 +5,7 @@ import {
   entryFailure,
   letterBytes,
   MAX_MESSAGE_BYTES,
+  messageKey,
   openSqsSource,
   sqsSafeJson,
 } from "../../lib/source/sqs.ts";
@@ -144,4 +145,16 @@ Deno.test("deadLetter() of the SQS source: letters sent together arrive whole, e
     client.destroy();
     await sqs.stop();
   }
+});
+
+Deno.test("messageKey() keys a replayed message by its dead letter's id, anything else by its SQS message id", () => {
+  assertEquals(messageKey("m-2", undefined), "m-2");
+  assertEquals(
+    messageKey("m-2", "0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10"),
+    "redrive:0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10",
+  );
+  // A value that is not an SQS message id (a producer's own attribute of that name) is not trusted.
+  assertEquals(messageKey("m-2", ""), "m-2");
+  assertEquals(messageKey("m-2", "x y"), "m-2");
+  assertEquals(messageKey("m-2", "z".repeat(101)), "m-2");
 });

@@ -475,10 +475,13 @@ export function sqsSource(
           WaitTimeSeconds: opts.waitSeconds,
           VisibilityTimeout: opts.visibilityTimeout,
           MessageSystemAttributeNames: ["SentTimestamp", "ApproximateReceiveCount"],
-          MessageAttributeNames: [REDRIVE_ID],
           // The query protocol of older emulators knows only the legacy name; JSON speakers are asked for
-          // the two attributes read, not all (each one returned is parsed for every message).
-          ...(protocol === "query" ? { AttributeNames: ["All" as const] } : {}),
+          // the two attributes read, not all (each one returned is parsed for every message). The replay
+          // key is asked for over JSON only: sqslite, a query-only emulator, fails any receive that names a
+          // message attribute its messages lack.
+          ...(protocol === "query"
+            ? { AttributeNames: ["All" as const] }
+            : { MessageAttributeNames: [REDRIVE_ID] }),
         }),
         signal ? { abortSignal: signal } : {},
       );

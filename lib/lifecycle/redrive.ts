@@ -7,9 +7,8 @@
  * Send, then delete: a crash between the two leaves the letter in the DLQ, and the next redrive sends it
  * again, as a new SQS message id. Each replay carries `masq_redrive_id`, the letter's own message id in the
  * DLQ, which stays the same across such attempts: masq run (over the JSON protocol) keys its ledger on it
- * (`redrive:<id>`), so the
- * second copy is counted as a duplicate, not written twice. `masq_original_message_id` names the message
- * the letter came from.
+ * (`redrive:<id>`), so the second copy is counted as a duplicate, not written twice.
+ * `masq_original_message_id` names the message the letter came from.
  *
  * @module
  */

@@ -33,7 +33,6 @@ export interface LetterBatcherOptions {
 
 interface Pending {
   letter: DeadLetter;
-  size: number;
   resolve(outcome: DeadLetterOutcome): void;
   reject(err: unknown): void;
 }
@@ -93,7 +92,7 @@ export function createLetterBatcher(
     new Promise<DeadLetterOutcome>((resolve, reject) => {
       const size = opts.bytes(letter);
       if (pending.length > 0 && pendingBytes + size > opts.maxBatchBytes) flush();
-      pending.push({ letter, size, resolve, reject });
+      pending.push({ letter, resolve, reject });
       pendingBytes += size;
       if (pending.length >= maxEntries) flush();
       else if (timer === undefined) timer = opts.clock.setTimeout(flush, opts.lingerMs);

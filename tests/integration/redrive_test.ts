@@ -15,6 +15,7 @@ import { redrive } from "../../lib/lifecycle/redrive.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
+import type { Message } from "../../lib/types.ts";
 import {
   queueDepth,
   receiveAll,
@@ -29,6 +30,15 @@ import { VAULT_KEY_B64 } from "./lifecycle.ts";
 const ORIGINALS = [0, 1, 2].map((i) =>
   JSON.stringify({ user_id: `u${i}`, ip: `192.0.2.${i + 1}`, device_id: `dev-${i}`, app_version: "bad" })
 );
+
+/** A message as masq received it, for deadLetterFor(). */
+const received = (id: string, body: string): Message => ({
+  id,
+  receiptHandle: "r",
+  body,
+  sentTimestamp: 1_700_000_000_000,
+  receiveCount: 1,
+});
 
 async function sendLetter(
   client: SQSClient,
@@ -55,19 +65,12 @@ Deno.test("masq redrive restores dead letters' original bodies to the source que
     const dlqUrl = sqs.createQueue("login-queue-dlq");
     const vault = await createVaultCipher(VAULT_KEY, "v1");
     const oldVault = await createVaultCipher(VAULT_KEY, "v0");
-    const message = (i: number, body: string) => ({
-      id: `orig-${i}`,
-      receiptHandle: "r",
-      body,
-      sentTimestamp: 1_700_000_000_000,
-      receiveCount: 1,
-    });
     for (const [i, body] of ORIGINALS.entries()) {
       await sendLetter(
         client,
         dlqUrl,
         await deadLetterFor(
-          message(i, body),
+          received(`orig-${i}`, body),
           "app_version is malformed",
           '{"redacted":true}',
           queueUrl,
@@ -78,12 +81,12 @@ Deno.test("masq redrive restores dead letters' original bodies to the source que
     await sendLetter(
       client,
       dlqUrl,
-      await deadLetterFor(message(7, "x"), "not JSON", null, queueUrl, undefined),
+      await deadLetterFor(received("orig-7", "x"), "not JSON", null, queueUrl, undefined),
     );
     await sendLetter(
       client,
       dlqUrl,
-      await deadLetterFor(message(8, "y"), "not JSON", null, queueUrl, oldVault),
+      await deadLetterFor(received("orig-8", "y"), "not JSON", null, queueUrl, oldVault),
     );
     const o = {
       databaseUrl: db.url,
@@ -155,7 +158,7 @@ Deno.test("masq redrive refuses without the vault key, and with a wrong one leav
       client,
       dlqUrl,
       await deadLetterFor(
-        { id: "m1", receiptHandle: "r", body: ORIGINALS[0], sentTimestamp: 0, receiveCount: 1 },
+        received("m1", ORIGINALS[0]),
         "app_version is malformed",
         "{}",
         queueUrl,
@@ -253,13 +256,7 @@ Deno.test("a redrive that failed between its send and its delete sends the lette
       client,
       dlqUrl,
       await deadLetterFor(
-        {
-          id: "orig-50",
-          receiptHandle: "r",
-          body: original,
-          sentTimestamp: 1_700_000_000_000,
-          receiveCount: 1,
-        },
+        received("orig-50", original),
         "the producer sent it before the fix",
         "{}",
         queueUrl,

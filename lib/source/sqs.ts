@@ -442,6 +442,9 @@ export function sqsSource(
       }
       return results;
     }
+    // Sent unless named in Failed, with the count checked below: keying outcomes by the Successful entries'
+    // Ids instead fails against sqslite (the query-only emulator in the tests), whose answer does not
+    // carry them usably.
     const results: EntryResult[] = letters.map(() => ({ status: "sent" }));
     for (const f of res.Failed ?? []) {
       const i = Number(f.Id);

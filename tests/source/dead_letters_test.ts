@@ -80,3 +80,20 @@ Deno.test("createLetterBatcher() rejects every letter of a request that failed a
   await clock.advance(20);
   for (const p of sent) assertEquals((await p)?.message, "connect ECONNREFUSED");
 });
+
+Deno.test("createLetterBatcher() fails the send of a letter the batch's answer does not name, so it is retried", async () => {
+  const clock = fakeClock();
+  const send = createLetterBatcher({
+    // An answer that names only the first letter.
+    sendBatch: () => Promise.resolve([{ status: "sent" as const }]),
+    bytes: (l) => l.body.length,
+    maxBatchBytes: 100,
+    lingerMs: 20,
+    clock,
+  });
+  const named = send(letter("a"));
+  const unnamed = send(letter("b")).then(() => undefined, (e: Error) => e);
+  await clock.advance(20);
+  assertEquals(await named, { status: "sent" });
+  assertEquals((await unnamed)?.message, "the batch send gave no result for this letter");
+});

@@ -18,6 +18,7 @@ import { configFromFlags, redactUrl } from "./config.ts";
 import { startEmbeddedPostgres } from "./embedded.ts";
 import { ConfigError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import type { Ablation } from "./bench/ablation.ts";
 import { type Child, spawnScript } from "./bench/child.ts";
 import type { CeilingSettings } from "./bench/ceiling_child.ts";
 import type { MasqSettings } from "./bench/masq_child.ts";
@@ -48,6 +49,11 @@ export interface BenchOptions {
   concurrencies?: readonly number[];
   /** Share of bad messages (default 0.01). */
   badRate?: number;
+  /**
+   * Compare mode: parts to take out of masq, in order (lib/bench/ablation.ts); each round then also
+   * measures masq without the first, without the first two, and so on.
+   */
+  ablate?: readonly Ablation[];
 }
 
 /** The figures of one run of one consumer (all its processes together). */
@@ -340,7 +346,7 @@ async function runOnce(
   consumer: "ceiling" | "masq",
   n: number,
   processes: number,
-  opts: { concurrency?: number; profile?: string } = {},
+  opts: { concurrency?: number; profile?: string; ablate?: Ablation[] } = {},
 ): Promise<{ figures: RunFigures; bad: number; reports: ConsumerReport[] }> {
   const queue = `bench-${consumer}-${++queueSerial}-${crypto.randomUUID().slice(0, 6)}`;
   const seeded = await rig.sqs.seed(queue, n, rig.seed, rig.badRate);
@@ -374,15 +380,27 @@ async function runOnce(
         databaseUrl: target.url,
         hmacKey: runKey(),
         ...(opts.profile ? { profile: opts.profile } : {}),
+        ...(opts.ablate?.length ? { ablate: opts.ablate } : {}),
       };
       const reports = await consume(SCRIPTS.masq, permissions, rig.childEnv, settings, processes, n);
       const c = await target.counts();
-      if (c.rows !== seeded.good || c.rejected !== seeded.bad || c.ledger !== n) {
+      // Without the sink nothing is written; without the transform every message is one fixed row.
+      const expected = opts.ablate?.includes("sink")
+        ? { rows: 0, rejected: 0, ledger: 0 }
+        : opts.ablate?.includes("transform")
+        ? { rows: n, rejected: 0, ledger: n }
+        : { rows: seeded.good, rejected: seeded.bad, ledger: n };
+      if (c.rows !== expected.rows || c.rejected !== expected.rejected || c.ledger !== expected.ledger) {
         throw new Error(
-          `bench: masq wrote ${c.rows} rows, ${c.rejected} rejections and ${c.ledger} ledger entries; ` +
-            `expected exactly ${seeded.good}, ${seeded.bad} and ${n}`,
+          `bench: masq${
+            opts.ablate?.length ? ` without ${opts.ablate.join(" and ")}` : ""
+          } wrote ${c.rows} rows, ` +
+            `${c.rejected} rejections and ${c.ledger} ledger entries; expected exactly ${expected.rows}, ` +
+            `${expected.rejected} and ${expected.ledger}`,
         );
       }
+      const deleted = reports.reduce((s, r) => s + r.messages, 0);
+      if (deleted < n) throw new Error(`bench: masq deleted ${deleted} of ${n} messages`);
       return { figures: figures(reports, n), bad: seeded.bad, reports };
     } finally {
       await target.drop();
@@ -405,7 +423,9 @@ export interface CompareResult {
   /** Medians of the per-round ratios masq / ceiling. */
   ratio: { rate: number; cpu: number; rss: number };
   targets: typeof TARGETS;
-  per_round: { ceiling: RunFigures; masq: RunFigures }[];
+  per_round: { ceiling: RunFigures; masq: RunFigures; ablated?: RunFigures[] }[];
+  /** With `ablate`: masq without the first part, the first two, ...; medians, and ratios to the ceiling. */
+  ablations?: { without: Ablation[]; masq: RunFigures; ratio: { rate: number; cpu: number; rss: number } }[];
 }
 
 const roundOrNull = (x: number | null, digits: number) => (x === null ? null : round(x, digits));
@@ -427,12 +447,19 @@ function medianFigures(runs: readonly RunFigures[]): RunFigures {
   };
 }
 
+/** Medians of the per-round ratios of some masq figures to the same rounds' ceilings. */
+function ratios(ceilings: readonly RunFigures[], runs: readonly RunFigures[]) {
+  const of = (f: (r: RunFigures) => number) => round(median(runs.map((r, i) => f(r) / f(ceilings[i]))), 3);
+  return { rate: of((r) => r.rate), cpu: of((r) => r.cpu_us_per_msg), rss: of((r) => r.peak_rss_mib) };
+}
+
 async function compare(
   rig: Rig,
   n: number,
   rounds: number,
   processes: number,
   concurrencies: readonly number[],
+  ablate: readonly Ablation[] = [],
 ) {
   const { print } = rig;
   const calibration: Record<string, number> = {};
@@ -449,35 +476,47 @@ async function compare(
       concurrencies.map((c) => `${c} -> ${fmt(calibration[String(c)])}`).join(", ")
     }; using ${best}`,
   );
-  const perRound: { ceiling: RunFigures; masq: RunFigures }[] = [];
+  // Cumulative: without the first part, then without the first two, ...
+  const ladder = ablate.map((_, i) => ablate.slice(0, i + 1));
+  const ablatedName = (without: readonly Ablation[]) => `masq -${without.join(" -")}`;
+  const perRound: { ceiling: RunFigures; masq: RunFigures; ablated?: RunFigures[] }[] = [];
   const rows: { label: string; consumer: string; f: RunFigures }[] = [];
   for (let r = 1; r <= rounds; r++) {
     const ceiling = (await runOnce(rig, "ceiling", n, processes, { concurrency: best })).figures;
     const masq = (await runOnce(rig, "masq", n, processes)).figures;
-    perRound.push({ ceiling, masq });
+    const ablated: RunFigures[] = [];
+    for (const without of ladder) {
+      ablated.push((await runOnce(rig, "masq", n, processes, { ablate: without })).figures);
+    }
+    perRound.push({ ceiling, masq, ...(ladder.length ? { ablated } : {}) });
     rows.push({ label: `round ${r}`, consumer: "ceiling", f: ceiling }, {
       label: `round ${r}`,
       consumer: "masq",
       f: masq,
     });
+    ladder.forEach((without, i) =>
+      rows.push({ label: `round ${r}`, consumer: ablatedName(without), f: ablated[i] })
+    );
     print(
       `round ${r}: ceiling ${fmt(ceiling.rate)} msg/s, masq ${fmt(masq.rate)} msg/s (${
         fmt(masq.rate / ceiling.rate, 2)
       } of the ceiling)`,
     );
   }
-  const ceiling = medianFigures(perRound.map((p) => p.ceiling));
+  const ceilings = perRound.map((p) => p.ceiling);
+  const ceiling = medianFigures(ceilings);
   const masq = medianFigures(perRound.map((p) => p.masq));
-  const ratio = {
-    rate: round(median(perRound.map((p) => p.masq.rate / p.ceiling.rate)), 3),
-    cpu: round(median(perRound.map((p) => p.masq.cpu_us_per_msg / p.ceiling.cpu_us_per_msg)), 3),
-    rss: round(median(perRound.map((p) => p.masq.peak_rss_mib / p.ceiling.peak_rss_mib)), 3),
-  };
+  const ratio = ratios(ceilings, perRound.map((p) => p.masq));
+  const ablations = ladder.map((without, i) => {
+    const runs = perRound.map((p) => p.ablated![i]);
+    return { without, masq: medianFigures(runs), ratio: ratios(ceilings, runs) };
+  });
   rows.push({ label: "median", consumer: "ceiling", f: ceiling }, {
     label: "median",
     consumer: "masq",
     f: masq,
   });
+  for (const a of ablations) rows.push({ label: "median", consumer: ablatedName(a.without), f: a.masq });
   for (const line of tableLines(rows)) print(line);
   const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
   print(
@@ -487,6 +526,14 @@ async function compare(
       verdict(ratio.cpu <= TARGETS.cpu)
     }), peak RSS ${fmt(ratio.rss, 2)} (target <= ${TARGETS.rss}: ${verdict(ratio.rss <= TARGETS.rss)})`,
   );
+  for (const a of ablations) {
+    print(
+      `${ablatedName(a.without)} / ceiling (diagnosis only: parts taken out): msg/s ${
+        fmt(a.ratio.rate, 2)
+      }, ` +
+        `CPU/msg ${fmt(a.ratio.cpu, 2)}, peak RSS ${fmt(a.ratio.rss, 2)}`,
+    );
+  }
   if (masq.end !== "last delete") {
     print("note: masq reported no delete events, so its end is its return (the drained-queue wait included)");
   }
@@ -502,6 +549,7 @@ async function compare(
     ratio,
     targets: TARGETS,
     per_round: perRound,
+    ...(ablations.length ? { ablations } : {}),
   };
   return result;
 }
@@ -611,7 +659,7 @@ export async function runBench(opts: BenchOptions): Promise<Record<string, unkno
     );
     if (mode === "memory") return await memory(rig, n, processes);
     if (mode === "profile") return await profile(rig, n, opts.profileDir ?? "bench-profile");
-    return { ...(await compare(rig, n, rounds, processes, opts.concurrencies ?? [8, 16, 32])) };
+    return { ...(await compare(rig, n, rounds, processes, opts.concurrencies ?? [8, 16, 32], opts.ablate)) };
   } finally {
     await db?.close().catch(() => {});
     await sqs.stop();

@@ -13,7 +13,7 @@ import { resolveVaultKeyId } from "./lifecycle/keys.ts";
 import { openSqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
 import { rejectionFor, toRecord } from "./transform/record.ts";
-import type { Clock, Message, PipelineEvent, Summary, Transform } from "./types.ts";
+import type { Clock, Message, PipelineEvent, Sink, Summary, Transform } from "./types.ts";
 import { createVaultCipher, type VaultCipher } from "./vault.ts";
 
 export interface RunOptions {
@@ -27,6 +27,11 @@ export interface RunOptions {
   /** Encrypts originals (dead-lettered bodies, pii_vault), when a vault key is configured. */
   vault?: VaultCipher;
   clock?: Clock;
+  /**
+   * Replaces the sink or the transform before the pipeline starts: the bench's `--ablate`
+   * (lib/bench/ablation.ts), for diagnosis only; `masq run` passes none.
+   */
+  parts?: (parts: { sink: Sink; transform: Transform }) => { sink: Sink; transform: Transform };
 }
 
 /**
@@ -89,15 +94,16 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     (config.vaultKey
       ? await createVaultCipher(config.vaultKey, resolveVaultKeyId(opts.env ?? (() => undefined)))
       : undefined);
-  const transform: Transform = {
+  const real: Transform = {
     record: (m: Message) => toRecord(m, masker, vault),
     rejection: (m: Message, reason: string) => rejectionFor(m, reason, masker),
   };
+  const parts = opts.parts ? opts.parts({ sink, transform: real }) : { sink, transform: real };
   try {
     return await runPipeline({
       source,
-      sink,
-      transform,
+      sink: parts.sink,
+      transform: parts.transform,
       log,
       follow: config.follow,
       concurrency: config.concurrency,

@@ -3,7 +3,8 @@
  * given only the queue URL, the database URL and the key, logging as `masq run` does. A process of its own,
  * started by lib/bench.ts with the permissions of `deno task start`; settings and report over stdin/stdout
  * (lib/bench/measure.ts). With `profile`, V8's sampling profiler runs from "go" to the end and the profile
- * is written to that path (Chrome DevTools' .cpuprofile format).
+ * is written to that path (Chrome DevTools' .cpuprofile format). With `ablate`, those parts are taken out
+ * (lib/bench/ablation.ts).
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { configFromFlags, secretsOf } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { runMasq, type RunOptions } from "../run.ts";
 import type { PipelineEvent } from "../types.ts";
+import { ablate, type Ablation } from "./ablation.ts";
 import { createMeter, handshake } from "./measure.ts";
 import { saveProfile, startProfiler } from "./profile.ts";
 
@@ -21,6 +23,8 @@ export interface MasqSettings {
   hmacKey: string;
   /** Where to write a CPU profile of the run; none when absent. */
   profile?: string;
+  /** Parts taken out of this run (`masq bench --ablate`); none when absent. */
+  ablate?: Ablation[];
 }
 
 const { settings, ready } = await handshake<MasqSettings>();
@@ -35,7 +39,14 @@ const onEvent = (e: PipelineEvent) => {
 };
 // `onEvent` is read by runMasq where the pipeline reports its events; where it does not, the report says
 // the end was taken at the run's return.
-const options: RunOptions & { onEvent: typeof onEvent } = { log, onEvent };
+const ablations = settings.ablate ?? [];
+const options: RunOptions & { onEvent: typeof onEvent } = {
+  log,
+  onEvent,
+  ...(ablations.length
+    ? { parts: (p: Parameters<NonNullable<RunOptions["parts"]>>[0]) => ablate(p, ablations) }
+    : {}),
+};
 
 await ready();
 const profiler = settings.profile ? await startProfiler() : undefined;

@@ -1,5 +1,6 @@
 /** `masq bench`: masq against the bare receive+delete ceiling, in one run (see lib/bench.ts). */
 import { type BenchMode, runBench } from "../bench.ts";
+import { type Ablation, parseAblations } from "../bench/ablation.ts";
 import { killAll } from "../bench/child.ts";
 import { ConfigError } from "../errors.ts";
 import type { Command } from "./command.ts";
@@ -21,14 +22,15 @@ function wholeNumber(
 
 export const bench: Command = {
   usage:
-    "bench [--messages N] [--rounds N] [--processes N] [--memory | --profile DIR]   masq against the bare " +
-    "receive+delete ceiling",
+    "bench [--messages N] [--rounds N] [--processes N] [--memory | --profile DIR | --ablate PARTS]   masq " +
+    "against the bare receive+delete ceiling",
   flags: {
     messages: { type: "string" },
     rounds: { type: "string" },
     processes: { type: "string" },
     memory: { type: "boolean" },
     profile: { type: "string" },
+    ablate: { type: "string" },
   },
   async run(ctx) {
     const v = ctx.values;
@@ -38,6 +40,13 @@ export const bench: Command = {
     const mode: BenchMode = v.memory === true ? "memory" : v.profile !== undefined ? "profile" : "compare";
     const profileDir = typeof v.profile === "string" ? v.profile : undefined;
     if (profileDir === "") throw new ConfigError("--profile", "needs a directory to write the profiles to");
+    let ablate: Ablation[] | undefined;
+    if (v.ablate !== undefined) {
+      if (mode !== "compare") throw new ConfigError("--ablate", "takes parts out of the compare rounds only");
+      const parsed = parseAblations(String(v.ablate));
+      if (typeof parsed === "string") throw new ConfigError("--ablate", parsed);
+      ablate = parsed;
+    }
     // Interrupted, the bench takes its emulator and consumers down with it, then exits.
     for (const sig of ["SIGINT", "SIGTERM"] as const) {
       Deno.addSignalListener(sig, () => void killAll().finally(() => Deno.exit(130)));
@@ -51,6 +60,7 @@ export const bench: Command = {
       processes: wholeNumber(v, "processes", 1, 8),
       mode,
       ...(profileDir ? { profileDir } : {}),
+      ...(ablate ? { ablate } : {}),
     });
     ctx.print(JSON.stringify(result));
     return 0;

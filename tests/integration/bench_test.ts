@@ -42,6 +42,34 @@ Deno.test({
 });
 
 Deno.test({
+  name: "runBench() with ablate measures masq without each part in turn, the stand-ins' rows checked exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const lines: string[] = [];
+    // runBench throws unless masq without the sink wrote nothing and without the transform one fixed row
+    // per message: a stand-in that were not used would fail it.
+    const result = await runBench({
+      log: silentLogger,
+      print: (l) => lines.push(l),
+      env,
+      messages: 300,
+      rounds: 1,
+      concurrencies: [2],
+      ablate: ["transform", "sink"],
+    }) as unknown as CompareResult;
+    assertEquals(result.ablations?.map((a) => a.without), [["transform"], ["transform", "sink"]]);
+    assertEquals(result.per_round[0].ablated?.length, 2);
+    for (const a of result.ablations!) {
+      assertEquals(a.masq.messages, 300);
+      assert(a.ratio.cpu > 0 && a.masq.rate > 0, JSON.stringify(a));
+    }
+    assert(lines.some((l) => /^median\s+masq -transform -sink\s/.test(l)), lines.join("\n"));
+    assert(lines.some((l) => l.startsWith("masq -transform / ceiling (diagnosis only")), lines.join("\n"));
+  },
+});
+
+Deno.test({
   name: "runBench() in profile mode writes a CPU profile of each consumer and names where the time went",
   sanitizeResources: false,
   sanitizeOps: false,

@@ -64,6 +64,11 @@ export interface RunFigures {
   rate: number;
   /** Process CPU time of all the consumer's processes per message, µs. */
   cpu_us_per_msg: number;
+  /**
+   * JavaScript heap allocated per message, KiB (garbage included): what the garbage collector's share of
+   * the CPU grows with. Null for reports from before it was measured.
+   */
+  alloc_kib_per_msg: number | null;
   /** Receive-to-delete time per message, ms (null when the consumer did not report it). */
   p50_ms: number | null;
   p99_ms: number | null;
@@ -288,6 +293,9 @@ export function figures(reports: readonly ConsumerReport[], n: number): RunFigur
     seconds: round(seconds, 3),
     rate: round(n / seconds),
     cpu_us_per_msg: round(reports.reduce((s, r) => s + r.cpuUs, 0) / n, 1),
+    alloc_kib_per_msg: reports.every((r) => typeof r.heapAllocatedBytes === "number")
+      ? round(reports.reduce((s, r) => s + (r.heapAllocatedBytes ?? 0), 0) / n / 1024, 1)
+      : null,
     p50_ms: p50 === null ? null : round(p50, 1),
     p99_ms: p99 === null ? null : round(p99, 1),
     peak_rss_mib: round(Math.max(...reports.map((r) => r.peakRssKiB)) / 1024, 1),
@@ -308,12 +316,23 @@ const fmt = (x: number | null, digits = 0) =>
     : x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 function tableLines(rows: { label: string; consumer: string; f: RunFigures }[]): string[] {
-  const head = ["", "consumer", "msg/s", "CPU µs/msg", "p50 ms", "p99 ms", "peak RSS MiB", "seconds"];
+  const head = [
+    "",
+    "consumer",
+    "msg/s",
+    "CPU µs/msg",
+    "heap KiB/msg",
+    "p50 ms",
+    "p99 ms",
+    "peak RSS MiB",
+    "seconds",
+  ];
   const body = rows.map(({ label, consumer, f }) => [
     label,
     consumer,
     fmt(f.rate),
     fmt(f.cpu_us_per_msg, 1),
+    fmt(f.alloc_kib_per_msg, 1),
     fmt(f.p50_ms, 1),
     fmt(f.p99_ms, 1),
     fmt(f.peak_rss_mib, 1),
@@ -440,6 +459,7 @@ function medianFigures(runs: readonly RunFigures[]): RunFigures {
     seconds: round(m((r) => r.seconds)!, 3),
     rate: round(m((r) => r.rate)!),
     cpu_us_per_msg: round(m((r) => r.cpu_us_per_msg)!, 1),
+    alloc_kib_per_msg: roundOrNull(m((r) => r.alloc_kib_per_msg), 1),
     p50_ms: roundOrNull(m((r) => r.p50_ms), 1),
     p99_ms: roundOrNull(m((r) => r.p99_ms), 1),
     peak_rss_mib: round(m((r) => r.peak_rss_mib)!, 1),

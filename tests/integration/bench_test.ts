@@ -34,6 +34,8 @@ Deno.test({
       assert(f.rate > 0 && Number.isFinite(f.rate), `rate ${f.rate}`);
       assert(f.cpu_us_per_msg > 0, `cpu ${f.cpu_us_per_msg}`);
       assert(f.peak_rss_mib > 20, `rss ${f.peak_rss_mib}`);
+      // Every request through the SDK allocates kilobytes: a figure near zero would be a broken meter.
+      assert(f.alloc_kib_per_msg !== null && f.alloc_kib_per_msg > 1, `heap ${f.alloc_kib_per_msg} KiB/msg`);
     }
     assert(result.ceiling.p50_ms !== null && result.ceiling.p99_ms! >= result.ceiling.p50_ms);
     assert(result.ratio.rate > 0 && result.ratio.cpu > 0 && result.ratio.rss > 0);

@@ -4,8 +4,8 @@
  * duplicates), keyed (without K nobody can brute-force the 2^32 IPv4 addresses back, unlike a bare SHA-256),
  * and domain-separated (an IP and a device id with the same text never share a token).
  *
- * Synchronous, with the key set up once (lib/transform/hmac.ts: a token costs about 2.4 µs, against ~12 µs
- * for node:crypto's createHmac and more for a Web Crypto promise). No cache of tokens: on realistic login
+ * Synchronous, with the key set up once (lib/transform/hmac.ts: a token costs about 1.5 µs and allocates little
+ * beyond itself, against ~20 µs for node:crypto's createHmac and more for a Web Crypto promise). No cache of tokens: on realistic login
  * traffic (about a third of the values repeat) a bounded cache cost more than it saved, 17.1 against
  * 13.7 µs per message (`deno run bench/transform_cpu.ts`), because the strings it keeps outlive the young
  * generation and make every garbage collection dearer; and it kept raw addresses in memory.

@@ -503,11 +503,18 @@ async function compare(
   const rows: { label: string; consumer: string; f: RunFigures }[] = [];
   for (let r = 1; r <= rounds; r++) {
     const ceiling = (await runOnce(rig, "ceiling", n, processes, { concurrency: best })).figures;
-    const masq = (await runOnce(rig, "masq", n, processes)).figures;
+    // masq and its ablated runs swap places every other round: whichever runs right after the ceiling
+    // meets the server in a different state (measured: a few % of CPU and up to 10% of msg/s between two
+    // runs of the same code), and that must not read as the cost of a part.
     const ablated: RunFigures[] = [];
-    for (const without of ladder) {
-      ablated.push((await runOnce(rig, "masq", n, processes, { ablate: without })).figures);
-    }
+    const runAblated = async () => {
+      for (const without of ladder) {
+        ablated.push((await runOnce(rig, "masq", n, processes, { ablate: without })).figures);
+      }
+    };
+    if (r % 2 === 0) await runAblated();
+    const masq = (await runOnce(rig, "masq", n, processes)).figures;
+    if (r % 2 === 1) await runAblated();
     perRound.push({ ceiling, masq, ...(ladder.length ? { ablated } : {}) });
     rows.push({ label: `round ${r}`, consumer: "ceiling", f: ceiling }, {
       label: `round ${r}`,

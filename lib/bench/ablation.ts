@@ -1,7 +1,8 @@
 /**
  * `masq bench --ablate`: masq with parts taken out, to see what each part costs inside a real run rather
- * than alone in a micro-benchmark (where the transform and the statement cost masq a third to a half of
- * what they add to a run). Diagnosis only: `masq run` never takes anything out, and an ablated run's rows
+ * than alone in a micro-benchmark, where the server's work and the competition for the cores are missing.
+ * The bench swaps masq and its ablated runs every other round, so that the order of the runs does not read
+ * as the cost of a part. Diagnosis only: `masq run` never takes anything out, and an ablated run's rows
  * are checked to be what the stand-in writes (none, or one fixed row per message), not the real ones.
  *
  * @module

@@ -11,15 +11,14 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { createHmac } from "node:crypto";
 import process from "node:process";
-import v8 from "node:v8";
+import { allocatedNow } from "../lib/bench/measure.ts";
 import { hmacSha256Hex } from "../lib/transform/hmac.ts";
 
 const N = 300_000;
 const key = new TextEncoder().encode("bench-only-key-0123456789abcdef0123456789abcdef");
 const texts = Array.from({ length: N }, (_, i) => `ip:10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
 
-const allocated = () =>
-  (v8.getHeapStatistics() as { total_allocated_bytes?: number }).total_allocated_bytes ?? NaN;
+const allocated = () => allocatedNow() ?? NaN;
 
 function perToken(mac: (text: string) => string): { us: number; bytes: number } {
   for (let i = 0; i < 20_000; i++) mac(texts[i]);

@@ -66,7 +66,7 @@ export interface RunFigures {
   cpu_us_per_msg: number;
   /**
    * JavaScript heap allocated per message, KiB (garbage included): what the garbage collector's share of
-   * the CPU grows with. Null for reports from before it was measured.
+   * the CPU grows with. Null when a runtime does not count it.
    */
   alloc_kib_per_msg: number | null;
   /** Receive-to-delete time per message, ms (null when the consumer did not report it). */

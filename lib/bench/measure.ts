@@ -85,7 +85,7 @@ export async function handshake<T>(): Promise<{ settings: T; ready: () => Promis
 
 const epochNow = () => performance.timeOrigin + performance.now();
 /** V8's running total of heap bytes allocated; not in every runtime's (or @types/node's) heap statistics. */
-const allocatedNow = (): number | undefined => {
+export const allocatedNow = (): number | undefined => {
   const total = (v8.getHeapStatistics() as { total_allocated_bytes?: unknown }).total_allocated_bytes;
   return typeof total === "number" ? total : undefined;
 };

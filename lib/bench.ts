@@ -23,7 +23,7 @@ import { type Child, spawnScript } from "./bench/child.ts";
 import type { CeilingSettings } from "./bench/ceiling_child.ts";
 import type { MasqSettings } from "./bench/masq_child.ts";
 import type { ConsumerReport } from "./bench/measure.ts";
-import type { summarize } from "./bench/profile.ts";
+import { heapProfilePath, type saveProfile } from "./bench/profile.ts";
 import { median, percentile, round } from "./bench/stats.ts";
 import { dropRoles, migrate } from "./sink/schema.ts";
 import { inFlightBound } from "./pipeline.ts";
@@ -621,7 +621,7 @@ async function profile(rig: Rig, n: number, dir: string) {
   for (const consumer of ["ceiling", "masq"] as const) {
     const path = `${dir.replace(/\/+$/, "")}/${consumer}.cpuprofile`;
     const { figures: f, reports } = await runOnce(rig, consumer, n, 1, { profile: path });
-    const s = reports[0].extra?.profile as ReturnType<typeof summarize>;
+    const s = reports[0].extra?.profile as Awaited<ReturnType<typeof saveProfile>>;
     rig.print(
       `${consumer} (profiled, so slower): ${fmt(f.rate)} msg/s; ${
         fmt(s.busyMs / n * 1000, 1)
@@ -633,7 +633,25 @@ async function profile(rig: Rig, n: number, dir: string) {
     for (const a of s.areas.slice(0, 12)) rig.print(`    ${fmt(a.share * 100, 1).padStart(5)}%  ${a.name}`);
     rig.print("  self time by function:");
     for (const x of s.functions) rig.print(`    ${fmt(x.share * 100, 1).padStart(5)}%  ${x.name}`);
-    out[consumer] = { ...f, profile: path, busy_ms: s.busyMs, areas: s.areas, functions: s.functions };
+    const perMsg = (bytes: number) => `${fmt(bytes / n / 1024, 2).padStart(6)} KiB/msg`;
+    rig.print(
+      `  heap allocated (freed since included): ${perMsg(s.heap.bytes)}; profile: ${heapProfilePath(path)}`,
+    );
+    rig.print("  by area (what the runtime allocates for a caller is charged to it):");
+    for (const a of s.heap.areas.slice(0, 12)) rig.print(`    ${perMsg(a.bytes)}  ${a.name}`);
+    rig.print("  by function:");
+    for (const x of s.heap.functions.slice(0, 15)) rig.print(`    ${perMsg(x.bytes)}  ${x.name}`);
+    out[consumer] = {
+      ...f,
+      profile: path,
+      busy_ms: s.busyMs,
+      areas: s.areas,
+      functions: s.functions,
+      heap_profile: heapProfilePath(path),
+      heap_bytes: s.heap.bytes,
+      heap_areas: s.heap.areas,
+      heap_functions: s.heap.functions,
+    };
   }
   return out;
 }

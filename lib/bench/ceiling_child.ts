@@ -5,7 +5,7 @@
  * `inFlightBound` messages are received and not yet deleted. The same SDK client factory as masq; until
  * the queue is drained; nothing else. A process of its own, started by lib/bench.ts with the permissions of
  * `deno task start`; settings and report over stdin/stdout (lib/bench/measure.ts); with `profile`, a CPU
- * profile of the run is written there.
+ * profile of the run is written there and a heap profile beside it (lib/bench/profile.ts).
  *
  * @module
  */

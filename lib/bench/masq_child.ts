@@ -2,8 +2,9 @@
  * masq as the benchmark measures it: `runMasq()` (the function behind `masq run`) at its default settings,
  * given only the queue URL, the database URL and the key, logging as `masq run` does. A process of its own,
  * started by lib/bench.ts with the permissions of `deno task start`; settings and report over stdin/stdout
- * (lib/bench/measure.ts). With `profile`, V8's sampling profiler runs from "go" to the end and the profile
- * is written to that path (Chrome DevTools' .cpuprofile format). With `ablate`, those parts are taken out
+ * (lib/bench/measure.ts). With `profile`, V8's sampling CPU and heap profilers run from "go" to the end;
+ * the CPU profile is written to that path and the heap profile beside it (Chrome DevTools' .cpuprofile and
+ * .heapprofile formats, lib/bench/profile.ts). With `ablate`, those parts are taken out
  * (lib/bench/ablation.ts).
  *
  * @module

@@ -72,7 +72,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "runBench() in profile mode writes a CPU profile of each consumer and names where the time went",
+  name:
+    "runBench() in profile mode writes a CPU and a heap profile of each consumer and names where the time and the heap went",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -85,10 +86,21 @@ Deno.test({
         messages: 300,
         mode: "profile",
         profileDir: dir,
-      }) as Record<string, { profile: string; areas: { name: string }[] }>;
+      }) as Record<
+        string,
+        { profile: string; areas: { name: string }[]; heap_bytes: number; heap_areas: { name: string }[] }
+      >;
       for (const consumer of ["ceiling", "masq"]) {
         const profile = JSON.parse(await Deno.readTextFile(`${dir}/${consumer}.cpuprofile`));
         assert(profile.samples.length > 0);
+        const heap = JSON.parse(await Deno.readTextFile(`${dir}/${consumer}.heapprofile`));
+        assert(heap.head.children.length > 0);
+        // 300 messages through the SDK allocate megabytes (tens of KiB each): a handful of samples at least.
+        assert(
+          result[consumer].heap_bytes > 1024 * 1024,
+          `${consumer}: ${result[consumer].heap_bytes} bytes`,
+        );
+        assert(result[consumer].heap_areas.some((a) => a.name.startsWith("npm:@smithy")));
         assert(
           result[consumer].areas.some((a) =>
             a.name.startsWith("npm:@smithy") || a.name.startsWith("npm:@aws")
@@ -96,6 +108,7 @@ Deno.test({
         );
       }
       assert(result.masq.areas.some((a) => a.name.startsWith("lib/")), "masq's own code shows up");
+      assert(result.masq.heap_areas.some((a) => a.name.startsWith("lib/")), "and its allocations");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

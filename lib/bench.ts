@@ -634,9 +634,8 @@ async function profile(rig: Rig, n: number, dir: string) {
     rig.print("  self time by function:");
     for (const x of s.functions) rig.print(`    ${fmt(x.share * 100, 1).padStart(5)}%  ${x.name}`);
     const perMsg = (bytes: number) => `${fmt(bytes / n / 1024, 2).padStart(6)} KiB/msg`;
-    rig.print(
-      `  heap allocated (freed since included): ${perMsg(s.heap.bytes)}; profile: ${heapProfilePath(path)}`,
-    );
+    const heapPath = heapProfilePath(path);
+    rig.print(`  heap allocated (freed since included): ${perMsg(s.heap.bytes)}; profile: ${heapPath}`);
     rig.print("  by area (what the runtime allocates for a caller is charged to it):");
     for (const a of s.heap.areas.slice(0, 12)) rig.print(`    ${perMsg(a.bytes)}  ${a.name}`);
     rig.print("  by function:");
@@ -647,7 +646,7 @@ async function profile(rig: Rig, n: number, dir: string) {
       busy_ms: s.busyMs,
       areas: s.areas,
       functions: s.functions,
-      heap_profile: heapProfilePath(path),
+      heap_profile: heapPath,
       heap_bytes: s.heap.bytes,
       heap_areas: s.heap.areas,
       heap_functions: s.heap.functions,

@@ -36,6 +36,14 @@ export function canonicalIp(ip: string): string {
   const trimmed = ip.trim();
   if (!trimmed.includes(":")) return trimmed;
   const [written, zone] = splitZone(trimmed);
+  // Hex groups and colons only, the way clients send addresses: read here, about 1.6 µs of CPU an address
+  // against 4.4 through ipaddr.js (a scratch loop over the bench's IPv6 shape). Anything else (a dotted
+  // tail, an invalid spelling) ipaddr.js decides; a property test holds the two to the same answers.
+  const groups = hexGroups(written);
+  if (groups !== undefined) {
+    const text = rfc5952(groups);
+    return zone === undefined ? text : `${text}%${zone.toLowerCase()}`;
+  }
   // ipaddr.js reads every dotted tail as IPv4-mapped (::ffff:a.b.c.d); only that form keeps its dots, so
   // any other one (e.g. the deprecated IPv4-compatible ::192.0.2.1) is turned into two hex groups first.
   const addr = /(^|:)ffff:[\d.]+$/i.test(written) ? written : written.replace(
@@ -90,6 +98,57 @@ export function looksLikeIp(text: string): boolean {
   }
   const quad = IPV4.exec(s);
   return quad !== null && quad.slice(1).every((part) => Number(part) <= 255);
+}
+
+const HEX_AND_COLONS = /^[0-9A-Fa-f:]+$/;
+
+/** The eight groups of an IPv6 address written in hex groups and colons (no dotted tail), else undefined. */
+function hexGroups(text: string): number[] | undefined {
+  if (!HEX_AND_COLONS.test(text)) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const left = groupsOf(halves[0]);
+  if (left === undefined) return undefined;
+  if (halves.length === 1) return left.length === 8 ? left : undefined;
+  const right = groupsOf(halves[1]);
+  // "::" stands for one zero group at least.
+  if (right === undefined || left.length + right.length > 7) return undefined;
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+function groupsOf(side: string): number[] | undefined {
+  if (side === "") return [];
+  const out: number[] = [];
+  for (const g of side.split(":")) {
+    if (g.length === 0 || g.length > 4) return undefined;
+    out.push(parseInt(g, 16));
+  }
+  return out;
+}
+
+/**
+ * RFC 5952 text of eight groups: lowercase, no leading zeros, the longest run of two or more zero groups
+ * (the first of equal runs) as "::"; an IPv4-mapped address (::ffff:0:0/96) as its dotted IPv4 address.
+ */
+function rfc5952(g: readonly number[]): string {
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `${g[6] >> 8}.${g[6] & 255}.${g[7] >> 8}.${g[7] & 255}`;
+  }
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; i++) {
+    if (g[i] !== 0) continue;
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLength) {
+      best = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = g.map((n) => n.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLength).join(":")}`;
 }
 
 function splitZone(s: string): [string, string | undefined] {

@@ -1,5 +1,7 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
 import { canonicalIp, createMasker, looksLikeIp } from "../../lib/transform/mask.ts";
+import fc from "fast-check";
+import ipaddr from "ipaddr.js";
 
 const KEY = "example-key";
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -203,4 +205,49 @@ Deno.test("canonicalIp() keeps text that is not an IP address, trimmed", () => {
   ) {
     assertEquals(canonicalIp(input), out, JSON.stringify(input));
   }
+});
+
+/** What ipaddr.js makes of an address: the oracle for canonicalIp()'s own reading of hex-group spellings. */
+function ipaddrCanonical(text: string): string {
+  if (!ipaddr.IPv6.isValid(text)) return text;
+  const parsed = ipaddr.IPv6.parse(text);
+  return parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toRFC5952String();
+}
+
+Deno.test("canonicalIp() reads every hex-group spelling as ipaddr.js does, valid or not (property)", () => {
+  const group = fc.oneof(
+    fc.constantFrom("0", "00", "0000", "ffff", "FFFF", "1", "db8", "DB8"),
+    fc.stringMatching(/^[0-9A-Fa-f]{1,5}$/),
+  );
+  const address = fc.array(fc.oneof({ weight: 3, arbitrary: group }, fc.constant("")), {
+    minLength: 1,
+    maxLength: 10,
+  }).map((parts) => parts.join(":"));
+  const anyText = fc.stringMatching(/^[0-9a-fA-F:]{1,40}$/);
+  fc.assert(
+    fc.property(fc.oneof(address, anyText), (text) => {
+      assertEquals(canonicalIp(text), ipaddrCanonical(text), text);
+    }),
+    { numRuns: 20_000 },
+  );
+});
+
+Deno.test("canonicalIp() of eight random groups, in any spelling, is ipaddr.js's RFC 5952 text (property)", () => {
+  const groups = fc.array(
+    fc.oneof(fc.constant(0), fc.constant(0xffff), fc.integer({ min: 0, max: 0xffff })),
+    {
+      minLength: 8,
+      maxLength: 8,
+    },
+  );
+  fc.assert(
+    fc.property(groups, fc.boolean(), fc.boolean(), (g, upper, pad) => {
+      let text = g.map((n) => (pad ? n.toString(16).padStart(4, "0") : n.toString(16))).join(":");
+      if (upper) text = text.toUpperCase();
+      assertEquals(canonicalIp(text), ipaddrCanonical(text), text);
+      const compressed = ipaddr.IPv6.parse(text).toRFC5952String();
+      assertEquals(canonicalIp(compressed), ipaddrCanonical(text), compressed);
+    }),
+    { numRuns: 20_000 },
+  );
 });

@@ -23,6 +23,7 @@ import { type Child, spawnScript } from "./bench/child.ts";
 import type { CeilingSettings } from "./bench/ceiling_child.ts";
 import type { MasqSettings } from "./bench/masq_child.ts";
 import type { ConsumerReport } from "./bench/measure.ts";
+import type { MachineUsage } from "./bench/machine.ts";
 import { heapProfilePath, type saveProfile } from "./bench/profile.ts";
 import { median, percentile, round } from "./bench/stats.ts";
 import { dropRoles, migrate } from "./sink/schema.ts";
@@ -74,6 +75,15 @@ export interface RunFigures {
   p99_ms: number | null;
   /** Largest peak RSS of any of the consumer's processes, MiB. */
   peak_rss_mib: number;
+  /** The SQS emulator's CPU per message over the run, µs (lib/bench/machine.ts); null when not measured. */
+  emulator_cpu_us_per_msg: number | null;
+  /**
+   * The rest of the machine's busy CPU per message over the run, µs: every process but the consumer and
+   * the emulator (PostgreSQL, mostly, when it runs here). Null where the CPU times cannot be read.
+   */
+  rest_cpu_us_per_msg: number | null;
+  /** Cores busy on the whole machine over the run, on average (null where the CPU times cannot be read). */
+  machine_cores: number | null;
   /** "last delete", or "run returned" when masq did not report its deletes (the drain wait included). */
   end: string;
 }
@@ -118,6 +128,8 @@ interface SqsServer {
   queueUrl(name: string): string;
   seed(queue: string, n: number, seed: number, badRate: number): Promise<{ good: number; bad: number }>;
   drop(queue: string): Promise<void>;
+  /** The machine's and the emulator's CPU over a window of epoch ms (null when too short to tell). */
+  usage(from: number, to: number): Promise<MachineUsage | null>;
   stop(): Promise<void>;
 }
 
@@ -127,7 +139,8 @@ async function startSqsServer(): Promise<SqsServer> {
     [
       "--allow-net=127.0.0.1,0.0.0.0",
       "--allow-env=FAUXQS_PORT,FAUXQS_HOST,FAUXQS_DEFAULT_REGION,FAUXQS_LOGGER,FAUXQS_INIT",
-      "--allow-sys=networkInterfaces",
+      // networkInterfaces for fauxqs; cpus for the machine's CPU times (lib/bench/machine.ts).
+      "--allow-sys=networkInterfaces,cpus",
     ],
     [],
     { cwd: ROOT.pathname },
@@ -147,6 +160,8 @@ async function startSqsServer(): Promise<SqsServer> {
       seed: (queue, n, seed, badRate) =>
         ask({ op: "seed", queue, n, seed, badRate, attributes: { VisibilityTimeout: "30" } }, 60_000 + n),
       drop: (queue) => ask({ op: "drop", queue }, 30_000),
+      usage: async (from, to) =>
+        (await ask<{ usage: MachineUsage | null }>({ op: "usage", from, to }, 30_000)).usage,
       stop: async () => void await child.end(5_000),
     };
   } catch (err) {
@@ -280,11 +295,28 @@ async function consume(
   }
 }
 
-/** One consumer's figures from its processes' reports. */
-export function figures(reports: readonly ConsumerReport[], n: number): RunFigures {
-  const start = Math.min(...reports.map((r) => r.startedAt));
-  const end = Math.max(...reports.map((r) => r.lastDeleteAt));
+/** The window of a run: from the first process's "go" to the last delete of any (epoch ms). */
+function runWindow(reports: readonly ConsumerReport[]): { start: number; end: number } {
+  return {
+    start: Math.min(...reports.map((r) => r.startedAt)),
+    end: Math.max(...reports.map((r) => r.lastDeleteAt)),
+  };
+}
+
+/**
+ * One consumer's figures from its processes' reports, and the machine's use over the same window when
+ * measured: the emulator's CPU per message, and the rest of the machine's (busy CPU less the consumer's
+ * and the emulator's).
+ */
+export function figures(
+  reports: readonly ConsumerReport[],
+  n: number,
+  usage?: MachineUsage | null,
+): RunFigures {
+  const { start, end } = runWindow(reports);
   const seconds = (end - start) / 1000;
+  const cpuUs = reports.reduce((s, r) => s + r.cpuUs, 0);
+  const perMsg = (cores: number) => (cores * seconds * 1e6) / n;
   const latencies = reports.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
   const p50 = percentile(latencies, 50);
   const p99 = percentile(latencies, 99);
@@ -292,13 +324,18 @@ export function figures(reports: readonly ConsumerReport[], n: number): RunFigur
     messages: n,
     seconds: round(seconds, 3),
     rate: round(n / seconds),
-    cpu_us_per_msg: round(reports.reduce((s, r) => s + r.cpuUs, 0) / n, 1),
+    cpu_us_per_msg: round(cpuUs / n, 1),
     alloc_kib_per_msg: reports.every((r) => typeof r.heapAllocatedBytes === "number")
       ? round(reports.reduce((s, r) => s + (r.heapAllocatedBytes ?? 0), 0) / n / 1024, 1)
       : null,
     p50_ms: p50 === null ? null : round(p50, 1),
     p99_ms: p99 === null ? null : round(p99, 1),
     peak_rss_mib: round(Math.max(...reports.map((r) => r.peakRssKiB)) / 1024, 1),
+    emulator_cpu_us_per_msg: usage ? round(perMsg(usage.selfCores), 1) : null,
+    rest_cpu_us_per_msg: usage?.machineCores != null
+      ? round(perMsg(usage.machineCores - usage.selfCores) - cpuUs / n, 1)
+      : null,
+    machine_cores: usage?.machineCores != null ? round(usage.machineCores, 2) : null,
     end: reports.some((r) => r.end !== "last delete") ? "run returned" : "last delete",
   };
 }
@@ -326,6 +363,9 @@ function tableLines(rows: { label: string; consumer: string; f: RunFigures }[]):
     "p99 ms",
     "peak RSS MiB",
     "seconds",
+    "emulator µs",
+    "rest µs",
+    "cores",
   ];
   const body = rows.map(({ label, consumer, f }) => [
     label,
@@ -337,6 +377,9 @@ function tableLines(rows: { label: string; consumer: string; f: RunFigures }[]):
     fmt(f.p99_ms, 1),
     fmt(f.peak_rss_mib, 1),
     fmt(f.seconds, 2),
+    fmt(f.emulator_cpu_us_per_msg, 1),
+    fmt(f.rest_cpu_us_per_msg, 1),
+    fmt(f.machine_cores, 2),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) =>
@@ -358,6 +401,11 @@ interface Rig {
 }
 
 let queueSerial = 0;
+
+function usageOf(rig: Rig, reports: readonly ConsumerReport[]): Promise<MachineUsage | null> {
+  const { start, end } = runWindow(reports);
+  return rig.sqs.usage(start, end);
+}
 
 /** Seeds a fresh queue with n messages and runs one consumer on it. */
 async function runOnce(
@@ -390,7 +438,7 @@ async function runOnce(
       const reports = await consume(SCRIPTS.ceiling, permissions, rig.childEnv, settings, processes, n);
       const deleted = reports.reduce((s, r) => s + r.messages, 0);
       if (deleted < n) throw new Error(`bench: the ceiling deleted ${deleted} of ${n} messages`);
-      return { figures: figures(reports, n), bad: seeded.bad, reports };
+      return { figures: figures(reports, n, await usageOf(rig, reports)), bad: seeded.bad, reports };
     }
     const target = await rig.db.fresh();
     try {
@@ -402,6 +450,7 @@ async function runOnce(
         ...(opts.ablate?.length ? { ablate: opts.ablate } : {}),
       };
       const reports = await consume(SCRIPTS.masq, permissions, rig.childEnv, settings, processes, n);
+      const usage = await usageOf(rig, reports);
       const c = await target.counts();
       // Without the sink nothing is written; without the transform every message is one fixed row.
       const expected = opts.ablate?.includes("sink")
@@ -420,7 +469,7 @@ async function runOnce(
       }
       const deleted = reports.reduce((s, r) => s + r.messages, 0);
       if (deleted < n) throw new Error(`bench: masq deleted ${deleted} of ${n} messages`);
-      return { figures: figures(reports, n), bad: seeded.bad, reports };
+      return { figures: figures(reports, n, usage), bad: seeded.bad, reports };
     } finally {
       await target.drop();
     }
@@ -443,6 +492,11 @@ export interface CompareResult {
   ratio: { rate: number; cpu: number; rss: number };
   targets: typeof TARGETS;
   per_round: { ceiling: RunFigures; masq: RunFigures; ablated?: RunFigures[] }[];
+  /**
+   * The machine's side (when its CPU times can be read): the median over rounds of rateBound(), and of what
+   * the rest of the machine spent more per message while masq ran than while the ceiling did, µs.
+   */
+  machine?: { rate_bound: number; rest_extra_us_per_msg: number };
   /** With `ablate`: masq without the first part, the first two, ...; medians, and ratios to the ceiling. */
   ablations?: { without: Ablation[]; masq: RunFigures; ratio: { rate: number; cpu: number; rss: number } }[];
 }
@@ -463,8 +517,28 @@ function medianFigures(runs: readonly RunFigures[]): RunFigures {
     p50_ms: roundOrNull(m((r) => r.p50_ms), 1),
     p99_ms: roundOrNull(m((r) => r.p99_ms), 1),
     peak_rss_mib: round(m((r) => r.peak_rss_mib)!, 1),
+    emulator_cpu_us_per_msg: roundOrNull(m((r) => r.emulator_cpu_us_per_msg), 1),
+    rest_cpu_us_per_msg: roundOrNull(m((r) => r.rest_cpu_us_per_msg), 1),
+    machine_cores: roundOrNull(m((r) => r.machine_cores), 2),
     end: runs.some((r) => r.end !== "last delete") ? "run returned" : "last delete",
   };
+}
+
+/**
+ * The most masq / ceiling msg/s a CPU-bound machine allows when masq's own CPU per message equals the
+ * ceiling's, from one round's figures: the ceiling's whole-machine CPU per message (its own, the
+ * emulator's, the rest's) against the same plus what the rest of the machine spent more per message while
+ * masq ran (PostgreSQL writing its rows, when it runs here). At equal use of the cores, msg/s go as the
+ * inverse of the machine's CPU per message. Null without the machine's figures.
+ * So a ceiling at 100 + 50 + 0 µs and a rest of 30 µs while masq ran give 150 / 180 = 0.833.
+ */
+export function rateBound(ceiling: RunFigures, masq: RunFigures): number | null {
+  const e = ceiling.emulator_cpu_us_per_msg;
+  const rc = ceiling.rest_cpu_us_per_msg;
+  const rm = masq.rest_cpu_us_per_msg;
+  if (e === null || rc === null || rm === null) return null;
+  const machine = ceiling.cpu_us_per_msg + e + rc;
+  return machine / (machine + Math.max(0, rm - rc));
 }
 
 /** Medians of the per-round ratios of some masq figures to the same rounds' ceilings. */
@@ -553,6 +627,31 @@ async function compare(
       verdict(ratio.cpu <= TARGETS.cpu)
     }), peak RSS ${fmt(ratio.rss, 2)} (target <= ${TARGETS.rss}: ${verdict(ratio.rss <= TARGETS.rss)})`,
   );
+  const bounds = perRound.map((p) => rateBound(p.ceiling, p.masq));
+  const machine = bounds.every((b): b is number => b !== null)
+    ? {
+      rate_bound: round(median(bounds), 3),
+      rest_extra_us_per_msg: round(
+        median(perRound.map((p) => p.masq.rest_cpu_us_per_msg! - p.ceiling.rest_cpu_us_per_msg!)),
+        1,
+      ),
+    }
+    : undefined;
+  if (machine) {
+    const whole = (f: RunFigures) =>
+      `${fmt(f.cpu_us_per_msg, 1)} + ${fmt(f.emulator_cpu_us_per_msg, 1)} + ${
+        fmt(f.rest_cpu_us_per_msg, 1)
+      } = ${fmt(f.cpu_us_per_msg + f.emulator_cpu_us_per_msg! + f.rest_cpu_us_per_msg!, 1)} µs at ${
+        fmt(f.machine_cores, 2)
+      } cores busy`;
+    print(
+      `the whole machine per message (consumer + emulator + rest; medians): ceiling ${whole(ceiling)}, ` +
+        `masq ${whole(masq)}. The rest (PostgreSQL, when it runs here) spent ${
+          fmt(machine.rest_extra_us_per_msg, 1)
+        } µs more per message while masq ran: even at the ceiling's own CPU per message, masq could reach ` +
+        `at most ${fmt(machine.rate_bound, 2)} of its msg/s on this machine at equal use of the cores`,
+    );
+  }
   for (const a of ablations) {
     print(
       `${ablatedName(a.without)} / ceiling (diagnosis only: parts taken out): msg/s ${
@@ -576,6 +675,7 @@ async function compare(
     ratio,
     targets: TARGETS,
     per_round: perRound,
+    ...(machine ? { machine } : {}),
     ...(ablations.length ? { ablations } : {}),
   };
   return result;

@@ -9,6 +9,13 @@ export function assert(cond: unknown, msg?: string): asserts cond {
 export function assertEquals<T>(actual: unknown, expected: T, msg?: string): void {
   assertNode.deepStrictEqual(actual, expected, msg);
 }
+/** `actual` within `tolerance` of `expected` (denoland/std's assertAlmostEquals, with the tolerance given). */
+export function assertAlmostEquals(actual: number, expected: number, tolerance: number, msg?: string): void {
+  assertNode.ok(
+    Math.abs(actual - expected) <= tolerance,
+    msg ?? `${actual} is not within ${tolerance} of ${expected}`,
+  );
+}
 export function assertMatch(actual: string, re: RegExp, msg?: string): void {
   assertNode.match(actual, re, msg);
 }

@@ -40,6 +40,18 @@ Deno.test({
     assert(result.ceiling.p50_ms !== null && result.ceiling.p99_ms! >= result.ceiling.p50_ms);
     assert(result.ratio.rate > 0 && result.ratio.cpu > 0 && result.ratio.rss > 0);
     assert(lines.some((l) => /^median\s+masq/.test(l)), lines.join("\n"));
+    // The machine's side: the emulator answers every request, and the machine was busy at least with
+    // the consumer and the emulator.
+    for (const f of [result.ceiling, result.masq]) {
+      assert(f.emulator_cpu_us_per_msg !== null && f.emulator_cpu_us_per_msg > 0, JSON.stringify(f));
+      assert(
+        f.machine_cores !== null && f.machine_cores > 0 && f.machine_cores <= navigator.hardwareConcurrency,
+      );
+      assert(f.rest_cpu_us_per_msg !== null, JSON.stringify(f));
+    }
+    assert(result.machine !== undefined, "the machine's CPU times are readable here");
+    assert(result.machine.rate_bound > 0 && result.machine.rate_bound <= 1, JSON.stringify(result.machine));
+    assert(lines.some((l) => l.startsWith("the whole machine per message")), lines.join("\n"));
   },
 });
 

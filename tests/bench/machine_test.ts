@@ -1,0 +1,107 @@
+import { assert, assertAlmostEquals, assertEquals } from "../assert.ts";
+import { cpuTotals, type MachineSample, startMachineSampler, usageBetween } from "../../lib/bench/machine.ts";
+import { rateBound, type RunFigures } from "../../lib/bench.ts";
+
+Deno.test("cpuTotals() adds every CPU's busy time (all but idle) and its total", () => {
+  assertEquals(
+    cpuTotals([
+      { user: 100, nice: 5, sys: 40, idle: 850, irq: 5 },
+      { user: 10, nice: 0, sys: 10, idle: 980, irq: 0 },
+    ]),
+    { busy: 170, total: 2000 },
+  );
+  assertEquals(cpuTotals([]), { busy: 0, total: 0 });
+});
+
+const sample = (at: number, busy: number, total: number, selfUs: number): MachineSample => ({
+  at,
+  busy,
+  total,
+  selfUs,
+});
+
+Deno.test("usageBetween() reads each end of the window between the samples around it", () => {
+  // Two CPUs, one busy (busy grows 1 ms a ms of 2 in all); the process uses 0.3 of a core; then a burst.
+  const samples = [
+    sample(0, 0, 0, 0),
+    sample(100, 100, 200, 30_000),
+    sample(200, 200, 400, 60_000),
+    sample(300, 300, 600, 90_000),
+    sample(400, 500, 800, 200_000), // the burst, after the window: it does not count
+  ];
+  const u = usageBetween(samples, 50, 300, 2)!;
+  assertAlmostEquals(u.machineCores!, 1, 1e-9);
+  assertAlmostEquals(u.selfCores, 0.3, 1e-9);
+  // The same window shifted into the burst sees it.
+  assert(usageBetween(samples, 150, 400, 2)!.machineCores! > 1.1);
+});
+
+Deno.test("usageBetween() is null for an empty window or one outside the samples", () => {
+  const samples = [sample(0, 0, 0, 0), sample(100, 10, 20, 0), sample(200, 20, 40, 0)];
+  assertEquals(usageBetween(samples, 150, 150, 2), null);
+  assertEquals(usageBetween(samples, 150, 250, 2), null);
+  assertEquals(usageBetween(samples, -10, 50, 2), null);
+  assertEquals(usageBetween(samples.slice(0, 1), 0, 0, 2), null);
+  assertEquals(usageBetween(samples, 120, 180, 2)?.machineCores, 1);
+});
+
+Deno.test("startMachineSampler() sees this process's own work, and the machine's when it can read it", async () => {
+  let selfUs = 0;
+  const times = { user: 0, nice: 0, sys: 0, idle: 0, irq: 0 };
+  // A fake machine of one CPU, busy half the time, and a process that uses a tenth of a core.
+  const started = Date.now();
+  const sampler = startMachineSampler(() => {
+    const ms = Date.now() - started;
+    selfUs = ms * 100;
+    return selfUs;
+  }, () => {
+    const ms = Date.now() - started;
+    times.user = ms / 2;
+    times.idle = ms / 2;
+    return [times];
+  });
+  const from = Date.now();
+  await new Promise((r) => setTimeout(r, 300));
+  const u = sampler.usage(from, Date.now());
+  sampler.stop();
+  assert(u !== null, "a 300 ms window holds samples");
+  assertAlmostEquals(u.machineCores!, 0.5, 0.05);
+  assertAlmostEquals(u.selfCores, 0.1, 0.02);
+});
+
+Deno.test("startMachineSampler() reports no machine cores when the CPU times cannot be read", async () => {
+  const sampler = startMachineSampler(() => 0, () => {
+    throw new Deno.errors.NotCapable('Requires sys access to "cpus"');
+  });
+  const from = Date.now();
+  await new Promise((r) => setTimeout(r, 100));
+  const u = sampler.usage(from, Date.now());
+  sampler.stop();
+  assertEquals(u?.machineCores, null);
+});
+
+const run = (cpu: number, emulator: number | null, rest: number | null): RunFigures => ({
+  messages: 1,
+  seconds: 1,
+  rate: 1,
+  cpu_us_per_msg: cpu,
+  alloc_kib_per_msg: null,
+  p50_ms: null,
+  p99_ms: null,
+  peak_rss_mib: 1,
+  emulator_cpu_us_per_msg: emulator,
+  rest_cpu_us_per_msg: rest,
+  machine_cores: null,
+  end: "last delete",
+});
+
+Deno.test("rateBound() is the ceiling's machine CPU per message over the same plus the rest's extra", () => {
+  // The doc's example: 100 + 50 + 0 against a rest of 30 while masq ran.
+  assertAlmostEquals(rateBound(run(100, 50, 0), run(140, 55, 30))!, 150 / 180, 1e-9);
+  // masq's own CPU does not enter: the bound is what the machine allows at the ceiling's.
+  assertEquals(rateBound(run(100, 50, 0), run(1000, 55, 30)), rateBound(run(100, 50, 0), run(100, 50, 30)));
+  // A rest no busier than during the ceiling's run bounds nothing.
+  assertEquals(rateBound(run(100, 50, 5), run(140, 55, 2)), 1);
+  assertEquals(rateBound(run(100, null, 0), run(140, 55, 30)), null);
+  assertEquals(rateBound(run(100, 50, 0), run(140, 55, null)), null);
+});

@@ -10,7 +10,10 @@
  * @module
  */
 
-/** How often the emulator's process samples the counters, ms. */
+/**
+ * How often the emulator's process samples the counters, ms. A sample (`os.cpus()`) costs that process
+ * about 0.1 ms of CPU: 0.4% of a core, charged alike to the runs of both consumers.
+ */
 export const SAMPLE_EVERY_MS = 25;
 
 /** One reading: epoch ms, the machine's busy and total CPU time (ms, all CPUs), the sampler's CPU µs. */

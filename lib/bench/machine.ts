@@ -127,11 +127,14 @@ export function startMachineSampler(selfUs: () => number, cpus: () => readonly C
 } {
   const samples: MachineSample[] = [];
   let readable = true;
+  let count = 1;
   const take = () => {
     let stat: { busy: number; total: number } | null = null;
     if (readable) {
       try {
-        stat = cpuTotals(cpus());
+        const times = cpus();
+        count = times.length;
+        stat = cpuTotals(times);
       } catch {
         readable = false;
       }
@@ -145,7 +148,7 @@ export function startMachineSampler(selfUs: () => number, cpus: () => readonly C
   return {
     usage(from, to) {
       take();
-      const u = usageBetween(samples, from, to, readable ? cpus().length : 1);
+      const u = usageBetween(samples, from, to, count);
       return u && (readable ? u : { ...u, machineCores: null });
     },
     stop: () => clearInterval(timer),

@@ -128,7 +128,7 @@ interface SqsServer {
   queueUrl(name: string): string;
   seed(queue: string, n: number, seed: number, badRate: number): Promise<{ good: number; bad: number }>;
   drop(queue: string): Promise<void>;
-  /** The machine's and the emulator's CPU over a window of epoch ms (null when too short to tell). */
+  /** The machine's and the emulator's CPU over a window of epoch ms (null for a window outside the samples). */
   usage(from: number, to: number): Promise<MachineUsage | null>;
   stop(): Promise<void>;
 }

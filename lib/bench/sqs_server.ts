@@ -12,7 +12,8 @@
  *   {"op":"drop","queue":"q"}  -> {"ok":true}  (deletes the queue and its "-dlq")
  *   {"op":"usage","from":t0,"to":t1}  -> {"ok":true,"usage":{"machineCores":1.5,"selfCores":0.4}}
  *     (the machine's and this process's CPU over that window of epoch ms, lib/bench/machine.ts; the
- *     machine's needs --allow-sys=cpus, else it is null; usage is null for a window too short)
+ *     machine's needs --allow-sys=cpus, else it is null; usage is null for a window that is empty or not
+ *     inside the samples)
  * Ends when stdin closes, or on SIGTERM/SIGINT.
  *
  * @module

@@ -40,10 +40,7 @@ export function canonicalIp(ip: string): string {
   // against 4.4 through ipaddr.js (a scratch loop over the bench's IPv6 shape). Anything else (a dotted
   // tail, an invalid spelling) ipaddr.js decides; a property test holds the two to the same answers.
   const groups = hexGroups(written);
-  if (groups !== undefined) {
-    const text = rfc5952(groups);
-    return zone === undefined ? text : `${text}%${zone.toLowerCase()}`;
-  }
+  if (groups !== undefined) return withZone(rfc5952(groups), zone);
   // ipaddr.js reads every dotted tail as IPv4-mapped (::ffff:a.b.c.d); only that form keeps its dots, so
   // any other one (e.g. the deprecated IPv4-compatible ::192.0.2.1) is turned into two hex groups first.
   const addr = /(^|:)ffff:[\d.]+$/i.test(written) ? written : written.replace(
@@ -54,7 +51,7 @@ export function canonicalIp(ip: string): string {
   try {
     const parsed = ipaddr.IPv6.parse(addr);
     const text = parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toRFC5952String();
-    return zone === undefined ? text : `${text}%${zone.toLowerCase()}`;
+    return withZone(text, zone);
   } catch {
     return trimmed;
   }
@@ -149,6 +146,11 @@ function rfc5952(g: readonly number[]): string {
   const hex = g.map((n) => n.toString(16));
   if (best < 0) return hex.join(":");
   return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLength).join(":")}`;
+}
+
+/** A canonical address with its zone id, lowercased, when it had one. */
+function withZone(text: string, zone: string | undefined): string {
+  return zone === undefined ? text : `${text}%${zone.toLowerCase()}`;
 }
 
 function splitZone(s: string): [string, string | undefined] {

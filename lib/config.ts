@@ -5,7 +5,8 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "./errors.ts";
 import type { LogFormat, LogLevel } from "./log.ts";
-import { parseVaultKey, toBase64, VaultError } from "./vault.ts";
+import { codePoints, estimateBits, MAX_KEY_BYTES, MIN_KEY_BITS } from "./key_strength.ts";
+import { fromBase64, parseVaultKey, toBase64, VaultError } from "./vault.ts";
 
 export type SqsProtocol = "json" | "query" | "auto";
 
@@ -55,15 +56,20 @@ interface Setting {
 const DEFAULT_QUEUE_URL = "http://localhost:4566/000000000000/login-queue";
 const DEFAULT_DATABASE_URL = "postgres://postgres:postgres@localhost:5432/postgres";
 
+// A URL may carry credentials (user:secret@host, a presigned query): errors show it only redacted, and
+// an unparseable one not at all.
 function httpUrl(text: string, name: string): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(name, `${JSON.stringify(text)} is not a URL; expected http(s)://host[:port]/...`);
+    throw new ConfigError(name, "is not a URL; expected http(s)://host[:port]/...");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ConfigError(name, `${JSON.stringify(text)} is not an http(s) URL`);
+    throw new ConfigError(
+      name,
+      `has scheme ${JSON.stringify(url.protocol.slice(0, 16))}; expected http: or https:`,
+    );
   }
   return text;
 }
@@ -72,10 +78,7 @@ function queueUrl(text: string, name: string): string {
   httpUrl(text, name);
   const path = new URL(text).pathname.split("/").filter(Boolean);
   if (path.length < 1) {
-    throw new ConfigError(
-      name,
-      `${JSON.stringify(text)} has no queue name; expected .../<account>/<queue-name>`,
-    );
+    throw new ConfigError(name, `${redactUrl(text)} has no queue name; expected .../<account>/<queue-name>`);
   }
   return text;
 }
@@ -287,8 +290,20 @@ export const ENV_VARS: readonly string[] = [
   "PII_VAULT_KEY_FILE",
 ];
 
-/** Query parameters of a PostgreSQL URL that hold a secret (or, for sslkey, where one lies). */
-const SECRET_PARAMS = new Set(["password", "sslpassword", "sslkey"]);
+/**
+ * Query parameters that hold a secret (or, for sslkey, where one lies): PostgreSQL's, and those of a
+ * presigned AWS URL.
+ */
+const SECRET_PARAMS = new Set([
+  "password",
+  "sslpassword",
+  "sslkey",
+  "x-amz-signature",
+  "x-amz-credential",
+  "x-amz-security-token",
+  "signature",
+  "awsaccesskeyid",
+]);
 
 /** The secret query parameters of a URL, as [name, value] pairs with non-empty values. */
 function secretParams(url: URL): Array<[string, string]> {
@@ -296,20 +311,27 @@ function secretParams(url: URL): Array<[string, string]> {
 }
 
 /**
- * A database URL with its password (`user:password@` and the `password`, `sslpassword` and `sslkey`
- * query parameters) replaced by `***`, safe to print.
+ * A URL with its secrets replaced by `***`, safe to print: the password of a PostgreSQL URL (its user
+ * name is kept: it is the role), the whole user information of an http(s) URL (an SQS URL has none, so
+ * whatever is there is a credential), and secret query parameters (`password`, `sslpassword`, `sslkey`,
+ * a presigned URL's signature and credential).
  *
  * @example
  * ```ts
  * import { redactUrl } from "./config.ts";
  * redactUrl("postgres://app:s3cret@db:5432/logins"); // "postgres://app:***@db:5432/logins"
  * redactUrl("postgres://app@db/logins?sslpassword=x"); // "postgres://app@db/logins?sslpassword=***"
+ * redactUrl("https://AKIA:s3cret@sqs.eu-west-1.amazonaws.com/1/q"); // "https://***@sqs.eu-west-1.amazonaws.com/1/q"
  * ```
  */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
-    if (u.password !== "") u.password = "***";
+    const web = u.protocol === "http:" || u.protocol === "https:";
+    if (web && (u.username !== "" || u.password !== "")) {
+      u.username = "***";
+      u.password = "";
+    } else if (u.password !== "") u.password = "***";
     const secret = secretParams(u);
     if (secret.length > 0) {
       const names = new Set(secret.map(([k]) => k));
@@ -332,20 +354,27 @@ const WELL_KNOWN_PASSWORDS = new Set(["postgres"]);
  * have been written in), and the database URL's password and secret query parameters.
  */
 export function secretsOf(
-  config: Pick<Config, "databaseUrl" | "hmacKey"> & { vaultKey?: Uint8Array },
+  config:
+    & Pick<Config, "databaseUrl" | "hmacKey">
+    & Partial<Pick<Config, "queueUrl" | "dlqUrl" | "endpoint">>
+    & { vaultKey?: Uint8Array },
 ): string[] {
   const out = [config.hmacKey];
   if (config.vaultKey !== undefined) {
     const b64 = toBase64(config.vaultKey);
     out.push(b64, b64.replace(/=+$/, ""), b64.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""));
   }
-  try {
-    const url = new URL(config.databaseUrl);
-    for (const pw of [url.password, ...secretParams(url).map(([, v]) => v)]) {
-      const plain = safeDecode(pw);
-      if (plain !== "" && !WELL_KNOWN_PASSWORDS.has(plain)) out.push(plain);
-    }
-  } catch { /* unparseable URLs were rejected already */ }
+  for (const text of [config.databaseUrl, config.queueUrl, config.dlqUrl, config.endpoint]) {
+    if (text === undefined) continue;
+    try {
+      const url = new URL(text);
+      const web = url.protocol === "http:" || url.protocol === "https:";
+      for (const pw of [url.password, web ? url.username : "", ...secretParams(url).map(([, v]) => v)]) {
+        const plain = safeDecode(pw);
+        if (plain !== "" && !WELL_KNOWN_PASSWORDS.has(plain)) out.push(plain);
+      }
+    } catch { /* unparseable URLs were rejected already */ }
+  }
   return [...new Set(out.filter((s) => s.length > 0))];
 }
 
@@ -434,24 +463,31 @@ export const PUBLIC_KEYS: readonly string[] = [
   "example-key",
 ];
 
-/** Whether a key is one of the public ones (or the tracked placeholder, which says NOT-A-KEY). */
+/**
+ * Whether a key is, or contains, one of the public ones (repeating a public key hides nothing), or is the
+ * tracked placeholder, which says NOT-A-KEY. Case does not help either.
+ */
 export function isPublicKey(key: string): boolean {
-  const k = key.trim();
-  return PUBLIC_KEYS.includes(k) || k.startsWith("NOT-A-KEY");
+  const k = key.toLowerCase();
+  return PUBLIC_KEYS.some((p) => k.includes(p.toLowerCase())) || k.includes("not-a-key");
 }
 
+const STRONG_KEY_HINT = "use 32 random bytes (openssl rand -hex 32)";
+
 /**
- * Refuses a key unfit for production: shorter than 32 bytes, all whitespace, or public. The error names
- * the variable and the rule, never the key.
+ * Refuses a key unfit for production: shorter than 32 bytes or longer than 1024, all whitespace, public
+ * (or containing a public key), or of too little information content (key_strength.ts: one symbol or one
+ * piece repeated, runs like `abcdef`, a handful of distinct symbols). The error names the variable and the
+ * rule, never the key.
  */
 export function checkKeyStrength(key: string, name = "PII_HMAC_KEY"): void {
   if (key.trim() === "") {
-    throw new ConfigError(name, "is only whitespace; use 32 random bytes (openssl rand -hex 32)");
+    throw new ConfigError(name, `is only whitespace; ${STRONG_KEY_HINT}`);
   }
   if (isPublicKey(key)) {
     throw new ConfigError(
       name,
-      "is a public key (the demo's, the benchmark's, the test vectors' or the placeholder); anyone could recompute its tokens: use 32 random bytes (openssl rand -hex 32)",
+      `is or contains a public key (the demo's, the benchmark's, the test vectors' or the placeholder); anyone could recompute its tokens: ${STRONG_KEY_HINT}`,
     );
   }
   const bytes = new TextEncoder().encode(key).length;
@@ -460,6 +496,63 @@ export function checkKeyStrength(key: string, name = "PII_HMAC_KEY"): void {
       name,
       `is ${bytes} bytes; at least ${MIN_KEY_BYTES} are required (openssl rand -hex 32)`,
     );
+  }
+  if (bytes > MAX_KEY_BYTES) {
+    throw new ConfigError(
+      name,
+      `is ${bytes} bytes; at most ${MAX_KEY_BYTES} are accepted (${STRONG_KEY_HINT})`,
+    );
+  }
+  if (estimateBits(codePoints(key)) < MIN_KEY_BITS) {
+    throw new ConfigError(
+      name,
+      `has too little information content (estimated below ${MIN_KEY_BITS} bits: a symbol or a piece repeated, a run such as abcdef or 1234, or too few distinct symbols); ${STRONG_KEY_HINT}`,
+    );
+  }
+}
+
+/**
+ * Refuses a vault key whose 32 bytes are not random-looking (all zeros, one byte repeated, a counting
+ * sequence): the same estimate as checkKeyStrength(), over the bytes.
+ */
+export function checkVaultKeyStrength(key: Uint8Array, name = "PII_VAULT_KEY"): void {
+  if (estimateBits(Array.from(key)) < MIN_KEY_BITS) {
+    throw new ConfigError(
+      name,
+      `is not random (estimated below ${MIN_KEY_BITS} bits of information: zeros, a repeated byte or a sequence); use openssl rand -base64 32`,
+    );
+  }
+}
+
+/** The byte strings an HMAC key's text could stand for: its UTF-8 bytes, and its base64 and hex decodings. */
+function readingsOf(text: string): Uint8Array[] {
+  const t = text.trim();
+  const out: Uint8Array[] = [new TextEncoder().encode(text), new TextEncoder().encode(t)];
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(t)) {
+    try {
+      const std = t.replaceAll("-", "+").replaceAll("_", "/");
+      out.push(fromBase64(std.padEnd(Math.ceil(std.length / 4) * 4, "=")));
+    } catch { /* not base64 after all */ }
+  }
+  if (/^(?:[0-9a-fA-F]{2})+$/.test(t)) out.push(Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16)));
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Refuses an HMAC key that is the vault key in another spelling (its base64 text, its bytes, their hex):
+ * one leaked secret must not open both the tokens and the originals.
+ */
+export function refuseSharedKey(
+  hmacKey: string,
+  vaultKey: Uint8Array,
+  names = "PII_HMAC_KEY / PII_VAULT_KEY",
+): void {
+  if (readingsOf(hmacKey).some((r) => sameBytes(r, vaultKey))) {
+    throw new ConfigError(names, "are the same key; each must be its own random key");
   }
 }
 
@@ -488,14 +581,16 @@ export function resolveVaultKey(
   const fromFile = (env("PII_VAULT_KEY") ?? "") === "" && (env("PII_VAULT_KEY_FILE") ?? "") !== "";
   const text = resolveSecret("PII_VAULT_KEY", env, readFile, fileMode, warnings);
   if (text === undefined) return undefined;
+  const name = fromFile ? "PII_VAULT_KEY_FILE" : "PII_VAULT_KEY";
+  let key: Uint8Array;
   try {
-    return parseVaultKey(text);
+    key = parseVaultKey(text);
   } catch (err) {
-    if (err instanceof VaultError) {
-      throw new ConfigError(fromFile ? "PII_VAULT_KEY_FILE" : "PII_VAULT_KEY", err.message);
-    }
+    if (err instanceof VaultError) throw new ConfigError(name, err.message);
     throw err;
   }
+  checkVaultKeyStrength(key, name);
+  return key;
 }
 
 export interface Invocation {
@@ -598,7 +693,10 @@ export function buildConfig(
   c.hmacKey = resolveHmacKey(env, readFile, fileMode, warnings);
   if (!opts.allowPublicKey) checkKeyStrength(c.hmacKey);
   const vaultKey = resolveVaultKey(env, readFile, fileMode, warnings);
-  if (vaultKey !== undefined) c.vaultKey = vaultKey;
+  if (vaultKey !== undefined) {
+    if (!opts.allowPublicKey) refuseSharedKey(c.hmacKey, vaultKey);
+    c.vaultKey = vaultKey;
+  }
   return c as Config;
 }
 

@@ -1,6 +1,8 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import fc from "fast-check";
 import {
   buildConfig,
+  checkKeyStrength,
   DEMO_HMAC_KEY,
   type Env,
   ENV_VARS,
@@ -25,8 +27,8 @@ const noFile: ReadFile = (path) => {
   throw new Deno.errors.NotFound(`no ${path}`);
 };
 
-/** A strong test key (64 hex characters); public, but not on the refused list. */
-const TEST_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+/** A strong test key (64 random hex characters); public, but not on the refused list. */
+const TEST_KEY = "9c4e1b7f02a85d36e19f4c7a0b2d8e653f71a9c04e6b28d5137f0ae94c6b2d81";
 const KEYED = { PII_HMAC_KEY: TEST_KEY };
 
 function build(
@@ -216,6 +218,20 @@ Deno.test("buildConfig() names the setting at fault in a ConfigError", () => {
   }
 });
 
+Deno.test("buildConfig() never echoes credentials of a bad queue URL or endpoint", () => {
+  const cases: Array<[Record<string, string>, Record<string, string>]> = [
+    [{ "queue-url": "https://AKIAEXAMPLE:qsecret-1@sqs.eu-west-1.amazonaws.com/" }, {}],
+    [{}, { SQS_QUEUE_URL: "ftp://user:qsecret-2@host/1/q" }],
+    [{}, { SQS_QUEUE_URL: "qsecret-3 is not a url" }],
+    [{ endpoint: "gopher://u:qsecret-4@h" }, {}],
+    [{ "dlq-url": "http://u:qsecret-5@h:1/" }, {}],
+  ];
+  for (const [flags, vars] of cases) {
+    const err = configError(() => build(flags, vars));
+    assert(!/qsecret|AKIAEXAMPLE/.test(err.message), err.message);
+  }
+});
+
 Deno.test("buildConfig() does not print a bad DATABASE_URL, which may hold a password", () => {
   const err = configError(() => build({}, { DATABASE_URL: "mysql://app:hunter2@db/logins" }));
   assert(!err.message.includes("hunter2"), err.message);
@@ -335,9 +351,71 @@ Deno.test("buildConfig() refuses short, blank and public HMAC keys with a Config
     if (key.trim() !== "") assert(!err.message.includes(key), "the key is not echoed");
   }
   // 32 bytes is enough, counted in UTF-8 bytes, not characters.
-  assertEquals(build({}, { PII_HMAC_KEY: "x".repeat(32) }).hmacKey, "x".repeat(32));
-  assertEquals(build({}, { PII_HMAC_KEY: "ü".repeat(16) }).hmacKey, "ü".repeat(16));
-  configError(() => build({}, { PII_HMAC_KEY: "ü".repeat(15) }));
+  const ascii = "q7Vx2Lm9Kp4Rt8Wz1Bn6Hc3Jf5Dg0Ys!";
+  assertEquals(build({}, { PII_HMAC_KEY: ascii }).hmacKey, ascii);
+  const twoByte = "üéößçñåøæþðłąęśźżčřž";
+  assertEquals(build({}, { PII_HMAC_KEY: twoByte }).hmacKey, twoByte);
+  assertMatch(configError(() => build({}, { PII_HMAC_KEY: twoByte.slice(5) })).message, /is 30 bytes/);
+});
+
+Deno.test("checkKeyStrength() refuses keys of little information content, whatever their length", () => {
+  const weak: Array<[string, string]> = [
+    ["a".repeat(32), "32 times one letter"],
+    ["a".repeat(64), "64 times one letter"],
+    ["0".repeat(64), "all zeros"],
+    [" ".repeat(31) + "x", "31 spaces and a letter"],
+    ["\u{1F600}".repeat(8), "8 times one emoji"],
+    ["\u{1F600}\u{1F601}\u{1F602}\u{1F923}\u{1F603}\u{1F604}\u{1F605}\u{1F606}", "8 different emoji"],
+    ["example-key".repeat(3), "a public key repeated"],
+    ["EXAMPLE-KEY-and-some-more-text-here", "a public key in another case"],
+    ["0123456789abcdef0123456789abcdef", "a sequence, twice"],
+    ["abcdefghijklmnopqrstuvwxyz012345", "a run"],
+    ["Password123!Password123!Password123!x", "one piece repeated"],
+    ["ab".repeat(40), "two symbols alternating"],
+  ];
+  for (const [key, what] of weak) {
+    const err = configError(() => checkKeyStrength(key));
+    assertEquals(err.setting, "PII_HMAC_KEY", what);
+    if (key.trim().length > 3) assert(!err.message.includes(key.trim()), `${what}: the key is not echoed`);
+  }
+  configError(() => checkKeyStrength("x".repeat(2000)));
+});
+
+Deno.test("checkKeyStrength() accepts every key openssl rand -hex 32, -base64 32 and -hex 16 make", () => {
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
+      checkKeyStrength(hex(bytes));
+      checkKeyStrength(toBase64(bytes));
+      checkKeyStrength(hex(bytes.subarray(0, 16)));
+    }),
+    { numRuns: 2000 },
+  );
+  // fast-check favours small and repeated values; real randomness too.
+  for (let i = 0; i < 2000; i++) checkKeyStrength(hex(crypto.getRandomValues(new Uint8Array(16))));
+});
+
+Deno.test("buildConfig() refuses a vault key that is not random, or that is the HMAC key", () => {
+  for (
+    const bytes of [
+      new Uint8Array(32),
+      new Uint8Array(32).fill(7),
+      Uint8Array.from({ length: 32 }, (_, i) => i),
+    ]
+  ) {
+    const err = configError(() => build({}, { PII_VAULT_KEY: toBase64(bytes) }));
+    assertEquals(err.setting, "PII_VAULT_KEY");
+    assertMatch(err.message, /not random/);
+  }
+  const vault = crypto.getRandomValues(new Uint8Array(32));
+  const b64 = toBase64(vault);
+  const hex = Array.from(vault, (x) => x.toString(16).padStart(2, "0")).join("");
+  for (const hmac of [b64, hex, ` ${b64}`, b64.replace(/=+$/, "")]) {
+    const err = configError(() => build({}, { PII_HMAC_KEY: hmac, PII_VAULT_KEY: b64 }));
+    assertEquals(err.setting, "PII_HMAC_KEY / PII_VAULT_KEY");
+    assert(!err.message.includes(b64.slice(0, 20)), "no key echoed");
+  }
+  assertEquals(build({}, { PII_VAULT_KEY: b64 }).vaultKey, vault);
 });
 
 Deno.test("buildConfig() accepts a public key only when asked to (the demo and the benchmark)", () => {
@@ -404,6 +482,27 @@ Deno.test("redactUrl() hides the password and nothing else", () => {
   assertEquals(redactUrl("postgres://app@db:5432/logins"), "postgres://app@db:5432/logins");
   assert(!redactUrl("postgres://app:p%40ss@db/x").includes("p%40ss"));
   assertEquals(redactUrl("not a url"), "(unparseable URL)");
+});
+
+Deno.test("redactUrl() hides the whole user information of an http(s) URL and presigned query secrets", () => {
+  assertEquals(
+    redactUrl("https://AKIAEXAMPLE:s3cret@sqs.eu-west-1.amazonaws.com/1/q"),
+    "https://***@sqs.eu-west-1.amazonaws.com/1/q",
+  );
+  assertEquals(redactUrl("http://token@localhost:4566/0/q"), "http://***@localhost:4566/0/q");
+  const presigned = redactUrl("https://h/1/q?X-Amz-Signature=sig1&X-Amz-Credential=cred1&Action=x");
+  assert(!/sig1|cred1/.test(presigned), presigned);
+  assertMatch(presigned, /Action=x/);
+});
+
+Deno.test("secretsOf() lists credentials in the queue URL and the endpoint", () => {
+  const s = secretsOf({
+    databaseUrl: "postgres://u@db/x",
+    hmacKey: TEST_KEY,
+    queueUrl: "https://AKIAQ:qpw@h/1/q",
+    endpoint: "https://eu:epw@h",
+  });
+  for (const x of ["qpw", "AKIAQ", "epw", "eu"]) assert(s.includes(x), x);
 });
 
 Deno.test("redactUrl() hides password, sslpassword and sslkey query parameters", () => {

@@ -56,7 +56,7 @@ Deno.test("masq run exits 2 with one line on an unknown flag, a malformed URL or
   );
   assertOneLineError(
     await runMasqCli(["run", "--queue-url", "not a url"], base),
-    /^masq: --queue-url: "not a url" is not a URL/,
+    /^masq: --queue-url: is not a URL/,
   );
   assertOneLineError(
     await runMasqCli(["run", "--concurrency", "0"], base),

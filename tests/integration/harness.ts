@@ -12,7 +12,7 @@ import { DEFAULT_ROLE_PREFIX, dropRoles, migrate } from "../../lib/sink/schema.t
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
 /** A strong test key (32 bytes of hex text): `masq run` refuses short and published keys. */
-export const TEST_KEY = "masq-test-key-0123456789abcdef0123456789abcdef";
+export const TEST_KEY = "masq-test-key-7f3a9c21e84b06d5fa1c93e2b7d4068e";
 
 /** The permission flags of `deno task masq` (which start, demo and bench run), as users run masq. */
 export function runPermissions(): string[] {

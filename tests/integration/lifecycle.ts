@@ -19,9 +19,17 @@ import {
   waitForOutput,
 } from "./harness.ts";
 
-export const VAULT_KEY = new Uint8Array(32).map((_, i) => i * 7 + 3);
+export const VAULT_KEY = Uint8Array.from(
+  "f04a539bc5c3ee7fcf72f66334bf63653b0a8947e2c171e2587bf984277103e9".match(/../g)!,
+  (h) => parseInt(h, 16),
+);
 export const VAULT_KEY_B64 = toBase64(VAULT_KEY);
-export const OTHER_VAULT_KEY_B64 = toBase64(new Uint8Array(32).fill(9));
+export const OTHER_VAULT_KEY_B64 = toBase64(
+  Uint8Array.from(
+    "010fdb4d88dd6cfad52a44c30b55ca1218635b24057dd237cc50b0e2c2a6dcb1".match(/../g)!,
+    (h) => parseInt(h, 16),
+  ),
+);
 
 export interface Login {
   userId: string;

@@ -4,7 +4,7 @@
  */
 import { assertEquals, assertMatch } from "../assert.ts";
 import { startDatabase, type TestDatabase } from "./harness.ts";
-import { insertLogins, killAtPause, masq, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
+import { insertLogins, killAtPause, masq, tokensOf, VAULT_KEY_B64, vaultCount } from "./lifecycle.ts";
 
 const SHARED_IP = "100.64.0.1";
 
@@ -40,10 +40,12 @@ Deno.test("masq forget --user-id erases the person's rows and unshared vault ent
   const db = await startDatabase();
   try {
     await seed(db);
+    const entries = await vaultCount(db);
     const res = await masq(["forget", "--user-id", "u1", "--reason", "erasure request 2026-117"], {
       databaseUrl: db.url,
     });
     assertEquals(res.code, 0, res.stderr);
+    assertEquals(await vaultCount(db), entries - 2);
     assertEquals(JSON.parse(res.stdout.trim()), {
       userLogins: 3,
       rejected: 1,
@@ -137,6 +139,37 @@ Deno.test("masq forget killed mid-transaction (SIGKILL) leaves everything as it 
     assertEquals(after.users, ["u10", "u2"]);
     assertEquals(after.vault, 4);
     assertEquals(after.log.length, 1);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq forget refuses a reason that shows nothing, and an id PostgreSQL cannot hold", async () => {
+  const db = await startDatabase();
+  try {
+    await seed(db);
+    const before = await state(db);
+    for (const reason of ["\u200b", "  ", "!!!", "\u2060\u2060\u2060"]) {
+      const res = await masq(["forget", "--user-id", "u1", "--reason", reason], { databaseUrl: db.url });
+      assertEquals(res.code, 2, JSON.stringify(reason));
+      assertMatch(res.stderr, /^masq: --reason: /);
+    }
+    const long = await masq(["forget", "--user-id", "é".repeat(129), "--reason", "erasure 5"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(long.code, 2);
+    assertEquals(long.stderr, "masq: --user-id: must be 1 to 128 characters\n");
+    const astral = await masq(["forget", "--user-id", "😀".repeat(100), "--reason", "erasure 5"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(astral.code, 0, `100 characters fit varchar(128): ${astral.stderr}`);
+    assertEquals(await state(db), {
+      ...before,
+      log: [
+        "forget_user:" + "😀".repeat(100) +
+        ":removed user_logins=0 user_logins_rejected=0 pii_vault=0 kept_shared=0",
+      ],
+    });
   } finally {
     await db.stop();
   }

@@ -4,7 +4,15 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { startDatabase } from "./harness.ts";
-import { insertLogins, masq, OTHER_VAULT_KEY_B64, tokensOf, VAULT_KEY, VAULT_KEY_B64 } from "./lifecycle.ts";
+import {
+  insertLogins,
+  masq,
+  OTHER_VAULT_KEY_B64,
+  tokensOf,
+  VAULT_KEY,
+  VAULT_KEY_B64,
+  vaultCount,
+} from "./lifecycle.ts";
 import { createPostgresSink } from "../../lib/sink/postgres.ts";
 import { roleNames } from "../../lib/sink/schema.ts";
 import { silentLogger } from "../../lib/log.ts";
@@ -35,6 +43,7 @@ Deno.test("masq recover prints the original of a token and logs who asked, why, 
     await insertLogins(db, [{ userId: "u1", ip: "203.0.113.7", deviceId: "dev-7" }]);
     const tok = await tokensOf();
     const ipToken = await tok.ip("203.0.113.7");
+    const entries = await vaultCount(db);
     const res = await masq(
       ["recover", "--field", "ip", "--token", ipToken, "--reason", "ticket 42: fraud review"],
       { databaseUrl: db.url, env: vaultEnv },
@@ -57,6 +66,7 @@ Deno.test("masq recover prints the original of a token and logs who asked, why, 
       { databaseUrl: db.url, env: vaultEnv },
     );
     assertEquals(dev.stdout, "dev-7\n", dev.stderr);
+    assertEquals(await vaultCount(db), entries, "recover changes no vault entry");
   } finally {
     await db.stop();
   }

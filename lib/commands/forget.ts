@@ -28,8 +28,12 @@ export const forget: Command = {
     if (byUser === byToken) {
       throw new ConfigError("usage", "give either --user-id, or --field with --token (see masq --help)");
     }
-    if (byUser && (userId.trim() === "" || userId.length > 128)) {
+    if (byUser && (userId.trim() === "" || [...userId].length > 128)) {
       throw new ConfigError("--user-id", "must be 1 to 128 characters");
+    }
+    // user_logins cannot hold such an id, and an encoder would turn it into another one.
+    if (byUser && (!userId.isWellFormed() || userId.includes("\u0000"))) {
+      throw new ConfigError("--user-id", "is not well-formed Unicode text (a lone surrogate or a NUL)");
     }
     const reason = requireReason(ctx.values.reason, "forget");
     const field = byToken ? parseField(ctx.values.field) : undefined;

@@ -28,7 +28,9 @@ export const migrate: Command = {
         result.from === result.to ? "schema is up to date; grants re-applied" : "schema migrated",
         { from: result.from, to: result.to, ...result.roles },
       );
-      ctx.print(JSON.stringify(result));
+      for (const w of result.warnings) log.warn(w);
+      const { warnings: _shown, ...summary } = result;
+      ctx.print(JSON.stringify(summary));
       return 0;
     } finally {
       await client.end().catch(() => {});

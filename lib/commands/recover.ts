@@ -1,7 +1,7 @@
 /**
  * `masq recover`: the original behind a token, for the few who may see it. Needs the vault key and a
- * reason; every lookup is appended to pii_access_log in the transaction that reads it. The originals go to
- * stdout (the one place masq prints them, on request); the log names only tokens.
+ * reason; every lookup is committed to pii_access_log before the database hands out its ciphertext. The
+ * originals go to stdout (the one place masq prints them, on request); the log names only tokens.
  */
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";

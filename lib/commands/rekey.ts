@@ -3,11 +3,13 @@
  * (run it again after a crash). Progress on stderr: a live line on a terminal, else a log line every few
  * seconds. Switch `masq run` to the new key first, so that no new rows arrive under the old one.
  */
+import { checkKeyStrength } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import {
   lifecycleSecrets,
+  optionalReason,
   osUser,
   readKeyFile,
   requireVaultKey,
@@ -16,10 +18,23 @@ import {
 } from "../lifecycle/keys.ts";
 import { rekey as runRekey } from "../lifecycle/rekey.ts";
 import { requireSchema } from "../sink/schema.ts";
-import { createVaultCipher } from "../vault.ts";
+import { createVaultCipher, parseVaultKey, toBase64 } from "../vault.ts";
 import type { Command } from "./command.ts";
 
 const encoder = new TextEncoder();
+
+/** Whether `key` is the vault key: its base64 text (any spelling), its hex text or its very bytes. */
+function isVaultKey(key: string, vaultKey: Uint8Array): boolean {
+  const same = (bytes: Uint8Array) =>
+    bytes.length === vaultKey.length && bytes.every((b, i) => b === vaultKey[i]);
+  let decoded: Uint8Array | undefined;
+  try {
+    decoded = parseVaultKey(key);
+  } catch { /* not base64 of 32 bytes */ }
+  const hex = Array.from(vaultKey, (b) => b.toString(16).padStart(2, "0")).join("");
+  return (decoded !== undefined && same(decoded)) || same(encoder.encode(key)) ||
+    key.trim().toLowerCase() === hex || key.trim() === toBase64(vaultKey);
+}
 
 export const rekey: Command = {
   usage:
@@ -46,15 +61,23 @@ export const rekey: Command = {
     const batchText = ctx.values.batch ?? "500";
     const batchSize = Number(batchText);
     if (!/^\d+$/.test(String(batchText)) || batchSize < 1 || batchSize > 10_000) {
-      throw new ConfigError("--batch", `${JSON.stringify(batchText)} is not a whole number from 1 to 10000`);
+      throw new ConfigError("--batch", "must be a whole number from 1 to 10000");
     }
+    const reason = optionalReason(ctx.values.reason, `HMAC key rotation to ${keyId}`);
     const newKey = readKeyFile(ctx.readFile, file, "--to-key-file").replace(/\r?\n$/, "");
-    if (newKey === "") throw new ConfigError("--to-key-file", `${JSON.stringify(file)} is empty`);
-    const reason = typeof ctx.values.reason === "string" && ctx.values.reason.trim() !== ""
-      ? ctx.values.reason.trim()
-      : `HMAC key rotation to ${keyId}`;
+    if (newKey === "") throw new ConfigError("--to-key-file", "names an empty file");
+    if (keyId === newKey.trim()) {
+      throw new ConfigError("--to-key-id", "is the new key itself; give the key a name (e.g. k2)");
+    }
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
     const vaultKey = requireVaultKey(config, "rekey");
+    if (isVaultKey(newKey, vaultKey)) {
+      throw new ConfigError(
+        "--to-key-file",
+        "holds the vault key; the HMAC key must be a different secret (openssl rand -hex 32)",
+      );
+    }
+    checkKeyStrength(newKey, "--to-key-file");
     const secrets = [newKey, ...lifecycleSecrets(config)];
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);

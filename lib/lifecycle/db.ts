@@ -17,7 +17,7 @@ import { pgTypes } from "../sink/postgres.ts";
  *
  * const client = await connectDatabase("postgres://postgres@127.0.0.1:5432/test", "recover");
  * const entry: AccessEntry = {
- *   action: "recover", osUser: "dpo", reason: "ticket 1", outcome: "found", field: "ip", token: "ab".repeat(32),
+ *   action: "forget_token", osUser: "dpo", reason: "ticket 1", outcome: "removed", field: "ip", token: "ab".repeat(32),
  * };
  * await inTransaction(client, () => logAccess(client, [entry]));
  * await client.end();
@@ -55,9 +55,13 @@ export async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>):
   }
 }
 
-/** One line of `pii_access_log`; time, database role and session role are filled in by the database. */
+/**
+ * One line of `pii_access_log` written by its command; time, database role and session role are stamped
+ * by the database's trigger, whatever the statement says. Lines of reads (recover, rekey) are written only
+ * by the database's own functions (lib/sink/schema.ts).
+ */
 export interface AccessEntry {
-  action: "recover" | "forget_token" | "forget_user" | "rekey" | "redrive";
+  action: "forget_token" | "forget_user" | "redrive";
   osUser: string;
   reason: string;
   outcome: string;

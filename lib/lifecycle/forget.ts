@@ -23,12 +23,26 @@ export interface ForgetUserResult {
   vaultEntriesKept: number;
 }
 
+/**
+ * JSON text made pure ASCII as `body_redacted` is stored: every UTF-16 code unit outside \x20-\x7e
+ * becomes a lowercase `\uXXXX` escape (an astral character, two). Still the same JSON to a parser.
+ *
+ * @example
+ * ```ts
+ * import { asciiJson } from "./forget.ts";
+ * asciiJson(JSON.stringify({ user_id: "rt-élève" })); // '{"user_id":"rt-\\u00e9l\\u00e8ve"}'
+ * ```
+ */
+export function asciiJson(json: string): string {
+  return json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** The message ids of rejected messages whose redacted body has this user_id. */
 async function rejectedOf(client: pg.Client, userId: string): Promise<string[]> {
-  // A cheap text filter first, then an exact check of the parsed body.
+  // A cheap text filter first (the id as the body spells it), then an exact check of the parsed body.
   const res = await client.query<{ message_id: string; body_redacted: string }>(
     "SELECT message_id, body_redacted FROM user_logins_rejected WHERE strpos(body_redacted, $1) > 0",
-    [JSON.stringify(userId).slice(1, -1)],
+    [asciiJson(JSON.stringify(userId)).slice(1, -1)],
   );
   const rows = res.rows as { message_id: string; body_redacted: string }[];
   return rows.filter((r) => {

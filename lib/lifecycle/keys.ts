@@ -16,9 +16,8 @@ const KEY_ID = /^[A-Za-z0-9._-]{1,32}$/;
 function keyId(env: Env, name: string, fallback: string): string {
   const text = env(name);
   if (text === undefined || text === "") return fallback;
-  if (!KEY_ID.test(text)) {
-    throw new ConfigError(name, `${JSON.stringify(text)} is not a key id (1-32 of A-Z a-z 0-9 . _ -)`);
-  }
+  // Never the value: a key pasted here by mistake would be printed.
+  if (!KEY_ID.test(text)) throw new ConfigError(name, "is not a key id (1-32 of A-Z a-z 0-9 . _ -)");
   return text;
 }
 
@@ -27,7 +26,10 @@ export function resolveVaultKeyId(env: Env): string {
   return keyId(env, "PII_VAULT_KEY_ID", DEFAULT_VAULT_KEY_ID);
 }
 
-/** Reads a key file, or a ConfigError naming the variable and why (never the content). */
+/**
+ * Reads a key file, or a ConfigError naming the setting and why: never the path (the key itself, given
+ * where its file was meant) nor the content.
+ */
 export function readKeyFile(readFile: ReadFile, path: string, setting: string): string {
   try {
     return readFile(path);
@@ -36,8 +38,10 @@ export function readKeyFile(readFile: ReadFile, path: string, setting: string): 
       ? "no such file"
       : err instanceof Deno.errors.PermissionDenied || (err as Error).name === "NotCapable"
       ? "not readable (masq may read key files only under /run/secrets, /etc/masq or ./secrets)"
-      : (err as Error).name;
-    throw new ConfigError(setting, `cannot read ${JSON.stringify(path)}: ${why}`);
+      : err instanceof Deno.errors.IsADirectory
+      ? "it is a directory"
+      : "it cannot be read";
+    throw new ConfigError(setting, `cannot read the file it names: ${why}`);
   }
 }
 
@@ -69,8 +73,10 @@ export function lifecycleSecrets(config: Omit<Config, "hmacKey">): string[] {
  * @example
  * ```ts
  * import {
+ *   checkReason,
  *   DEFAULT_VAULT_KEY_ID,
  *   lifecycleSecrets,
+ *   optionalReason,
  *   osUser,
  *   pausePoint,
  *   readKeyFile,
@@ -84,6 +90,7 @@ export function lifecycleSecrets(config: Omit<Config, "hmacKey">): string[] {
  * const config = settingsWithoutHmacKey({ "database-url": "postgres://postgres@127.0.0.1:5432/test" }, env, Deno.readTextFileSync);
  * const vaultKey = requireVaultKey(config, "recover"); // a ConfigError (exit 2) without PII_VAULT_KEY
  * const reason = requireReason("ticket 42: fraud review", "recover");
+ * console.log(checkReason(" audit 7 "), optionalReason(undefined, "HMAC key rotation to k2"));
  * const keyId = resolveVaultKeyId(env); // DEFAULT_VAULT_KEY_ID unless PII_VAULT_KEY_ID is set
  * console.log(vaultKey.length, reason, keyId === DEFAULT_VAULT_KEY_ID, osUser(env), lifecycleSecrets(config).length);
  * const newKey = readKeyFile(Deno.readTextFileSync, "secrets/k2", "--to-key-file");
@@ -114,17 +121,54 @@ export function osUser(env: Env): string {
   return env("USER") || env("LOGNAME") || env("USERNAME") || home || "unknown";
 }
 
-/** A --reason flag: required, trimmed, at most 1000 characters. */
+/** The fewest letters or digits a --reason must show. */
+export const MIN_REASON_LETTERS = 3;
+/** The most characters (code points) of a --reason. */
+export const MAX_REASON_LENGTH = 1000;
+
+// Format characters (zero-width space, bidi marks), controls, whitespace and the characters Unicode says
+// render as nothing (the Hangul fillers are letters by category): none of them is a visible reason.
+const INVISIBLE = /[\p{Cf}\p{Cc}\p{White_Space}\p{Default_Ignorable_Code_Point}]/gu;
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/gu;
+
+/**
+ * A --reason as stored in pii_access_log: trimmed and otherwise as given, at most 1000 characters, and
+ * holding at least 3 visible letters or digits (so "\u200b", "..." or "  " are refused). The error never
+ * repeats the text.
+ */
+export function checkReason(value: string): string {
+  const reason = value.trim();
+  if (!reason.isWellFormed()) throw new ConfigError("--reason", "is not well-formed Unicode");
+  if (reason.includes("\u0000")) {
+    throw new ConfigError("--reason", "holds a NUL character, which PostgreSQL cannot store");
+  }
+  if ([...reason].length > MAX_REASON_LENGTH) {
+    throw new ConfigError("--reason", `is longer than ${MAX_REASON_LENGTH} characters`);
+  }
+  const visible = reason.replace(INVISIBLE, "").match(LETTER_OR_DIGIT)?.length ?? 0;
+  if (visible < MIN_REASON_LETTERS) {
+    throw new ConfigError(
+      "--reason",
+      `must hold at least ${MIN_REASON_LETTERS} visible letters or digits (e.g. --reason "ticket 1234: fraud review")`,
+    );
+  }
+  return reason;
+}
+
+/** A --reason flag that is required: checkReason(), or a ConfigError saying why it is needed. */
 export function requireReason(value: string | boolean | undefined, command: string): string {
-  const reason = typeof value === "string" ? value.trim() : "";
-  if (reason === "") {
+  if (typeof value !== "string") {
     throw new ConfigError(
       "--reason",
       `required: \`masq ${command}\` records why in pii_access_log (e.g. --reason "ticket 1234: fraud review")`,
     );
   }
-  if (reason.length > 1000) throw new ConfigError("--reason", "is longer than 1000 characters");
-  return reason;
+  return checkReason(value);
+}
+
+/** A --reason flag that may be left out (then `fallback`); given, it obeys checkReason(). */
+export function optionalReason(value: string | boolean | undefined, fallback: string): string {
+  return typeof value === "string" ? checkReason(value) : fallback;
 }
 
 /**

@@ -1,14 +1,15 @@
 /**
- * Recovering originals from the vault: one transaction reads the entries and appends one
- * `pii_access_log` line per token asked for (found, not found or undecryptable), so no read escapes the
- * record. A wrong vault key is an error after the attempt is logged, never garbage.
+ * Recovering originals from the vault, through the database's own functions (schema version 3):
+ * `masq_recover_request()` appends one `pii_access_log` line per token asked for (found or not_found) and
+ * commits, and only then does `masq_recover()` hand out the ciphertexts those lines name; no role may read
+ * `pii_vault.ciphertext` otherwise. A wrong vault key is an error after the read is on record, never
+ * garbage.
  *
  * @module
  */
 import type pg from "pg";
 import { ConfigError } from "../errors.ts";
 import { vaultAad, type VaultCipher, VaultError } from "../vault.ts";
-import { type AccessEntry, inTransaction, logAccess } from "./db.ts";
 
 export type PiiField = "ip" | "device_id";
 
@@ -28,7 +29,7 @@ export interface Recovered {
 /** --field: ip or device_id. */
 export function parseField(value: string | boolean | undefined): PiiField {
   if (value === "ip" || value === "device_id") return value;
-  throw new ConfigError("--field", `${JSON.stringify(value ?? "")} is not ip or device_id`);
+  throw new ConfigError("--field", "must be ip or device_id");
 }
 
 /** A token as masq writes it: 64 lowercase hex digits (uppercase accepted and lowered). */
@@ -39,7 +40,9 @@ export function parseToken(text: string, where: string): string {
 }
 
 /**
- * Looks tokens up in the vault and decrypts them; every lookup is logged in the same transaction.
+ * Looks tokens up in the vault and decrypts them; every lookup is on record (committed) before any
+ * ciphertext leaves the database. Must not run inside a transaction of the caller's (the fetch would find
+ * no committed request, and refuse).
  *
  * @example
  * ```ts
@@ -66,37 +69,34 @@ export async function recoverTokens(
   who: Requester,
 ): Promise<Recovered[]> {
   const unique = [...new Set(tokens)];
-  const { answers, failed } = await inTransaction(client, async () => {
-    const res = await client.query<{ token: string; ciphertext: Uint8Array; key_id: string }>(
-      "SELECT token, ciphertext, key_id FROM pii_vault WHERE field = $1 AND token = ANY($2::text[])",
-      [field, unique],
+  const answers = new Map<string, string>();
+  let failed: { token: string; keyId: string; error: VaultError } | undefined;
+  for (let i = 0; i < unique.length; i += RECOVER_CHUNK) {
+    const chunk = unique.slice(i, i + RECOVER_CHUNK);
+    // Two statements, each its own transaction: the lines are committed before any ciphertext is read.
+    await client.query("SELECT masq_recover_request($1, $2::text[], $3, $4)", [
+      field,
+      chunk,
+      who.reason,
+      who.osUser,
+    ]);
+    const res = await client.query<Row>(
+      "SELECT token, ciphertext, key_id FROM masq_recover($1, $2::text[])",
+      [field, chunk],
     );
-    type Row = { token: string; ciphertext: Uint8Array; key_id: string };
-    const byToken = new Map((res.rows as Row[]).map((r) => [r.token, r]));
-    const answers = new Map<string, string | undefined>();
-    const entries: AccessEntry[] = [];
-    let failed: { token: string; keyId: string; error: VaultError } | undefined;
-    for (const token of unique) {
-      const row = byToken.get(token);
-      let outcome = "not_found";
-      if (row) {
-        try {
-          answers.set(
-            token,
-            await vault.decrypt(new Uint8Array(row.ciphertext), vaultAad(field, token, row.key_id)),
-          );
-          outcome = "found";
-        } catch (err) {
-          if (!(err instanceof VaultError)) throw err;
-          outcome = "undecryptable";
-          failed ??= { token, keyId: row.key_id, error: err };
-        }
+    for (const row of res.rows as Row[]) {
+      try {
+        answers.set(
+          row.token,
+          await vault.decrypt(new Uint8Array(row.ciphertext), vaultAad(field, row.token, row.key_id)),
+        );
+      } catch (err) {
+        if (!(err instanceof VaultError)) throw err;
+        failed ??= { token: row.token, keyId: row.key_id, error: err };
       }
-      entries.push({ action: "recover", osUser: who.osUser, reason: who.reason, outcome, field, token });
     }
-    await logAccess(client, entries);
-    return { answers, failed };
-  });
+    if (failed) break;
+  }
   if (failed) {
     throw new ConfigError(
       "PII_VAULT_KEY",
@@ -107,3 +107,8 @@ export async function recoverTokens(
   }
   return tokens.map((token) => ({ token, original: answers.get(token) }));
 }
+
+type Row = { token: string; ciphertext: Uint8Array; key_id: string };
+
+/** Tokens per request: the lines of one request are committed before its fetch, well within the window. */
+const RECOVER_CHUNK = 1000;

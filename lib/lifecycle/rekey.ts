@@ -1,9 +1,17 @@
 /**
- * Re-tokenising under a new HMAC key from the vault. Work is counted in vault entries: each batch, in one
- * transaction, decrypts entries made under an older key, computes their tokens under the new key, stores
- * the new entries, rewrites the rows that carried the old tokens, deletes the old entries and logs the
- * access. A batch commits whole or not at all, and the entries left under old keys are exactly the work
- * left, so a crash is resumed by running the command again.
+ * Re-tokenising under a new HMAC key from the vault. Work is counted in vault entries. Each batch is put
+ * on record first (`masq_rekey_request()`, committed), then one transaction reads up to a batch of entries
+ * made under other keys through `masq_rekey_batch()` (locked FOR UPDATE SKIP LOCKED: concurrent rekeys
+ * share the work), decrypts them, computes their tokens under the new key, stores the new entries,
+ * rewrites the rows that carried the old tokens, deletes the old entries and commits. A batch commits
+ * whole or not at all, and the entries left under old keys are exactly the work left, so a crash is
+ * resumed by running the command again.
+ *
+ * The safety rule: no entry is deleted before its replacement is stored under a different token. Before
+ * any change, one entry of each old key is tried: a new key that gives an entry its current token is the
+ * same key under another id, and is refused (so is a new key id that already names entries of another
+ * key, and a vault key that does not open the entries); each batch checks it again, and deletes an old
+ * entry only when its replacement is present, or changes nothing.
  *
  * @module
  */
@@ -13,7 +21,7 @@ import { ConfigError } from "../errors.ts";
 import { recordKeyUse } from "../sink/schema.ts";
 import { createMasker } from "../transform/mask.ts";
 import { vaultAad, type VaultCipher, VaultError } from "../vault.ts";
-import { inTransaction, logAccess } from "./db.ts";
+import { inTransaction } from "./db.ts";
 import { pausePoint } from "./keys.ts";
 import type { PiiField, Requester } from "./recover.ts";
 
@@ -70,47 +78,97 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
   const masker = await createMasker(opts.newKey);
   const newToken = async (field: PiiField, original: string) =>
     field === "ip" ? await masker.ip(original) : await masker.deviceId(original);
-  await recordKeyUse(client, opts.newKeyId);
+  const decrypt = async (r: Row) => {
+    try {
+      return await opts.vault.decrypt(new Uint8Array(r.ciphertext), vaultAad(r.field, r.token, r.key_id));
+    } catch (err) {
+      if (!(err instanceof VaultError)) throw err;
+      throw new ConfigError(
+        "PII_VAULT_KEY",
+        `the vault entry of ${r.field} token ${r.token.slice(0, 12)}… (HMAC key ${r.key_id}) ${err.message}`,
+      );
+    }
+  };
+  // Puts a batch on record and commits it: the database hands out nothing without a committed request.
+  const request = async (fromKeyId: string | null, limit: number): Promise<string> =>
+    (await client.query<{ id: string }>("SELECT masq_rekey_request($1, $2, $3, $4, $5) AS id", [
+      opts.newKeyId,
+      fromKeyId,
+      limit,
+      opts.who.reason,
+      opts.who.osUser,
+    ])).rows[0].id;
+  const readBatch = async (id: string) =>
+    (await client.query<Row>("SELECT field, token, ciphertext, key_id FROM masq_rekey_batch($1)", [id]))
+      .rows as Row[];
+
   const oldKeys = (await client.query<{ key_id: string }>(
-    "SELECT DISTINCT key_id FROM pii_vault WHERE key_id <> $1",
+    "SELECT DISTINCT key_id FROM pii_vault WHERE key_id <> $1 ORDER BY key_id",
     [opts.newKeyId],
   )).rows.map((r: { key_id: string }) => r.key_id);
   const total = oldKeys.length === 0 ? 0 : (await client.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM pii_vault WHERE key_id = ANY($1::text[])",
     [oldKeys],
   )).rows[0].n as number;
+
+  const newIdInUse = (await client.query<{ used: boolean }>(
+    "SELECT EXISTS (SELECT 1 FROM pii_vault WHERE key_id = $1) AS used",
+    [opts.newKeyId],
+  )).rows[0].used;
+  // Before any change: one entry of each old key (and of the new id, if it names some already) is tried.
+  for (const keyId of newIdInUse ? [...oldKeys, opts.newKeyId] : oldKeys) {
+    const id = await request(keyId, 1);
+    await client.query("BEGIN");
+    try {
+      const [entry] = await readBatch(id);
+      if (entry !== undefined) {
+        const same = (await newToken(entry.field, await decrypt(entry))) === entry.token;
+        if (keyId !== opts.newKeyId && same) {
+          throw new ConfigError(
+            "--to-key-file",
+            `the new key makes the same tokens as HMAC key ${keyId}: it is the same key (under a new id); nothing was changed`,
+          );
+        }
+        if (keyId === opts.newKeyId && !same) {
+          throw new ConfigError(
+            "--to-key-id",
+            "already names vault entries made under another HMAC key; choose a new id; nothing was changed",
+          );
+        }
+      }
+    } finally {
+      await client.query("ROLLBACK").catch(() => {});
+    }
+  }
+
+  await recordKeyUse(client, opts.newKeyId);
   let entries = 0;
   let rowsUpdated = 0;
   let batches = 0;
   opts.onProgress?.(0, total);
-  while (oldKeys.length > 0) {
+  for (;;) {
+    const left = await client.query<{ left: boolean }>(
+      "SELECT EXISTS (SELECT 1 FROM pii_vault WHERE key_id <> $1) AS left",
+      [opts.newKeyId],
+    );
+    if (!left.rows[0].left) break;
+    const id = await request(null, opts.batchSize);
     const done = await inTransaction(client, async () => {
-      // SKIP LOCKED: two rekeys at once share the work instead of waiting for each other.
-      const res = await client.query(
-        `SELECT field, token, ciphertext, key_id FROM pii_vault WHERE key_id = ANY($1::text[])
-         ORDER BY field, token LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [oldKeys, opts.batchSize],
-      );
-      const rows = res.rows as Row[];
+      // The lock forget takes waits for this whole batch (or this for forget), instead of deadlocking on
+      // an entry both want.
+      await client.query("LOCK TABLE pii_vault IN ROW EXCLUSIVE MODE");
+      const rows = await readBatch(id);
       if (rows.length === 0) return 0;
       const mapped: { field: PiiField; old: string; new: string; ct: Uint8Array }[] = [];
       for (const r of rows) {
-        let original: string;
-        try {
-          original = await opts.vault.decrypt(
-            new Uint8Array(r.ciphertext),
-            vaultAad(r.field, r.token, r.key_id),
-          );
-        } catch (err) {
-          if (!(err instanceof VaultError)) throw err;
+        const original = await decrypt(r);
+        const token = await newToken(r.field, original);
+        if (token === r.token) {
           throw new ConfigError(
-            "PII_VAULT_KEY",
-            `the vault entry of ${r.field} token ${
-              r.token.slice(0, 12)
-            }… (HMAC key ${r.key_id}) ${err.message}`,
+            "--to-key-file",
+            `the new key makes the same tokens as HMAC key ${r.key_id}: it is the same key (under a new id); this batch was not changed`,
           );
         }
-        const token = await newToken(r.field, original);
         mapped.push({
           field: r.field,
           old: r.token,
@@ -124,6 +182,7 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
          ON CONFLICT (field, token) DO NOTHING`,
         [mapped.map((m) => m.field), mapped.map((m) => m.new), mapped.map((m) => m.ct), opts.newKeyId],
       );
+      let updated = 0;
       for (const [field, column] of [["ip", "masked_ip"], ["device_id", "masked_device_id"]] as const) {
         const these = mapped.filter((m) => m.field === field);
         if (these.length === 0) continue;
@@ -132,19 +191,23 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
            FROM unnest($1::text[], $2::text[]) AS m(old, new) WHERE u.${column} = m.old`,
           [these.map((m) => m.old), these.map((m) => m.new)],
         );
-        rowsUpdated += upd.rowCount ?? 0;
+        updated += upd.rowCount ?? 0;
       }
-      await client.query(
-        `DELETE FROM pii_vault v USING unnest($1::text[], $2::text[]) AS o(f, t)
-         WHERE v.field = o.f AND v.token = o.t`,
-        [mapped.map((m) => m.field), mapped.map((m) => m.old)],
+      // An old entry goes only when its replacement, under another token, is there.
+      const del = await client.query(
+        `DELETE FROM pii_vault v USING unnest($1::text[], $2::text[], $3::text[]) AS o(f, old, new)
+         WHERE v.field = o.f AND v.token = o.old AND o.new <> o.old
+           AND EXISTS (SELECT 1 FROM pii_vault n WHERE n.field = o.f AND n.token = o.new)`,
+        [mapped.map((m) => m.field), mapped.map((m) => m.old), mapped.map((m) => m.new)],
       );
-      await logAccess(client, [{
-        action: "rekey",
-        osUser: opts.who.osUser,
-        reason: opts.who.reason,
-        outcome: `re-tokenised ${mapped.length} vault entries to HMAC key ${opts.newKeyId}`,
-      }]);
+      if ((del.rowCount ?? 0) !== mapped.length) {
+        throw new Error(
+          `rekey: ${
+            mapped.length - (del.rowCount ?? 0)
+          } vault entries of this batch have no replacement; the batch was rolled back`,
+        );
+      }
+      rowsUpdated += updated;
       return mapped.length;
     });
     if (done === 0) break;

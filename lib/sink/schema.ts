@@ -1,14 +1,22 @@
 /**
  * masq's schema and roles, versioned. `masq migrate` is the only code path that runs DDL: it creates the
- * tables, the function, the view and three group roles, and records the version. Every other command
+ * tables, the functions, the view and three group roles, and records the version. Every other command
  * checks the version (no DDL) and stops with exit 2 naming `migrate` when the schema is missing or older.
  *
  * Roles (NOLOGIN groups; grant them to login users):
- * - `<prefix>writer`: inserts into the pipeline tables and the vault, records its key id; reads nothing
- *   personal (no SELECT on user_logins or pii_vault, no DELETE anywhere).
+ * - `<prefix>writer`: `masq run`. Inserts into the pipeline tables and the vault, records its key id;
+ *   reads nothing personal (no SELECT on user_logins or the vault's ciphertext, no UPDATE or DELETE of rows).
  * - `<prefix>analyst`: SELECT on `user_logins_readable` only.
- * - `<prefix>privacy_officer`: the vault, recover, forget and rekey; appends to `pii_access_log`, which
- *   nobody but its owner may change or delete.
+ * - `<prefix>privacy_officer`: recover, forget, rekey, redrive. It reads originals only through the
+ *   SECURITY DEFINER functions below, which put the read on record first; it may delete rows (forget) and
+ *   change only the two token columns of user_logins (rekey).
+ *
+ * The audit trail: nobody but the owner (the role that ran migrate) may SELECT `pii_vault.ciphertext`.
+ * `masq_recover_request()` / `masq_rekey_request()` append the access-log lines, which the caller commits;
+ * `masq_recover()` / `masq_rekey_batch()` then hand out ciphertexts only against such lines, committed by
+ * an earlier transaction of the same session user and role within the last few minutes, so a caller that
+ * rolls back or errors after reading cannot take the line back with it. `pii_access_log` is append-only for
+ * everyone but its owner, and a trigger stamps each line's time and roles itself.
  *
  * Roles are cluster-wide while grants are per schema, hence the prefix (tests use one per schema).
  *
@@ -17,7 +25,7 @@
 import { ConfigError, errorMessage } from "../errors.ts";
 
 /** The schema version this masq writes and expects. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The default role-name prefix. */
 export const DEFAULT_ROLE_PREFIX = "masq_";
@@ -42,7 +50,7 @@ export function roleNames(prefix: string = DEFAULT_ROLE_PREFIX): Roles {
   if (!/^[a-z_][a-z0-9_]{0,39}$/.test(prefix)) {
     throw new ConfigError(
       "--role-prefix",
-      `${JSON.stringify(prefix)} is not a lowercase identifier prefix (a-z, 0-9, _; at most 40 characters)`,
+      "is not a lowercase identifier prefix (a-z, 0-9, _; at most 40 characters)",
     );
   }
   return {
@@ -85,6 +93,13 @@ CREATE TABLE IF NOT EXISTS pii_access_log(
   field text, token text, user_id text, message_id text,
   reason text NOT NULL CHECK (length(btrim(reason)) > 0),
   outcome text NOT NULL);
+-- masq_recover() looks for the caller's recent line of each token; auditors ask who looked at a token.
+CREATE INDEX IF NOT EXISTS pii_access_log_token ON pii_access_log (token, at);
+
+-- What each rekey request (its pii_access_log line) lets one masq_rekey_batch() read; owner only.
+CREATE TABLE IF NOT EXISTS pii_rekey_requests(
+  log_id bigint PRIMARY KEY, new_key_id text NOT NULL, from_key_id text,
+  batch_limit integer NOT NULL CHECK (batch_limit BETWEEN 1 AND 10000));
 
 CREATE TABLE IF NOT EXISTS pii_keys(
   id text PRIMARY KEY, first_used timestamptz NOT NULL, last_used timestamptz NOT NULL);
@@ -102,6 +117,177 @@ CREATE TABLE IF NOT EXISTS masq_schema_version(
   one boolean PRIMARY KEY DEFAULT true CHECK (one),
   version integer NOT NULL, role_prefix text NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now());
 `;
+
+/** How long a committed request line lets its caller fetch what it names. */
+export const REQUEST_WINDOW = "5 minutes";
+
+/**
+ * The audit trail (schema version 3): the trigger that stamps every `pii_access_log` line, and the only
+ * ways to the vault's ciphertexts. Each function pins its search_path to this schema (pg_temp last, so a
+ * temporary table cannot stand in for a masq table). A fetch is honoured only against a request line that
+ * an earlier transaction committed: `age(xmin) > 0` holds exactly for rows of transactions older than the
+ * current one (and a visible row of another transaction is a committed one), never for the current
+ * transaction or its subtransactions, so reading and then rolling back leaves the line in place.
+ */
+export const AUDIT_SQL = `
+SELECT set_config('search_path', format('%I, pg_temp', current_schema()), true);
+
+-- The role a statement runs for: the SET ROLE in force, else the login. Inside SECURITY DEFINER code
+-- current_user is the definer, while the role setting stays the caller's.
+CREATE OR REPLACE FUNCTION masq_caller() RETURNS text
+  LANGUAGE sql STABLE SET search_path FROM CURRENT AS
+$fn$ SELECT CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END $fn$;
+
+CREATE OR REPLACE FUNCTION pii_access_log_stamp() RETURNS trigger
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+  -- Lines of reads come from the request functions only; a direct INSERT runs as its caller.
+  IF NEW.action IN ('recover', 'rekey') AND current_user::text = masq_caller()
+     AND NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
+    RAISE EXCEPTION 'pii_access_log: % lines are written by masq_%_request() only', NEW.action, NEW.action
+      USING ERRCODE = '42501';
+  END IF;
+  NEW.at := now();
+  NEW.session_role := session_user;
+  NEW.db_role := masq_caller();
+  RETURN NEW;
+END $fn$;
+DROP TRIGGER IF EXISTS pii_access_log_stamp ON pii_access_log;
+CREATE TRIGGER pii_access_log_stamp BEFORE INSERT ON pii_access_log
+  FOR EACH ROW EXECUTE FUNCTION pii_access_log_stamp();
+
+-- Puts a recover of these tokens on record: one line per distinct token, found or not. The caller commits
+-- it, then calls masq_recover().
+CREATE OR REPLACE FUNCTION masq_recover_request(p_field text, p_tokens text[], p_reason text, p_os_user text)
+  RETURNS integer LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  n integer;
+BEGIN
+  IF p_field IS NULL OR p_field NOT IN ('ip', 'device_id') THEN
+    RAISE EXCEPTION 'masq_recover_request: the field must be ip or device_id' USING ERRCODE = '22023';
+  END IF;
+  IF p_reason IS NULL OR btrim(p_reason) = '' OR length(p_reason) > 1000 THEN
+    RAISE EXCEPTION 'masq_recover_request: a reason of 1 to 1000 characters is required' USING ERRCODE = '22023';
+  END IF;
+  WITH asked AS (
+    SELECT t.tok, min(t.n) AS n FROM unnest(p_tokens) WITH ORDINALITY AS t(tok, n)
+    WHERE t.tok IS NOT NULL GROUP BY t.tok
+  ), logged AS (
+    INSERT INTO pii_access_log (os_user, action, field, token, reason, outcome)
+    SELECT p_os_user, 'recover', p_field, a.tok, p_reason,
+           CASE WHEN EXISTS (SELECT 1 FROM pii_vault v WHERE v.field = p_field AND v.token = a.tok)
+                THEN 'found' ELSE 'not_found' END
+    FROM asked a ORDER BY a.n
+    RETURNING 1
+  )
+  SELECT count(*) INTO n FROM logged;
+  RETURN n;
+END $fn$;
+
+-- The ciphertexts of tokens this session user and role asked for with masq_recover_request() in an
+-- earlier, committed transaction within the window; any other existing token is refused.
+CREATE OR REPLACE FUNCTION masq_recover(p_field text, p_tokens text[])
+  RETURNS TABLE(token text, ciphertext bytea, key_id text)
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+#variable_conflict use_column
+DECLARE
+  unlogged text;
+BEGIN
+  RETURN QUERY
+    SELECT v.token, v.ciphertext, v.key_id FROM pii_vault v
+    WHERE v.field = p_field AND v.token = ANY(p_tokens) AND EXISTS (
+      SELECT 1 FROM pii_access_log l
+      WHERE l.token = v.token AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now()
+        AND l.action = 'recover' AND l.field = p_field AND l.outcome = 'found'
+        AND l.session_role = session_user AND l.db_role = masq_caller() AND age(l.xmin) > 0);
+  SELECT v.token INTO unlogged FROM pii_vault v
+  WHERE v.field = p_field AND v.token = ANY(p_tokens) AND NOT EXISTS (
+    SELECT 1 FROM pii_access_log l
+    WHERE l.token = v.token AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now()
+      AND l.action = 'recover' AND l.field = p_field AND l.outcome = 'found'
+      AND l.session_role = session_user AND l.db_role = masq_caller() AND age(l.xmin) > 0)
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'masq_recover: no committed masq_recover_request() of this role in the last ${REQUEST_WINDOW} names % token %...',
+      p_field, left(unlogged, 12)
+      USING ERRCODE = '42501', HINT = 'call masq_recover_request() in a transaction of its own first';
+  END IF;
+END $fn$;
+
+-- Puts one batch of a rekey on record; returns the request's id for masq_rekey_batch(). With p_from_key_id,
+-- the batch reads entries of that HMAC key only (rekey's probes); else those of any key but the new one.
+CREATE OR REPLACE FUNCTION masq_rekey_request(
+  p_new_key_id text, p_from_key_id text, p_limit integer, p_reason text, p_os_user text)
+  RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  line bigint;
+BEGIN
+  IF p_new_key_id IS NULL OR p_new_key_id !~ '^[A-Za-z0-9._-]{1,32}$'
+     OR (p_from_key_id IS NOT NULL AND p_from_key_id !~ '^[A-Za-z0-9._-]{1,32}$') THEN
+    RAISE EXCEPTION 'masq_rekey_request: a key id is 1-32 of A-Z a-z 0-9 . _ -' USING ERRCODE = '22023';
+  END IF;
+  IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'masq_rekey_request: the batch size must be 1 to 10000' USING ERRCODE = '22023';
+  END IF;
+  IF p_reason IS NULL OR btrim(p_reason) = '' OR length(p_reason) > 1000 THEN
+    RAISE EXCEPTION 'masq_rekey_request: a reason of 1 to 1000 characters is required' USING ERRCODE = '22023';
+  END IF;
+  -- Requests not used in time are of no further use.
+  DELETE FROM pii_rekey_requests r USING pii_access_log l
+  WHERE l.id = r.log_id AND l.at < now() - interval '${REQUEST_WINDOW}';
+  INSERT INTO pii_access_log (os_user, action, reason, outcome)
+  VALUES (p_os_user, 'rekey', p_reason, format('requested up to %s vault entries%s to re-tokenise under HMAC key %s',
+          p_limit, CASE WHEN p_from_key_id IS NULL THEN '' ELSE format(' of HMAC key %s', p_from_key_id) END,
+          p_new_key_id))
+  RETURNING id INTO line;
+  INSERT INTO pii_rekey_requests (log_id, new_key_id, from_key_id, batch_limit)
+  VALUES (line, p_new_key_id, p_from_key_id, p_limit);
+  RETURN line;
+END $fn$;
+
+-- One rekey batch: uses up a committed request of this session user and role from the window, locks up
+-- to its size of entries (FOR UPDATE SKIP LOCKED: concurrent rekeys share the work; the locks last until
+-- the caller's transaction ends) and returns them, logging how many it read.
+CREATE OR REPLACE FUNCTION masq_rekey_batch(p_request bigint)
+  RETURNS TABLE(field text, token text, ciphertext bytea, key_id text)
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+#variable_conflict use_column
+DECLARE
+  q record;
+  n bigint;
+BEGIN
+  DELETE FROM pii_rekey_requests r USING pii_access_log l
+  WHERE r.log_id = p_request AND l.id = r.log_id AND l.action = 'rekey'
+    AND l.session_role = session_user AND l.db_role = masq_caller()
+    AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now() AND age(l.xmin) > 0
+  RETURNING r.new_key_id, r.from_key_id, r.batch_limit, l.os_user, l.reason INTO q;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'masq_rekey_batch: % is no committed, unused masq_rekey_request() of this role from the last ${REQUEST_WINDOW}',
+      p_request USING ERRCODE = '42501';
+  END IF;
+  RETURN QUERY
+    SELECT v.field, v.token, v.ciphertext, v.key_id FROM pii_vault v
+    WHERE CASE WHEN q.from_key_id IS NULL THEN v.key_id <> q.new_key_id ELSE v.key_id = q.from_key_id END
+    ORDER BY v.field, v.token LIMIT q.batch_limit FOR UPDATE SKIP LOCKED;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    INSERT INTO pii_access_log (os_user, action, reason, outcome)
+    VALUES (q.os_user, 'rekey', q.reason,
+            format('read %s vault entries to re-tokenise under HMAC key %s (request %s)', n, q.new_key_id, p_request));
+  END IF;
+END $fn$;
+`;
+
+/** The functions masq_ grants on (signatures as GRANT and REVOKE want them). */
+const FUNCTIONS = {
+  appVersion: "app_version_text(integer)",
+  caller: "masq_caller()",
+  stamp: "pii_access_log_stamp()",
+  recoverRequest: "masq_recover_request(text, text[], text, text)",
+  recover: "masq_recover(text, text[])",
+  rekeyRequest: "masq_rekey_request(text, text, integer, text, text)",
+  rekeyBatch: "masq_rekey_batch(bigint)",
+} as const;
 
 /**
  * Token lookups for forget (is a token still referenced?), rekey (which rows carry it?) and analysts (the
@@ -132,44 +318,99 @@ function createRole(name: string): string {
 END $$;`;
 }
 
-/** The grants: everything revoked first, so a re-run also takes away what an older version granted. */
+/** masq's tables and views (the relations its grants cover). */
+const RELATIONS = [
+  "user_logins",
+  "user_logins_rejected",
+  "user_logins_ledger",
+  "pii_vault",
+  "pii_access_log",
+  "pii_keys",
+  "masq_schema_version",
+  "user_logins_readable",
+  "pii_rekey_requests",
+];
+
+/**
+ * Every privilege on masq's objects taken from every role but their owner (table and column grants, the
+ * log's identity sequence, the functions), so a re-run also takes away what an older version, another
+ * role prefix or an operator granted. Other objects in the schema are left alone.
+ */
+function revokeAllSql(): string {
+  const relations = RELATIONS.map((r) => `'${r}'`).join(", ");
+  const functions = Object.values(FUNCTIONS);
+  return `
+REVOKE ALL ON FUNCTION ${functions.join(", ")} FROM PUBLIC;
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN
+    SELECT DISTINCT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::regclass::text AS obj,
+           CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END AS who
+    FROM pg_class c
+    CROSS JOIN LATERAL (
+      SELECT a.grantee FROM aclexplode(c.relacl) a
+      UNION SELECT a.grantee FROM pg_attribute att, aclexplode(att.attacl) a WHERE att.attrelid = c.oid
+    ) g
+    WHERE (c.relnamespace = current_schema()::regnamespace AND c.relname IN (${relations})
+           OR c.oid = pg_get_serial_sequence('pii_access_log', 'id')::regclass)
+      AND g.grantee <> c.relowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON %s FROM %s', r.obj, r.who);
+  END LOOP;
+  FOR r IN
+    SELECT DISTINCT p.oid::regprocedure::text AS fn,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS who
+    FROM pg_proc p, aclexplode(p.proacl) a
+    WHERE p.oid IN (${functions.map((f) => `'${f}'::regprocedure`).join(", ")}) AND a.grantee <> p.proowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.who);
+  END LOOP;
+END $$;`;
+}
+
+/**
+ * The grants, from scratch (see revokeAllSql): what each role's commands need, nothing more.
+ */
 function grantsSql(r: Roles): string {
   const all = `${r.writer}, ${r.analyst}, ${r.privacyOfficer}`;
-  const tables = [
-    "user_logins",
-    "user_logins_rejected",
-    "user_logins_ledger",
-    "pii_vault",
-    "pii_access_log",
-    "pii_keys",
-    "masq_schema_version",
-    "user_logins_readable",
-  ];
+  const f = FUNCTIONS;
   return `
 ${createRole(r.writer)}
 ${createRole(r.analyst)}
 ${createRole(r.privacyOfficer)}
-DO $$ BEGIN EXECUTE format('GRANT USAGE ON SCHEMA %I TO ${all}', current_schema()); END $$;
-REVOKE ALL ON ${tables.join(", ")} FROM PUBLIC, ${all};
-REVOKE ALL ON FUNCTION app_version_text(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app_version_text(integer) TO ${all};
+${revokeAllSql()}
+DO $$ BEGIN
+  -- Whoever may create objects in the schema could shadow what the SECURITY DEFINER functions call.
+  EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM ${all}', current_schema());
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO ${all}', current_schema());
+END $$;
+GRANT EXECUTE ON FUNCTION ${f.appVersion} TO ${all};
 GRANT SELECT ON masq_schema_version TO ${all};
 
+-- masq run. The batch statement returns the message ids it newly recorded (RETURNING needs SELECT), and ON
+-- CONFLICT needs SELECT on its conflict columns: ids and tokens only, never the vault's ciphertext or a body.
 GRANT INSERT ON user_logins, user_logins_rejected, user_logins_ledger, pii_vault TO ${r.writer};
--- The batch statement returns the message ids it newly recorded (RETURNING needs SELECT), and ON CONFLICT
--- needs SELECT on its conflict columns: ids and tokens only, never the vault's ciphertext or a body.
 GRANT SELECT ON user_logins_ledger TO ${r.writer};
 GRANT SELECT (message_id) ON user_logins_rejected TO ${r.writer};
 GRANT SELECT (field, token) ON pii_vault TO ${r.writer};
-GRANT SELECT, INSERT, UPDATE ON pii_keys TO ${r.writer};
+GRANT SELECT, INSERT ON pii_keys TO ${r.writer};
+GRANT UPDATE (last_used) ON pii_keys TO ${r.writer};
 
 GRANT SELECT ON user_logins_readable TO ${r.analyst};
 
-GRANT SELECT, UPDATE, DELETE ON user_logins TO ${r.privacyOfficer};
+-- recover and rekey read ciphertexts through the functions only; forget deletes; rekey rewrites the two
+-- token columns and the vault entries; every command appends its lines (time and roles stamped).
+GRANT EXECUTE ON FUNCTION ${f.caller}, ${f.recoverRequest}, ${f.recover}, ${f.rekeyRequest}, ${f.rekeyBatch}
+  TO ${r.privacyOfficer};
+GRANT SELECT, DELETE ON user_logins TO ${r.privacyOfficer};
+GRANT UPDATE (masked_ip, masked_device_id) ON user_logins TO ${r.privacyOfficer};
 GRANT SELECT, DELETE ON user_logins_rejected TO ${r.privacyOfficer};
-GRANT SELECT, INSERT, DELETE ON pii_vault TO ${r.privacyOfficer};
-GRANT SELECT, INSERT ON pii_access_log TO ${r.privacyOfficer};
-GRANT SELECT, INSERT, UPDATE ON pii_keys TO ${r.privacyOfficer};
+GRANT SELECT (field, token, key_id, created_at), INSERT, DELETE ON pii_vault TO ${r.privacyOfficer};
+GRANT SELECT, INSERT (os_user, action, field, token, user_id, message_id, reason, outcome) ON pii_access_log
+  TO ${r.privacyOfficer};
+GRANT SELECT, INSERT ON pii_keys TO ${r.privacyOfficer};
+GRANT UPDATE (last_used) ON pii_keys TO ${r.privacyOfficer};
 GRANT SELECT ON user_logins_readable TO ${r.privacyOfficer};
 `;
 }
@@ -182,6 +423,8 @@ export interface MigrateResult {
   from: number;
   to: number;
   roles: Roles;
+  /** What the schema's owner should fix by hand (migrate does not change other roles' rights). */
+  warnings: string[];
 }
 
 async function readVersion(db: Queryable): Promise<{ version: number; rolePrefix: string } | undefined> {
@@ -247,6 +490,7 @@ export async function migrate(
   await db.query(`BEGIN;
 SELECT pg_advisory_xact_lock(${SCHEMA_LOCK});
 ${SCHEMA_SQL}
+${AUDIT_SQL}
 ${opts.tokenIndexes === false ? "" : TOKEN_INDEX_SQL}
 ${grantsSql(roles)}
 INSERT INTO masq_schema_version (version, role_prefix) VALUES (${SCHEMA_VERSION}, '${prefix}')
@@ -256,7 +500,17 @@ COMMIT;`).catch(async (err) => {
     await db.query("ROLLBACK").catch(() => {});
     throw err;
   });
-  return { from: before?.version ?? 0, to: SCHEMA_VERSION, roles };
+  const open = await db.query(
+    "SELECT current_schema() AS schema, has_schema_privilege('public', current_schema(), 'CREATE') AS open",
+  );
+  const { schema, open: anyone } = open.rows[0] as { schema: string; open: boolean };
+  const warnings = anyone
+    ? [
+      `every role may create objects in schema ${schema}, and so shadow what masq's SECURITY DEFINER functions call; ` +
+      `REVOKE CREATE ON SCHEMA ${schema} FROM PUBLIC`,
+    ]
+    : [];
+  return { from: before?.version ?? 0, to: SCHEMA_VERSION, roles, warnings };
 }
 
 /**
@@ -299,12 +553,15 @@ export async function requireSchema(db: Queryable): Promise<{ version: number; r
 }
 
 /**
- * What the connected role may do beyond the writer's rights (read the vault's ciphertext, delete rows):
- * empty for a member of the writer role only; `run` warns otherwise.
+ * What the connected role may do beyond the writer's rights (read the vault's ciphertext directly or
+ * through masq_recover(), read user_logins, delete rows): empty for a member of the writer role only;
+ * `run` warns otherwise.
  */
 export async function excessPrivileges(db: Queryable): Promise<string[]> {
   const res = await db.query(
-    `SELECT has_column_privilege('pii_vault', 'ciphertext', 'SELECT') AS vault,
+    `SELECT has_column_privilege('pii_vault', 'ciphertext', 'SELECT')
+              OR has_function_privilege('masq_recover(text, text[])', 'EXECUTE')
+              OR has_function_privilege('masq_rekey_batch(bigint)', 'EXECUTE') AS vault,
             has_table_privilege('user_logins', 'SELECT') AS read_rows,
             has_table_privilege('user_logins', 'DELETE') AS delete_rows`,
   );

@@ -2,9 +2,11 @@
  * `masq forget`: a person's rows and the vault entries nobody else needs go, shared entries stay, one
  * entry can go alone; all logged, all in one transaction (SIGKILL mid-way, run again: consistent).
  */
-import { assertEquals, assertMatch } from "../assert.ts";
-import { startDatabase, type TestDatabase } from "./harness.ts";
-import { insertLogins, killAtPause, masq, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { createMasker } from "../../lib/transform/mask.ts";
+import { redactBody } from "../../lib/transform/redact.ts";
+import { startDatabase, TEST_KEY, type TestDatabase } from "./harness.ts";
+import { insertLogins, killAtPause, masq, tokensOf, VAULT_KEY_B64, vaultCount } from "./lifecycle.ts";
 
 const SHARED_IP = "100.64.0.1";
 
@@ -40,10 +42,12 @@ Deno.test("masq forget --user-id erases the person's rows and unshared vault ent
   const db = await startDatabase();
   try {
     await seed(db);
+    const entries = await vaultCount(db);
     const res = await masq(["forget", "--user-id", "u1", "--reason", "erasure request 2026-117"], {
       databaseUrl: db.url,
     });
     assertEquals(res.code, 0, res.stderr);
+    assertEquals(await vaultCount(db), entries - 2);
     assertEquals(JSON.parse(res.stdout.trim()), {
       userLogins: 3,
       rejected: 1,
@@ -137,6 +141,90 @@ Deno.test("masq forget killed mid-transaction (SIGKILL) leaves everything as it 
     assertEquals(after.users, ["u10", "u2"]);
     assertEquals(after.vault, 4);
     assertEquals(after.log.length, 1);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq forget --user-id finds a non-ASCII person's rejected bodies as masq stores them (\\u escapes)", async () => {
+  const db = await startDatabase();
+  try {
+    const masker = createMasker(TEST_KEY);
+    const ids = ["rt-élève", "用户-42", "u-😀-x", "Ωmega\u00a0π", "ok\u007fdel"];
+    // Near misses that must stay: other people whose ids share a prefix, an escape or a letter.
+    const others = ["rt-eleve", "rt-élève2", "用户-43", "u-😁-x", "x-rt-élève"];
+    const people = [...ids, ...others];
+    await insertLogins(
+      db,
+      people.map((userId, i) => ({ userId, ip: `192.0.2.${i + 1}`, deviceId: `d-${i}` })),
+    );
+    for (const [i, userId] of people.entries()) {
+      const body = redactBody(
+        { user_id: userId, app_version: "not a version", ip: `192.0.2.${i + 1}` },
+        masker,
+      );
+      assert(body !== null && /^[\x20-\x7e]*$/.test(body) && body.includes(`"user_id":"`));
+      await db.query(
+        `INSERT INTO user_logins_rejected (message_id, reason, body_redacted, rejected_at)
+         VALUES ($1, 'app_version is malformed', $2, now())`,
+        [`r-${i}`, body],
+      );
+    }
+    const entries = await vaultCount(db);
+    for (const [i, userId] of ids.entries()) {
+      const res = await masq(["forget", "--user-id", userId, "--reason", "erasure request 12"], {
+        databaseUrl: db.url,
+      });
+      assertEquals(res.code, 0, res.stderr);
+      assertEquals(JSON.parse(res.stdout.trim()), {
+        userLogins: 1,
+        rejected: 1,
+        vaultEntries: 2,
+        vaultEntriesKept: 0,
+      }, userId);
+      assertEquals(await vaultCount(db), entries - 2 * (i + 1), "the person's own two entries only");
+    }
+    const s = await state(db);
+    assertEquals(s.users, [...others].sort());
+    assertEquals(s.rejected, others.map((_, i) => `r-${ids.length + i}`).sort());
+    assertEquals(
+      (await db.query<{ user_id: string }>("SELECT user_id FROM pii_access_log ORDER BY id")).map((l) =>
+        l.user_id
+      ),
+      ids,
+      "each logged as given",
+    );
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq forget refuses a reason that shows nothing, and an id PostgreSQL cannot hold", async () => {
+  const db = await startDatabase();
+  try {
+    await seed(db);
+    const before = await state(db);
+    for (const reason of ["\u200b", "  ", "!!!", "\u2060\u2060\u2060"]) {
+      const res = await masq(["forget", "--user-id", "u1", "--reason", reason], { databaseUrl: db.url });
+      assertEquals(res.code, 2, JSON.stringify(reason));
+      assertMatch(res.stderr, /^masq: --reason: /);
+    }
+    const long = await masq(["forget", "--user-id", "é".repeat(129), "--reason", "erasure 5"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(long.code, 2);
+    assertEquals(long.stderr, "masq: --user-id: must be 1 to 128 characters\n");
+    const astral = await masq(["forget", "--user-id", "😀".repeat(100), "--reason", "erasure 5"], {
+      databaseUrl: db.url,
+    });
+    assertEquals(astral.code, 0, `100 characters fit varchar(128): ${astral.stderr}`);
+    assertEquals(await state(db), {
+      ...before,
+      log: [
+        "forget_user:" + "😀".repeat(100) +
+        ":removed user_logins=0 user_logins_rejected=0 pii_vault=0 kept_shared=0",
+      ],
+    });
   } finally {
     await db.stop();
   }

@@ -3,6 +3,8 @@
  * (HMAC token, AES-256-GCM under vaultAad(field, token, keyId)), role checks, and the masq CLI with the
  * lifecycle's environment variables.
  */
+import pg from "pg";
+import { pgTypes } from "../../lib/sink/postgres.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { createVaultCipher, toBase64, vaultAad } from "../../lib/vault.ts";
 import { assertEquals } from "../assert.ts";
@@ -89,6 +91,66 @@ export async function insertLogins(
      ON CONFLICT (field, token) DO NOTHING`,
     [rows[0], rows[1], rows[2], v.map((e) => e[0]), v.map((e) => e[1]), v.map((e) => e[2]), keyId],
   );
+}
+
+/** Why a test that needs real login roles cannot run here, or undefined when it can. */
+export const NO_LOGIN_ROLES = Deno.env.get("TEST_DATABASE_URL")
+  ? undefined
+  : "needs TEST_DATABASE_URL: PGlite's socket server knows one user, so there are no login roles to connect as";
+
+/** A login role of a test (a member of one of masq's groups) and a connection as it over TCP. */
+export interface DbLogin {
+  name: string;
+  /** The test database's URL with this login as its user (for the CLI). */
+  url: string;
+  client: pg.Client;
+  /** Runs `sql` as this login in a rolled-back transaction: "ok", or the SQLSTATE it raised. */
+  attempt(sql: string, params?: unknown[]): Promise<string>;
+  /** Closes the connection and drops the role. */
+  drop(): Promise<void>;
+}
+
+/**
+ * `CREATE ROLE <prefix><suffix> LOGIN IN ROLE <group>` and a connection as it (the local server trusts
+ * 127.0.0.1); only on a real server (NO_LOGIN_ROLES).
+ */
+export async function createLogin(db: TestDatabase, group: string, suffix: string): Promise<DbLogin> {
+  const name = `${db.rolePrefix}${suffix}`;
+  await db.query(`CREATE ROLE ${name} LOGIN IN ROLE ${group}`);
+  const u = new URL(db.url);
+  u.username = name;
+  const client = new pg.Client({ connectionString: u.toString(), types: pgTypes });
+  try {
+    await client.connect();
+  } catch (err) {
+    await db.query(`DROP ROLE ${name}`).catch(() => {});
+    throw err;
+  }
+  return {
+    name,
+    url: u.toString(),
+    client,
+    async attempt(sql, params) {
+      await client.query("BEGIN");
+      try {
+        await client.query(sql, params);
+        return "ok";
+      } catch (err) {
+        return String((err as { code?: string }).code ?? (err as Error).message);
+      } finally {
+        await client.query("ROLLBACK");
+      }
+    },
+    async drop() {
+      await client.end().catch(() => {});
+      await db.query(`DROP ROLE IF EXISTS ${name}`);
+    },
+  };
+}
+
+/** The number of vault entries (rows of pii_vault). */
+export async function vaultCount(db: TestDatabase): Promise<number> {
+  return (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pii_vault"))[0].n;
 }
 
 /** Runs `sql` as `role` (SET LOCAL ROLE in a rolled-back transaction): "ok", or the SQLSTATE it raised. */

@@ -59,7 +59,10 @@ Deno.test("masq run exits 2 naming migrate when the schema is missing or older, 
     await db.query("UPDATE masq_schema_version SET version = 1");
     const upgrade = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
     assertEquals(upgrade.code, 0, upgrade.stderr);
-    assertEquals([JSON.parse(upgrade.stdout.trim()).from, JSON.parse(upgrade.stdout.trim()).to], [1, 2]);
+    assertEquals(
+      [JSON.parse(upgrade.stdout.trim()).from, JSON.parse(upgrade.stdout.trim()).to],
+      [1, SCHEMA_VERSION],
+    );
     assertEquals(
       await db.query<{ name: string; method: string }>(
         `SELECT c.relname AS name, a.amname AS method FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -143,29 +146,111 @@ Deno.test("migrate's roles: the writer writes only, the analyst reads the readab
       ]
     ) assertEquals(await analyst(sql), DENIED, `analyst: ${sql}`);
 
-    // The privacy officer: the vault, forget, rekey; the access log is append-only even for them.
+    // The privacy officer: originals only through the functions (after a committed request), forget's
+    // deletes, rekey's two token columns; the access log is append-only even for them, and stamped.
     for (
       const sql of [
-        "SELECT * FROM pii_vault",
+        "SELECT field, token, key_id, created_at FROM pii_vault",
         "DELETE FROM pii_vault WHERE field = 'ip'",
         "INSERT INTO pii_vault (field, token, ciphertext, key_id) VALUES ('ip', 'cd', '\\x00', 'k2')",
         "DELETE FROM user_logins WHERE user_id = 'u1'",
-        "UPDATE user_logins SET masked_ip = masked_ip",
+        "UPDATE user_logins SET masked_ip = masked_ip, masked_device_id = masked_device_id",
         "DELETE FROM user_logins_rejected WHERE message_id = 'm2'",
         "LOCK TABLE pii_vault IN SHARE ROW EXCLUSIVE MODE",
-        "INSERT INTO pii_access_log (action, reason, outcome) VALUES ('recover', 'test', 'found')",
+        "INSERT INTO pii_access_log (action, reason, outcome) VALUES ('forget_user', 'test', 'removed')",
+        "SELECT masq_recover_request('ip', ARRAY['ab'], 'ticket 1', 'dpo')",
+        "SELECT masq_rekey_request('k2', NULL, 10, 'rotation', 'dpo')",
         "SELECT * FROM pii_access_log",
       ]
     ) assertEquals(await officer(sql), "ok", `privacy officer: ${sql}`);
     for (
       const sql of [
+        "SELECT * FROM pii_vault",
+        "SELECT ciphertext FROM pii_vault",
+        "UPDATE pii_vault SET ciphertext = ciphertext",
+        "SELECT * FROM masq_recover('ip', ARRAY(SELECT token FROM pii_vault))",
+        "INSERT INTO pii_access_log (action, reason, outcome) VALUES ('recover', 'test', 'found')",
+        "INSERT INTO pii_access_log (action, reason, outcome) VALUES ('rekey', 'test', 'requested')",
+        "INSERT INTO pii_access_log (action, reason, outcome, db_role) VALUES ('redrive', 'test', 'x', 'someone')",
         "UPDATE pii_access_log SET reason = 'nothing to see'",
         "DELETE FROM pii_access_log",
         "TRUNCATE pii_access_log",
+        "UPDATE user_logins SET locale = '203.0.113.230'",
+        "UPDATE user_logins SET user_id = 'u2'",
         "INSERT INTO user_logins (user_id) VALUES ('x')",
         "CREATE TABLE evil(x int)",
       ]
     ) assertEquals(await officer(sql), DENIED, `privacy officer: ${sql}`);
+    // The writer and the analyst: no way to a ciphertext or into the log.
+    for (const role of [writer, analyst]) {
+      for (
+        const sql of [
+          "SELECT masq_recover_request('ip', ARRAY['ab'], 'ticket 1', 'w')",
+          "SELECT * FROM masq_recover('ip', ARRAY['ab'])",
+          "SELECT masq_rekey_request('k2', NULL, 10, 'rotation', 'w')",
+          "INSERT INTO pii_access_log (action, reason, outcome) VALUES ('forget_user', 'test', 'x')",
+        ]
+      ) assertEquals(await role(sql), DENIED, sql);
+    }
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("migrate upgrades a version 2 database in place: every row, vault entry and log line kept, the grants made anew", async () => {
+  const db = await startDatabase({ migrated: false });
+  try {
+    const r = roleNames(db.rolePrefix);
+    const v2 = await Deno.readTextFile(new URL("./schema_v2.sql", import.meta.url));
+    await db.query(v2.replaceAll("__PREFIX__", db.rolePrefix));
+    await insertLogins(db, [
+      { userId: "u1", ip: "10.0.0.1", deviceId: "dev-1" },
+      { userId: "u2", ip: "10.0.0.2", deviceId: "dev-1" },
+    ]);
+    await db.query(
+      "INSERT INTO pii_access_log (action, reason, outcome, db_role) VALUES ('recover', 'under v2', 'found', 'x')",
+    );
+    // What an operator may have added by hand: gone after migrate.
+    await db.query(`GRANT SELECT ON pii_vault TO ${r.analyst}`);
+    await db.query(`GRANT UPDATE ON pii_access_log TO ${r.writer}`);
+    const snapshot = async () => ({
+      rows: await db.query("SELECT * FROM user_logins ORDER BY user_id"),
+      vault: await db.query("SELECT field, token, ciphertext, key_id FROM pii_vault ORDER BY field, token"),
+      log: await db.query("SELECT id, at, db_role, action, reason FROM pii_access_log ORDER BY id"),
+    });
+    const before = await snapshot();
+    assertEquals(before.vault.length, 3);
+    assertEquals(
+      await asRole(db, r.privacyOfficer, "SELECT ciphertext FROM pii_vault"),
+      "ok",
+      "v2 allowed it",
+    );
+
+    for (const expected of [2, SCHEMA_VERSION]) {
+      const res = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
+      assertEquals(res.code, 0, res.stderr);
+      assertEquals(JSON.parse(res.stdout.trim()).from, expected);
+      assertEquals(await snapshot(), before);
+      for (
+        const [role, sql] of [
+          [r.privacyOfficer, "SELECT ciphertext FROM pii_vault"],
+          [r.privacyOfficer, "UPDATE user_logins SET locale = 'x'"],
+          [
+            r.privacyOfficer,
+            "INSERT INTO pii_access_log (action, reason, outcome) VALUES ('recover', 'r', 'found')",
+          ],
+          [r.analyst, "SELECT * FROM pii_vault"],
+          [r.writer, "UPDATE pii_access_log SET reason = 'x'"],
+        ]
+      ) assertEquals(await asRole(db, role, sql), "42501", `${role}: ${sql}`);
+    }
+    // The upgraded vault still answers recover.
+    const token = await (await tokensOf()).ip("10.0.0.2");
+    const rec = await masq(["recover", "--field", "ip", "--token", token, "--reason", "after the upgrade"], {
+      databaseUrl: db.url,
+      env: { PII_VAULT_KEY: VAULT_KEY_B64 },
+    });
+    assertEquals(rec.stdout, "10.0.0.2\n", rec.stderr);
   } finally {
     await db.stop();
   }
@@ -253,8 +338,8 @@ Deno.test({
     const denied = await masq(args, { databaseUrl: as(analyst), env });
     assertEquals(denied.code, 1);
     assertEquals(denied.stdout, "");
-    assertMatch(denied.stderr, /permission denied for table pii_vault/);
-    const deniedForget = await masq(["forget", "--user-id", "u1", "--reason", "x"], {
+    assertMatch(denied.stderr, /permission denied for function masq_recover_request/);
+    const deniedForget = await masq(["forget", "--user-id", "u1", "--reason", "erasure 2"], {
       databaseUrl: as(analyst),
     });
     assertEquals(deniedForget.code, 1);
@@ -277,6 +362,31 @@ Deno.test({
   } finally {
     await db.query(`DROP ROLE IF EXISTS ${officer}`).catch(() => {});
     await db.query(`DROP ROLE IF EXISTS ${analyst}`).catch(() => {});
+    await db.stop();
+  }
+});
+
+Deno.test("masq migrate warns when every role may create objects in masq's schema", async () => {
+  const db = await startDatabase();
+  try {
+    const schema = (await db.query<{ s: string }>("SELECT current_schema() AS s"))[0].s;
+    const quiet = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
+    assertEquals(quiet.code, 0, quiet.stderr);
+    assert(!quiet.stderr.includes("may create objects"), quiet.stderr);
+    await db.query(`GRANT CREATE ON SCHEMA ${schema} TO PUBLIC`);
+    try {
+      const res = await masq(["migrate", "--role-prefix", db.rolePrefix], { databaseUrl: db.url });
+      assertEquals(res.code, 0, res.stderr);
+      assertMatch(
+        res.stderr,
+        new RegExp(
+          `every role may create objects in schema ${schema}.*REVOKE CREATE ON SCHEMA ${schema} FROM PUBLIC`,
+        ),
+      );
+    } finally {
+      await db.query(`REVOKE CREATE ON SCHEMA ${schema} FROM PUBLIC`);
+    }
+  } finally {
     await db.stop();
   }
 });

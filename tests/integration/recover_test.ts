@@ -4,7 +4,15 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { startDatabase } from "./harness.ts";
-import { insertLogins, masq, OTHER_VAULT_KEY_B64, tokensOf, VAULT_KEY, VAULT_KEY_B64 } from "./lifecycle.ts";
+import {
+  insertLogins,
+  masq,
+  OTHER_VAULT_KEY_B64,
+  tokensOf,
+  VAULT_KEY,
+  VAULT_KEY_B64,
+  vaultCount,
+} from "./lifecycle.ts";
 import { createPostgresSink } from "../../lib/sink/postgres.ts";
 import { roleNames } from "../../lib/sink/schema.ts";
 import { silentLogger } from "../../lib/log.ts";
@@ -35,6 +43,7 @@ Deno.test("masq recover prints the original of a token and logs who asked, why, 
     await insertLogins(db, [{ userId: "u1", ip: "203.0.113.7", deviceId: "dev-7" }]);
     const tok = await tokensOf();
     const ipToken = await tok.ip("203.0.113.7");
+    const entries = await vaultCount(db);
     const res = await masq(
       ["recover", "--field", "ip", "--token", ipToken, "--reason", "ticket 42: fraud review"],
       { databaseUrl: db.url, env: vaultEnv },
@@ -57,6 +66,7 @@ Deno.test("masq recover prints the original of a token and logs who asked, why, 
       { databaseUrl: db.url, env: vaultEnv },
     );
     assertEquals(dev.stdout, "dev-7\n", dev.stderr);
+    assertEquals(await vaultCount(db), entries, "recover changes no vault entry");
   } finally {
     await db.stop();
   }
@@ -70,7 +80,7 @@ Deno.test("masq recover reads many tokens from stdin and logs each lookup, found
     const tok = await tokensOf();
     const tokens = await Promise.all(ips.map((ip) => tok.ip(ip)));
     const unknown = "f".repeat(64);
-    const res = await masq(["recover", "--field", "ip", "--reason", "audit 7"], {
+    const res = await masq(["recover", "--field", "ip", "--reason", "  audit 7 : vérification\u200b "], {
       databaseUrl: db.url,
       env: vaultEnv,
       stdin: [...tokens, "", unknown.toUpperCase()].join("\n") + "\n",
@@ -84,6 +94,11 @@ Deno.test("masq recover reads many tokens from stdin and logs each lookup, found
     const log = await accessLog(db);
     assertEquals(log.map((l) => l.outcome), ["found", "found", "found", "not_found"]);
     assertEquals(log.map((l) => l.token), [...tokens, unknown]);
+    assertEquals(
+      new Set(log.map((l) => l.reason)),
+      new Set(["audit 7 : vérification\u200b"]),
+      "trimmed, else as given",
+    );
   } finally {
     await db.stop();
   }
@@ -104,29 +119,65 @@ Deno.test("masq recover refuses without a reason or a vault key, or with a malfo
       env: vaultEnv,
     });
     assertEquals(blank.code, 2);
-    const noKey = await masq(["recover", "--field", "ip", "--token", token, "--reason", "r"], {
+    // Reasons that show nothing: zero-width and bidi characters, a Hangul filler, controls, punctuation.
+    for (
+      const reason of [
+        "\u200b",
+        "\u200b\u200b\u200b\u200b",
+        "\u3164\u3164\u3164",
+        "\u202e\u2066\t",
+        "...",
+        "ab",
+        "a\u200bb",
+      ]
+    ) {
+      const invisible = await masq(["recover", "--field", "ip", "--token", token, "--reason", reason], {
+        databaseUrl: db.url,
+        env: vaultEnv,
+      });
+      assertEquals(invisible.code, 2, JSON.stringify(reason));
+      assertEquals(
+        invisible.stderr,
+        'masq: --reason: must hold at least 3 visible letters or digits (e.g. --reason "ticket 1234: fraud review")\n',
+      );
+    }
+    const long = await masq(["recover", "--field", "ip", "--token", token, "--reason", "x".repeat(1001)], {
+      databaseUrl: db.url,
+      env: vaultEnv,
+    });
+    assertEquals(long.code, 2);
+    assertMatch(long.stderr, /^masq: --reason: is longer than 1000 characters/);
+    const noKey = await masq(["recover", "--field", "ip", "--token", token, "--reason", "ticket 9"], {
       databaseUrl: db.url,
     });
     assertEquals(noKey.code, 2);
     assertMatch(noKey.stderr, /^masq: PII_VAULT_KEY: not set/);
-    const shortKey = await masq(["recover", "--field", "ip", "--token", token, "--reason", "r"], {
+    const shortKey = await masq(["recover", "--field", "ip", "--token", token, "--reason", "ticket 9"], {
       databaseUrl: db.url,
       env: { PII_VAULT_KEY: btoa("too short") },
     });
     assertEquals(shortKey.code, 2);
     assertMatch(shortKey.stderr, /^masq: PII_VAULT_KEY: decodes to 9 bytes; expected 32/);
-    const badToken = await masq(["recover", "--field", "ip", "--token", "10.0.0.1", "--reason", "r"], {
+    const badToken = await masq(["recover", "--field", "ip", "--token", "10.0.0.1", "--reason", "ticket 9"], {
       databaseUrl: db.url,
       env: vaultEnv,
     });
     assertEquals(badToken.code, 2);
     assertMatch(badToken.stderr, /^masq: --token: is not a token \(64 hex digits\)/);
     assert(!badToken.stderr.includes("10.0.0.1"), "the error does not echo what may be a raw value");
-    const badField = await masq(["recover", "--field", "email", "--token", token, "--reason", "r"], {
+    const badField = await masq(["recover", "--field", "email", "--token", token, "--reason", "ticket 9"], {
       databaseUrl: db.url,
       env: vaultEnv,
     });
     assertEquals(badField.code, 2);
+    assertEquals(badField.stderr, "masq: --field: must be ip or device_id\n", "never the value given");
+    const secretId = "s3cr3t/not-an-id";
+    const badKeyId = await masq(["recover", "--field", "ip", "--token", token, "--reason", "ticket 9"], {
+      databaseUrl: db.url,
+      env: { ...vaultEnv, PII_VAULT_KEY_ID: secretId },
+    });
+    assertEquals(badKeyId.code, 2);
+    assertEquals(badKeyId.stderr, "masq: PII_VAULT_KEY_ID: is not a key id (1-32 of A-Z a-z 0-9 . _ -)\n");
     assertEquals(await accessLog(db), []);
   } finally {
     await db.stop();
@@ -142,7 +193,7 @@ Deno.test("masq recover with the wrong vault key, or a ciphertext moved to anoth
     ]);
     const tok = await tokensOf();
     const [a, b] = [await tok.ip("192.0.2.10"), await tok.ip("192.0.2.20")];
-    const wrong = await masq(["recover", "--field", "ip", "--token", a, "--reason", "r"], {
+    const wrong = await masq(["recover", "--field", "ip", "--token", a, "--reason", "ticket 9"], {
       databaseUrl: db.url,
       env: { PII_VAULT_KEY: OTHER_VAULT_KEY_B64 },
     });
@@ -155,14 +206,15 @@ Deno.test("masq recover with the wrong vault key, or a ciphertext moved to anoth
       "UPDATE pii_vault SET ciphertext = (SELECT ciphertext FROM pii_vault WHERE token = $2) WHERE token = $1",
       [a, b],
     );
-    const moved = await masq(["recover", "--field", "ip", "--token", a, "--reason", "r"], {
+    const moved = await masq(["recover", "--field", "ip", "--token", a, "--reason", "ticket 9"], {
       databaseUrl: db.url,
       env: vaultEnv,
     });
     assertEquals(moved.code, 2);
     assertEquals(moved.stdout, "");
     assert(!moved.stderr.includes("192.0.2.20"));
-    assertEquals((await accessLog(db)).map((l) => l.outcome), ["undecryptable", "undecryptable"]);
+    // Both ciphertexts left the database: on record as found before any decryption was tried.
+    assertEquals((await accessLog(db)).map((l) => l.outcome), ["found", "found"]);
   } finally {
     await db.stop();
   }

@@ -3,8 +3,20 @@
  * recoverable; resumable after a SIGKILL between batches; rows without an original reported.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { startDatabase, type TestDatabase } from "./harness.ts";
-import { insertLogins, killAtPause, type Login, masq, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
+import { startDatabase, TEST_KEY, type TestDatabase } from "./harness.ts";
+import {
+  insertLogins,
+  killAtPause,
+  type Login,
+  masq,
+  OTHER_VAULT_KEY_B64,
+  spawnLifecycle,
+  tokensOf,
+  VAULT_KEY,
+  VAULT_KEY_B64,
+  vaultCount,
+} from "./lifecycle.ts";
+import { collect } from "./harness.ts";
 
 const NEW_KEY = "a-new-hmac-key-for-the-rotation-test-0123456789";
 
@@ -16,10 +28,14 @@ function logins(n: number): Login[] {
   }));
 }
 
-async function withKeyFile<T>(fn: (file: string, dir: string) => Promise<T>): Promise<T> {
+async function withKeyFile<T>(
+  fn: (file: string, dir: string) => Promise<T>,
+  key: string | Uint8Array = NEW_KEY + "\n",
+): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "masq-rekey-" });
   try {
-    await Deno.writeTextFile(`${dir}/k2`, NEW_KEY + "\n");
+    if (typeof key === "string") await Deno.writeTextFile(`${dir}/k2`, key);
+    else await Deno.writeFile(`${dir}/k2`, key);
     return await fn(`${dir}/k2`, dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -84,10 +100,19 @@ Deno.test("masq rekey re-tokenises every vaulted row under the new key, keeps or
       await assertAllUnderNewKey(db, seeded);
       const keys = await db.query<{ id: string }>("SELECT id FROM pii_keys ORDER BY id");
       assertEquals(keys.map((k) => k.id), ["k2"]);
-      const logged = await db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pii_access_log WHERE action = 'rekey' AND reason = 'yearly rotation'",
+      // Each batch: its request, committed before the read, and what it read.
+      const logged = await db.query<{ outcome: string; db_role: string }>(
+        "SELECT outcome, db_role FROM pii_access_log WHERE action = 'rekey' AND reason = 'yearly rotation' ORDER BY id",
       );
-      assertEquals(logged[0].n, out.batches);
+      assertEquals(logged.filter((l) => /^read \d+ vault entries/.test(l.outcome)).length, out.batches);
+      assertEquals(logged.filter((l) => l.outcome.startsWith("requested up to 7 ")).length, out.batches);
+      assertEquals(
+        logged.filter((l) => /^read /.test(l.outcome)).reduce(
+          (n, l) => n + Number(l.outcome.split(" ")[1]),
+          0,
+        ),
+        before.k1,
+      );
       // The originals come back under the new tokens.
       const token = await (await tokensOf(NEW_KEY)).ip(seeded[3].ip!);
       const rec = await masq(["recover", "--field", "ip", "--token", token, "--reason", "check"], {
@@ -147,7 +172,7 @@ Deno.test("masq rekey refuses without a key file, a key id or the vault key", as
       databaseUrl: db.url,
     });
     assertEquals(missing.code, 2);
-    assertMatch(missing.stderr, /^masq: --to-key-file: cannot read "secrets\/nope": no such file/);
+    assertEquals(missing.stderr, "masq: --to-key-file: cannot read the file it names: no such file\n");
     await withKeyFile(async (file, dir) => {
       const noVault = await masq(["rekey", "--to-key-file", file, "--to-key-id", "k2"], {
         databaseUrl: db.url,
@@ -155,6 +180,217 @@ Deno.test("masq rekey refuses without a key file, a key id or the vault key", as
       });
       assertEquals(noVault.code, 2);
       assertMatch(noVault.stderr, /^masq: PII_VAULT_KEY: not set/);
+    });
+  } finally {
+    await db.stop();
+  }
+});
+
+/** Everything a rekey may change: every vault entry and every row, as they are. */
+async function snapshot(db: TestDatabase) {
+  return {
+    vault: await db.query(
+      "SELECT field, token, key_id, encode(ciphertext, 'hex') AS c FROM pii_vault ORDER BY field, token",
+    ),
+    rows: await db.query(
+      "SELECT user_id, masked_ip, masked_device_id FROM user_logins ORDER BY user_id, masked_ip, masked_device_id",
+    ),
+    keys: await db.query("SELECT id FROM pii_keys ORDER BY id"),
+  };
+}
+
+Deno.test("masq rekey refuses the current HMAC key under a new id before any change, and every vault entry stays", async () => {
+  const db = await startDatabase();
+  try {
+    const seeded = logins(20);
+    await insertLogins(db, seeded);
+    // Entries of an older key first in the table, so the probe of every old key is what refuses.
+    await insertLogins(db, [{ userId: "old", ip: "192.0.2.99", deviceId: null }], {
+      hmacKey: "an-older-hmac-key-for-the-rekey-test-0123456789",
+      keyId: "k0",
+    });
+    await db.query("INSERT INTO pii_keys VALUES ('k0', now(), now()), ('k1', now(), now())");
+    const before = await snapshot(db);
+    const entries = await vaultCount(db);
+    await withKeyFile(async (file, dir) => {
+      const res = await masq(["rekey", "--to-key-file", file, "--to-key-id", "k2"], {
+        databaseUrl: db.url,
+        env: { PII_VAULT_KEY: VAULT_KEY_B64 },
+        read: [dir],
+      });
+      assertEquals(res.code, 2, res.stderr);
+      assertEquals(
+        res.stderr,
+        "masq: --to-key-file: the new key makes the same tokens as HMAC key k1: it is the same key (under a new id); nothing was changed\n",
+      );
+      assertEquals(res.stdout, "");
+    }, TEST_KEY + "\n");
+    assertEquals(await snapshot(db), before);
+    assertEquals(await vaultCount(db), entries);
+    const token = await (await tokensOf()).ip(seeded[0].ip!);
+    const rec = await masq(["recover", "--field", "ip", "--token", token, "--reason", "still there?"], {
+      databaseUrl: db.url,
+      env: { PII_VAULT_KEY: VAULT_KEY_B64 },
+    });
+    assertEquals(rec.stdout, `${seeded[0].ip}\n`, rec.stderr);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq rekey refuses a weak, public or vault key as the new key, before any change", async () => {
+  const db = await startDatabase();
+  try {
+    await insertLogins(db, logins(10));
+    const before = await snapshot(db);
+    // A vault key whose bytes are text, to be given as the new key byte for byte.
+    const textVaultKey = "abcdefghijklmnopqrstuvwxyz012345";
+    const cases: [string | Uint8Array, RegExp, string?][] = [
+      ["x\n", /^masq: --to-key-file: /],
+      ["example-key\n", /^masq: --to-key-file: /],
+      ["masq-demo-key-NOT-SECRET-do-not-use-in-production", /^masq: --to-key-file: /],
+      [" \n", /^masq: --to-key-file: /],
+      ["\n", /^masq: --to-key-file: names an empty file/],
+      [VAULT_KEY_B64 + "\n", /^masq: --to-key-file: holds the vault key/],
+      [VAULT_KEY_B64.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, ""), /holds the vault key/],
+      [Array.from(VAULT_KEY, (b) => b.toString(16).padStart(2, "0")).join(""), /holds the vault key/],
+      [textVaultKey, /^masq: --to-key-file: holds the vault key/, btoa(textVaultKey)],
+    ];
+    for (const [key, expected, vaultKey] of cases) {
+      await withKeyFile(async (file, dir) => {
+        const res = await masq(["rekey", "--to-key-file", file, "--to-key-id", "k2"], {
+          databaseUrl: db.url,
+          env: { PII_VAULT_KEY: vaultKey ?? VAULT_KEY_B64 },
+          read: [dir],
+        });
+        assertEquals(res.code, 2, `${JSON.stringify(key)}: ${res.stderr}`);
+        assertMatch(res.stderr, expected);
+        assertEquals(res.stderr.trim().split("\n").length, 1, "one line");
+        const text = typeof key === "string" ? key.trim() : "";
+        if (text.length > 3) assert(!res.stderr.includes(text), "never the key");
+      }, key);
+    }
+    assertEquals(await snapshot(db), before);
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq rekey's errors about the key file never print its path or content, nor PII_VAULT_KEY_ID's value", async () => {
+  const db = await startDatabase();
+  try {
+    const o = { databaseUrl: db.url, env: { PII_VAULT_KEY: VAULT_KEY_B64 } };
+    // The key itself given where its file was meant.
+    const byMistake = await masq(["rekey", "--to-key-file", NEW_KEY, "--to-key-id", "k2"], o);
+    assertEquals(byMistake.code, 2);
+    assertMatch(byMistake.stderr, /^masq: --to-key-file: cannot read the file it names: not readable/);
+    assert(!byMistake.stderr.includes(NEW_KEY), byMistake.stderr);
+    const secretPath = `secrets/${NEW_KEY}`;
+    const unreadable = await masq(["rekey", "--to-key-file", `/root/${NEW_KEY}`, "--to-key-id", "k2"], o);
+    assertEquals(unreadable.code, 2);
+    assert(!unreadable.stderr.includes(NEW_KEY), unreadable.stderr);
+    const missing = await masq(["rekey", "--to-key-file", secretPath, "--to-key-id", "k2"], o);
+    assertEquals(missing.stderr, "masq: --to-key-file: cannot read the file it names: no such file\n");
+    await withKeyFile(async (file, dir) => {
+      const dirError = await masq(["rekey", "--to-key-file", dir, "--to-key-id", "k2"], {
+        ...o,
+        read: [dir],
+      });
+      assertEquals(dirError.code, 2);
+      assert(!dirError.stderr.includes(dir), dirError.stderr);
+      const badId = await masq(["rekey", "--to-key-file", file, "--to-key-id", "k2"], {
+        ...o,
+        env: { ...o.env, PII_VAULT_KEY_ID: NEW_KEY },
+        read: [dir],
+      });
+      assertEquals(badId.code, 2);
+      assertEquals(badId.stderr, "masq: PII_VAULT_KEY_ID: is not a key id (1-32 of A-Z a-z 0-9 . _ -)\n");
+      const keyAsId = await masq([
+        "rekey",
+        "--to-key-file",
+        file,
+        "--to-key-id",
+        "k2key-0123456789abcdef0123456789",
+      ], {
+        ...o,
+        read: [dir],
+      });
+      assertEquals(keyAsId.code, 2);
+      assertMatch(keyAsId.stderr, /^masq: --to-key-id: is the new key itself/);
+    }, "k2key-0123456789abcdef0123456789");
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("masq rekey with the wrong vault key, or a new id already naming another key's entries, changes nothing", async () => {
+  const db = await startDatabase();
+  try {
+    await insertLogins(db, logins(30));
+    await insertLogins(db, [{ userId: "k2-user", ip: "192.0.2.77", deviceId: null }], {
+      hmacKey: "yet-another-hmac-key-named-k3-0123456789abcdef",
+      keyId: "k3",
+    });
+    const before = await snapshot(db);
+    await withKeyFile(async (file, dir) => {
+      const wrong = await masq(["rekey", "--to-key-file", file, "--to-key-id", "k2"], {
+        databaseUrl: db.url,
+        env: { PII_VAULT_KEY: OTHER_VAULT_KEY_B64 },
+        read: [dir],
+      });
+      assertEquals(wrong.code, 2, wrong.stderr);
+      assertMatch(wrong.stderr, /^masq: PII_VAULT_KEY: the vault entry of .* does not decrypt/);
+      assertEquals(await snapshot(db), before);
+      const taken = await masq(["rekey", "--to-key-file", file, "--to-key-id", "k3"], {
+        databaseUrl: db.url,
+        env: { PII_VAULT_KEY: VAULT_KEY_B64 },
+        read: [dir],
+      });
+      assertEquals(taken.code, 2, taken.stderr);
+      assertMatch(
+        taken.stderr,
+        /^masq: --to-key-id: already names vault entries made under another HMAC key/,
+      );
+      assertEquals(await snapshot(db), before);
+      const reasonless = await masq([
+        "rekey",
+        "--to-key-file",
+        file,
+        "--to-key-id",
+        "k2",
+        "--reason",
+        "\u200b",
+      ], {
+        databaseUrl: db.url,
+        env: { PII_VAULT_KEY: VAULT_KEY_B64 },
+        read: [dir],
+      });
+      assertEquals(reasonless.code, 2);
+      assertMatch(reasonless.stderr, /^masq: --reason: must hold at least 3 visible letters or digits/);
+      assertEquals(await snapshot(db), before);
+    });
+  } finally {
+    await db.stop();
+  }
+});
+
+Deno.test("two masq rekeys at once share the work: every entry ends under the new key, none lost or doubled", async () => {
+  const db = await startDatabase();
+  try {
+    await withKeyFile(async (file, dir) => {
+      const seeded = logins(300);
+      await insertLogins(db, seeded);
+      const before = await consistency(db);
+      const entries = await vaultCount(db);
+      const o = { databaseUrl: db.url, env: { PII_VAULT_KEY: VAULT_KEY_B64 }, read: [dir] };
+      const args = ["rekey", "--to-key-file", file, "--to-key-id", "k2", "--batch", "5"];
+      const results = await Promise.all([collect(spawnLifecycle(args, o)), collect(spawnLifecycle(args, o))]);
+      for (const r of results) assertEquals(r.code, 0, r.stderr);
+      const done = results.map((r) => JSON.parse(r.stdout.trim()).entries as number);
+      assertEquals(done[0] + done[1], before.k1);
+      assertEquals(await consistency(db), { orphans: 0, k1: 0, k2: before.k1 });
+      assertEquals(await vaultCount(db), entries);
+      await assertAllUnderNewKey(db, seeded);
     });
   } finally {
     await db.stop();

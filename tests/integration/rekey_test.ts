@@ -244,7 +244,7 @@ Deno.test("masq rekey refuses a weak, public or vault key as the new key, before
     await insertLogins(db, logins(10));
     const before = await snapshot(db);
     // A vault key whose bytes are text, to be given as the new key byte for byte.
-    const textVaultKey = "abcdefghijklmnopqrstuvwxyz012345";
+    const textVaultKey = "q8Zr3Kp0Lw7Vx2Nm5Tb9Hc4Jf6Dg1Ys@";
     const cases: [string | Uint8Array, RegExp, string?][] = [
       ["x\n", /^masq: --to-key-file: /],
       ["example-key\n", /^masq: --to-key-file: /],
@@ -310,14 +310,14 @@ Deno.test("masq rekey's errors about the key file never print its path or conten
         "--to-key-file",
         file,
         "--to-key-id",
-        "k2key-0123456789abcdef0123456789",
+        "k2key-9f3a7c1e5b0d82a64f1c9e7b30",
       ], {
         ...o,
         read: [dir],
       });
       assertEquals(keyAsId.code, 2);
       assertMatch(keyAsId.stderr, /^masq: --to-key-id: is the new key itself/);
-    }, "k2key-0123456789abcdef0123456789");
+    }, "k2key-9f3a7c1e5b0d82a64f1c9e7b30");
   } finally {
     await db.stop();
   }

@@ -13,9 +13,11 @@
  * @module
  */
 import type { Logger } from "./log.ts";
+import { redactUrl } from "./config.ts";
 import { errorMessage } from "./errors.ts";
 import { retry, type RetryOptions, systemClock } from "./retry.ts";
 import { lease } from "./source/lease.ts";
+import { sqlState } from "./sink/postgres.ts";
 import { createWriter, type Refusal, type Writer } from "./sink/writer.ts";
 import { deadLetterFor } from "./transform/dead_letter.ts";
 import { scrubReason } from "./transform/redact.ts";
@@ -155,6 +157,10 @@ interface Run {
   batches: Set<Promise<void>>;
   /** Messages received and not yet deleted or released (the gate also counts room reserved for receives). */
   held: number;
+  /** The source queue's URL as a dead letter names it (credentials dropped). */
+  sourceQueue: string;
+  /** Whether the delayed messages left at the end of a drain were logged. */
+  delayedReported: boolean;
 }
 
 function add(a: WriteResult, b: WriteResult): WriteResult {
@@ -226,17 +232,28 @@ async function receive(run: Run): Promise<Message[]> {
   }
 }
 
-/** True when the queue holds nothing visible, in flight or delayed (in drain mode, the end). */
+/**
+ * True when the queue holds nothing visible or in flight (in drain mode, the end). In-flight messages are
+ * waited for (another consumer's, or a crashed run's, which come back once their visibility runs out);
+ * delayed ones are not (a producer's DelaySeconds may be up to 15 minutes): they stay in the queue for a
+ * later run, and the end of the drain says how many there were, once.
+ */
 async function drained(run: Run): Promise<boolean> {
   const c = await retry(() => run.opts.source.counts(), {
     ...sqsRetry(run, "queue counts"),
     signal: run.halt.signal,
   });
   run.emit({ type: "queue_counts", counts: c });
-  if (c.visible + c.inFlight + c.delayed === 0) return true;
-  if (c.visible === 0) {
-    run.opts.log.debug("waiting for in-flight messages", { in_flight: c.inFlight, delayed: c.delayed });
+  if (c.visible + c.inFlight === 0) {
+    if (c.delayed > 0 && !run.delayedReported) {
+      run.delayedReported = true;
+      run.opts.log.info("drained; delayed messages stay in the queue for a later run", {
+        delayed: c.delayed,
+      });
+    }
+    return true;
   }
+  if (c.visible === 0) run.opts.log.debug("waiting for in-flight messages", { in_flight: c.inFlight });
   return false;
 }
 
@@ -247,7 +264,7 @@ async function deadLetter(run: Run, message: Message, rejection: RejectionRecord
     message,
     rejection.reason,
     rejection.bodyRedacted,
-    source.queueUrl,
+    run.sourceQueue,
     vault,
   );
   // The one policy for a failed dead-letter send: a transient failure (no answer, 5xx, throttling) is
@@ -273,8 +290,9 @@ async function deadLetter(run: Run, message: Message, rejection: RejectionRecord
 /**
  * Dead-letters the batch's rejections before they are recorded (README "Bad input"); a redelivery of
  * one already recorded is not sent again (only a crash between the two can send one twice). Only
- * redeliveries are looked up in the ledger: a message received for the first time cannot have been
- * recorded, and the lookup is a database round trip per batch holding a rejection.
+ * redeliveries and replays are looked up in the ledger: a message received for the first time cannot have
+ * been recorded, and the lookup is a database round trip per batch holding a rejection; but a replay
+ * (`redrive:<id>`) arrives for the first time once per copy a crashed redrive sent.
  */
 async function deadLetterRejections(
   run: Run,
@@ -283,7 +301,9 @@ async function deadLetterRejections(
 ): Promise<SinkRecord[]> {
   const rejected = records.filter((r) => r.kind === "rejection");
   if (rejected.length === 0) return records;
-  const redelivered = rejected.filter((r) => byId.get(r.messageId)!.receiveCount > 1).map((r) => r.messageId);
+  const redelivered = rejected
+    .filter((r) => byId.get(r.messageId)!.receiveCount > 1 || r.messageId.startsWith("redrive:"))
+    .map((r) => r.messageId);
   const recorded = redelivered.length === 0
     ? new Set<string>()
     : await retry(() => run.opts.sink.written(redelivered), dbRetry(run, "ledger lookup"));
@@ -294,10 +314,30 @@ async function deadLetterRejections(
   );
 }
 
+/** Text with every character outside printable ASCII replaced by `?`: what any database encoding stores. */
+export function asciiOnly(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?");
+}
+
+const MINIMAL_REASON = "rejected; the database refused its record";
+
+/**
+ * The reason stored for a rejection the database refused even without its body: ASCII, the SQLSTATE only,
+ * nothing of the message's own (any part of which may be what the database cannot store).
+ * So `minimalReason(Object.assign(new Error("x"), { code: "22P05" }))` is
+ * `"rejected; the database refused its record (SQLSTATE 22P05)"`.
+ */
+export function minimalReason(error: unknown): string {
+  const state = sqlState(error);
+  return `${MINIMAL_REASON}${state ? ` (SQLSTATE ${state})` : ""}`;
+}
+
 /**
  * What to write instead of a record the database refused: a login becomes a rejection with the
- * database's reason (and is dead-lettered); a rejection is kept without its redacted body. A rejection
- * refused even without a body is fatal: nothing is left to drop.
+ * database's reason (and is dead-lettered); a rejection is kept without its redacted body, its reason in
+ * ASCII; one refused even so is stored with minimalReason() alone (an unstorable value is a rejection,
+ * never a run that fails on the same message every time). Only a minimal record refused is fatal: nothing
+ * is left to drop.
  */
 async function replacementFor(
   run: Run,
@@ -306,11 +346,17 @@ async function replacementFor(
 ): Promise<RejectionRecord> {
   const { log } = run.opts;
   if (record.kind === "rejection") {
-    if (record.bodyRedacted === null) throw error;
-    log.warn("database refused a rejection record; storing it without its body", {
+    if (record.bodyRedacted !== null) {
+      log.warn("database refused a rejection record; storing it without its body", {
+        message_id: record.messageId,
+      });
+      return { ...record, bodyRedacted: null, reason: asciiOnly(`${record.reason}; ${scrubReason(reason)}`) };
+    }
+    if (record.reason.startsWith(MINIMAL_REASON)) throw error;
+    log.warn("database refused a rejection record even without its body; storing its SQLSTATE only", {
       message_id: record.messageId,
     });
-    return { ...record, bodyRedacted: null, reason: `${record.reason}; ${scrubReason(reason)}` };
+    return { ...record, reason: minimalReason(error) };
   }
   // A driver's message may quote the value it refused: scrubbed before it is logged.
   log.warn("row refused by the database; rejecting it", {
@@ -487,6 +533,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     fatal: undefined,
     batches: new Set(),
     held: 0,
+    sourceQueue: redactUrl(opts.source.queueUrl),
+    delayedReported: false,
   };
   const started = clock.now();
   const onStop = () => {

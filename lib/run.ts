@@ -10,6 +10,7 @@ import { runPipeline } from "./pipeline.ts";
 import { createPostgresSink } from "./sink/postgres.ts";
 import { recordKeyUse } from "./sink/schema.ts";
 import { resolveVaultKeyId } from "./lifecycle/keys.ts";
+import { redriveVerifier } from "./lifecycle/redrive.ts";
 import { openSqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
 import { rejectionFor, toRecord } from "./transform/record.ts";
@@ -83,6 +84,8 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
       visibilityTimeout: config.visibilityTimeout,
       concurrency: config.concurrency,
       log,
+      // A replay's key is trusted only when `masq redrive` signed it with this same HMAC key.
+      verifyRedrive: redriveVerifier(masker),
       ...(opts.env ? { env: opts.env } : {}),
     });
   } catch (err) {

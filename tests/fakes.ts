@@ -18,7 +18,12 @@ import type {
   WriteResult,
 } from "../lib/types.ts";
 import { classify as classifySql } from "../lib/sink/postgres.ts";
-import { classify as classifySqs, letterBytes, MAX_MESSAGE_BYTES } from "../lib/source/sqs.ts";
+import {
+  BODY_LEFT_OUT,
+  classify as classifySqs,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  letterBytes,
+} from "../lib/source/sqs.ts";
 
 /** A clock whose time moves only when the test says so. */
 export interface FakeClock extends Clock {
@@ -226,10 +231,14 @@ export function memorySource(bodies: readonly string[], opts: MemorySourceOption
       dlAttempts.set(letter.messageId, attempt);
       const fault = opts.deadLetterFault?.(letter, attempt);
       if (fault !== undefined) throw fault;
-      if (letterBytes(letter) > MAX_MESSAGE_BYTES) {
+      // As the SQS source does: a letter too large goes without its redacted body, if it then fits.
+      const sent = letterBytes(letter) <= DEFAULT_MAX_MESSAGE_BYTES
+        ? letter
+        : { ...letter, body: BODY_LEFT_OUT };
+      if (letterBytes(sent) > DEFAULT_MAX_MESSAGE_BYTES) {
         return { status: "refused", why: "too large for the dead-letter queue" };
       }
-      deadLetters.push(letter);
+      deadLetters.push(sent);
       return { status: "sent" };
     },
     counts(): Promise<QueueCounts> {

@@ -1,7 +1,8 @@
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
 import { inFlightBound, type PipelineOptions, runPipeline, WRITE_ROWS } from "../lib/pipeline.ts";
 import type { Fields, Logger } from "../lib/log.ts";
-import type { PipelineEvent } from "../lib/types.ts";
+import type { PipelineEvent, Transform } from "../lib/types.ts";
+import { createVaultCipher } from "../lib/vault.ts";
 import {
   type FakeClock,
   fakeClock,
@@ -28,6 +29,18 @@ interface Setup {
   source?: Omit<MemorySourceOptions, "clock">;
   sink?: Omit<MemorySinkOptions, "clock">;
   pipeline?: Partial<PipelineOptions>;
+  /** The reason of every rejection the transform makes, instead of its own. */
+  transformReason?: string;
+}
+
+function withReason(reason: string): Transform {
+  return {
+    async record(m) {
+      const r = await plainTransform.record(m);
+      return r.kind === "rejection" ? { ...r, reason } : r;
+    },
+    rejection: (m) => plainTransform.rejection(m, reason),
+  };
 }
 
 function setup(bodies: readonly string[], s: Setup = {}) {
@@ -40,7 +53,7 @@ function setup(bodies: readonly string[], s: Setup = {}) {
     runPipeline({
       source,
       sink,
-      transform: plainTransform,
+      transform: s.transformReason === undefined ? plainTransform : withReason(s.transformReason),
       log,
       follow: false,
       concurrency: 4,
@@ -174,9 +187,11 @@ Deno.test("runPipeline() stops the run on a dead-letter send refused for good, l
   assert(!t.source.deletes.some((d) => d.ids.includes("m000000")), "not deleted");
 });
 
-Deno.test("runPipeline() records and deletes a rejection too large for the dead-letter queue, saying so", async () => {
+Deno.test("runPipeline() records and deletes a rejection too large for the dead-letter queue even without its body, saying so", async () => {
+  // With a vault key the letter carries the encrypted original, which alone is more than the queue takes.
   const big = JSON.stringify({ note: "x".repeat(262_100) });
-  const t = setup([big, good(1)]);
+  const vault = await createVaultCipher(new Uint8Array(32).fill(7), "v1");
+  const t = setup([big, good(1)], { pipeline: { vault } });
   const summary = await t.drain();
   assertEquals([summary.inserted, summary.rejected], [1, 1]);
   const [rej] = [...t.sink.rejections.values()];
@@ -184,6 +199,58 @@ Deno.test("runPipeline() records and deletes a rejection too large for the dead-
   assertEquals(t.source.deadLetters.length, 0);
   assertEquals(t.source.remaining, 0, "deleted: it cannot loop");
   assertEquals(t.lines.filter((l) => l.level === "warn" && /cannot be dead-lettered/.test(l.msg)).length, 1);
+});
+
+Deno.test("runPipeline() ends a drain once nothing is visible or in flight, leaving delayed messages and saying how many", async () => {
+  const t = setup(goods(25));
+  const counts = t.source.counts.bind(t.source);
+  // A producer's DelaySeconds (up to 15 minutes) keeps three messages out of sight the whole run.
+  t.source.counts = async () => ({ ...await counts(), delayed: 3 });
+  const summary = await t.clock.run(t.start(), 120_000);
+  assertEquals([summary.received, summary.inserted], [25, 25]);
+  const said = t.lines.filter((l) => /delayed messages stay in the queue/.test(l.msg));
+  assertEquals(said.map((l) => l.fields), [{ delayed: 3 }]);
+});
+
+Deno.test("runPipeline() still waits for messages in flight (a crashed run's) before a drain ends", async () => {
+  const t = setup(goods(5), { source: { visibilityTimeout: 60 } });
+  // A run that crashed received these five and never deleted them: back after 60 s.
+  await t.clock.run(t.source.receive());
+  const summary = await t.drain();
+  assertEquals(summary.inserted, 5);
+  assert(t.clock.now() >= 60_000, `ended at ${t.clock.now()} ms, before the messages came back`);
+  assertEquals(t.source.remaining, 0);
+});
+
+Deno.test("runPipeline() stores a rejection refused with and without its body under an ASCII reason naming only the SQLSTATE", async () => {
+  // A database that stores no long reason (as one whose encoding cannot hold the reason's characters).
+  const t = setup([good(1), "not json", JSON.stringify({ note: "é" })], {
+    sink: {
+      refuse: (r) =>
+        r.kind === "rejection" && (r.reason.length > 60 || /[^\x20-\x7e]/.test(r.bodyRedacted ?? ""))
+          ? pgError("value too long for type character varying(60)", "22001")
+          : undefined,
+    },
+    pipeline: { concurrency: 1 },
+    transformReason: "user_id is missing: a reason longer than sixty characters, with \u2026 in it",
+  });
+  const summary = await t.drain();
+  assertEquals([summary.inserted, summary.rejected, summary.received], [1, 2, 3]);
+  const reasons = [...t.sink.rejections.values()].map((r) => [r.reason, r.bodyRedacted]);
+  assertEquals(reasons, [
+    ["rejected; the database refused its record (SQLSTATE 22001)", null],
+    ["rejected; the database refused its record (SQLSTATE 22001)", null],
+  ]);
+  assertEquals(t.source.remaining, 0, "nothing loops");
+});
+
+Deno.test("runPipeline() names the source queue in dead letters without its credentials", async () => {
+  const t = setup(["not json"]);
+  (t.source as { queueUrl: string }).queueUrl = "https://user:s3cr3t@sqs.local/000000000000/login-queue";
+  await t.drain();
+  assertEquals(t.source.deadLetters.length, 1);
+  assert(!t.source.deadLetters[0].attributes.masq_source_queue.includes("s3cr3t"));
+  assertMatch(t.source.deadLetters[0].attributes.masq_source_queue, /sqs\.local\/000000000000\/login-queue$/);
 });
 
 Deno.test("runPipeline() does not dead-letter again a redelivered rejection that is already recorded", async () => {
@@ -197,6 +264,25 @@ Deno.test("runPipeline() does not dead-letter again a redelivered rejection that
   // Its first delivery ended without a delete (a crash after the commit): this is the second.
   assertEquals((await t.clock.run(t.source.receive())).length, 1);
   await t.clock.advance(31_000);
+  const summary = await t.drain();
+  assertEquals([summary.rejected, summary.duplicates], [0, 1]);
+  assertEquals(t.source.deadLetters.length, 0);
+  assertEquals(t.source.remaining, 0);
+});
+
+Deno.test("runPipeline() does not dead-letter again a replay whose rejection is already recorded, though it arrives for the first time", async () => {
+  const t = setup(["not json"]);
+  const replay = "redrive:0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10";
+  // A second copy of one dead letter (a redrive crashed between its send and its delete): a new SQS
+  // message, received once, keyed like the first copy, whose rejection is recorded.
+  await t.sink.write([{
+    kind: "rejection",
+    messageId: replay,
+    reason: "body is not valid JSON",
+    bodyRedacted: null,
+  }]);
+  const receive = t.source.receive.bind(t.source);
+  t.source.receive = async (signal) => (await receive(signal)).map((m) => ({ ...m, id: replay }));
   const summary = await t.drain();
   assertEquals([summary.rejected, summary.duplicates], [0, 1]);
   assertEquals(t.source.deadLetters.length, 0);

@@ -15,7 +15,7 @@ import {
   type Message,
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
-import { createSqsClient, REDRIVE_ID } from "../source/sqs.ts";
+import { createSqsClient, RECEIVE_MESSAGE_ATTRIBUTES } from "../source/sqs.ts";
 import { createMeter, handshake } from "./measure.ts";
 import { saveProfile, startProfiler } from "./profile.ts";
 
@@ -93,7 +93,7 @@ async function loop(): Promise<void> {
           // masq's request over JSON, field for field (lib/source/sqs.ts): an "All" here would make the
           // ceiling parse attributes masq never asks for.
           MessageSystemAttributeNames: ["SentTimestamp", "ApproximateReceiveCount"],
-          MessageAttributeNames: [REDRIVE_ID],
+          MessageAttributeNames: [...RECEIVE_MESSAGE_ATTRIBUTES],
         }),
         { abortSignal: halt.signal },
       );

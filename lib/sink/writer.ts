@@ -70,12 +70,41 @@ function add(a: WriteResult, b: WriteResult): WriteResult {
   };
 }
 
-/** The reason recorded for a row the database refused: its message and SQLSTATE, naming no value. */
-export function refusalReason(err: unknown): string {
+/** PostgreSQL's words for a character the database's encoding has no room for (SQLSTATE 22P05). */
+const UNTRANSLATABLE =
+  /character with byte sequence ((?:0x[0-9a-f]{2} ?)+) in encoding "UTF8" has no equivalent in encoding "([A-Za-z0-9_]{1,32})"/i;
+
+/** The text columns of a record that may hold what a producer sent, by column name. */
+function textColumns(record: SinkRecord): [string, string | null][] {
+  return record.kind === "login"
+    ? [["user_id", record.userId], ["device_type", record.deviceType], ["locale", record.locale]]
+    : [["reason", record.reason], ["body_redacted", record.bodyRedacted]];
+}
+
+/**
+ * The reason recorded for a row the database refused: its message and SQLSTATE, in ASCII (a character
+ * beyond it becomes `?`: the reason must be storable in any database encoding). A character the
+ * database's encoding cannot store is reported by the column holding it (found by the bytes PostgreSQL
+ * names), never as the character itself.
+ * So for `character with byte sequence 0xe4 0xbd 0xa0 in encoding "UTF8" has no equivalent in encoding
+ * "LATIN1"` and a login whose user_id holds that character, it is `database refused the row: user_id holds
+ * a character the database encoding (LATIN1) cannot store (SQLSTATE 22P05)`.
+ */
+export function refusalReason(err: unknown, record?: SinkRecord): string {
   // The driver's own message: errorMessage() would append the code a second time.
   const why = err instanceof Error ? err.message : String(err);
   const state = sqlState(err);
-  return `database refused the row: ${why}${state ? ` (SQLSTATE ${state})` : ""}`;
+  const code = state ? ` (SQLSTATE ${state})` : "";
+  const untranslatable = UNTRANSLATABLE.exec(why);
+  if (untranslatable) {
+    const bytes = Uint8Array.from(untranslatable[1].trim().split(/ +/), (b) => parseInt(b, 16));
+    const char = new TextDecoder().decode(bytes);
+    const column = record && textColumns(record).find(([, value]) => value?.includes(char))?.[0];
+    return `database refused the row: ${column ?? "a value"} holds a character the database encoding (${
+      untranslatable[2]
+    }) cannot store${code}`;
+  }
+  return `database refused the row: ${why.replace(/[^\x20-\x7e]/g, "?")}${code}`;
 }
 
 /**
@@ -176,7 +205,7 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
       if (records.length === 1) {
         return [{
           result: none(),
-          refused: [{ record: records[0], reason: refusalReason(err), error: err }],
+          refused: [{ record: records[0], reason: refusalReason(err, records[0]), error: err }],
         }];
       }
       const mid = Math.ceil(records.length / 2);

@@ -8,6 +8,8 @@ import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
+  type MessageAttributeValue,
+  type QueueAttributeName,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
@@ -18,7 +20,7 @@ import http from "node:http";
 import https from "node:https";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { SqsProtocol } from "../config.ts";
+import { redactUrl, type SqsProtocol } from "../config.ts";
 import { systemClock } from "../retry.ts";
 import type { DeadLetter, DeadLetterOutcome, ErrorClass, Source } from "../types.ts";
 import { createLetterBatcher, type EntryResult } from "./dead_letters.ts";
@@ -42,6 +44,11 @@ export interface SqsSourceOptions {
   env?: (name: string) => string | undefined;
   /** Receivers that will poll at once (sizes the connection pool; default 8). */
   concurrency?: number;
+  /**
+   * Says whether a replayed message's `masq_redrive_mac` is the MAC of its `masq_redrive_id` (run.ts binds
+   * it to the HMAC key, so that this module never sees the key). Without it no replay key is trusted.
+   */
+  verifyRedrive?: RedriveVerifier;
 }
 
 const QUERY_SETTINGS = {
@@ -151,8 +158,34 @@ export function sqsSafeJson(json: string): string {
   );
 }
 
-/** SQS's limit on a message: the body plus every attribute's name, type and value, in bytes. */
-export const MAX_MESSAGE_BYTES = 262_144;
+/**
+ * The size of a message a queue takes, in bytes (the body plus every attribute's name, type and value),
+ * when the queue does not say: SQS's limit before it allowed 1 MiB, and what older emulators enforce.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 262_144;
+
+/** The largest message SQS takes in any queue (1 MiB): a dead-letter queue masq creates gets it. */
+export const SQS_LARGEST_MESSAGE_BYTES = 1_048_576;
+
+/**
+ * A queue's `MaximumMessageSize` attribute as a number of bytes; DEFAULT_MAX_MESSAGE_BYTES when the server
+ * did not say or said something that is not a whole number of at least 1,024 (SQS's own minimum).
+ * So `maxMessageBytes("1048576")` is 1048576 and `maxMessageBytes(undefined)` is 262144.
+ */
+export function maxMessageBytes(attribute: string | undefined): number {
+  const n = Number(attribute);
+  return attribute !== undefined && /^\d{4,10}$/.test(attribute) && Number.isSafeInteger(n) && n >= 1024
+    ? n
+    : DEFAULT_MAX_MESSAGE_BYTES;
+}
+
+/**
+ * The body a dead letter carries instead of its redacted body when the two together with its attributes
+ * (the encrypted original above all) are more than the dead-letter queue takes: the redacted body is in
+ * user_logins_rejected, the original only in the letter.
+ */
+export const BODY_LEFT_OUT =
+  '{"masq":"redacted body left out: the letter was too large for the dead-letter queue with it; it is in user_logins_rejected"}';
 
 const utf8 = new TextEncoder();
 
@@ -190,25 +223,44 @@ export function xmlSafe(s: string): string {
   return s.toWellFormed().replace(/[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\ud800-\udfff]/g, "\ufffd");
 }
 
+/**
+ * The passwords in the userinfo of SQS URLs (which should carry none, but may), for the log redactor: the
+ * URLs themselves are printed through redactUrl(), and an error quoting one must not show it either.
+ * So `urlPasswords(["https://u:s3cret@sqs.example/1/q", undefined])` is `["s3cret"]`.
+ */
+export function urlPasswords(urls: readonly (string | undefined)[]): string[] {
+  const out: string[] = [];
+  for (const url of urls) {
+    try {
+      const password = url === undefined ? "" : new URL(url).password;
+      if (password === "") continue;
+      out.push(password);
+      const plain = decodeURIComponent(password);
+      if (plain !== password) out.push(plain);
+    } catch { /* an unparseable URL has no password to hide */ }
+  }
+  return [...new Set(out)];
+}
+
 function queueName(url: string): string {
   const parts = new URL(url).pathname.split("/").filter(Boolean);
   return parts[parts.length - 1];
 }
 
-async function queueAttributes(client: SQSClient, url: string, signal?: AbortSignal) {
-  const res = await client.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: [
-        "VisibilityTimeout",
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-        "MessageRetentionPeriod",
-      ],
-    }),
-    signal ? { abortSignal: signal } : {},
-  );
+const SOURCE_ATTRIBUTES = [
+  "VisibilityTimeout",
+  "ApproximateNumberOfMessages",
+  "ApproximateNumberOfMessagesNotVisible",
+  "ApproximateNumberOfMessagesDelayed",
+  "MessageRetentionPeriod",
+] as const;
+
+async function queueAttributes(
+  client: SQSClient,
+  url: string,
+  names: readonly QueueAttributeName[] = SOURCE_ATTRIBUTES,
+): Promise<Record<string, string>> {
+  const res = await client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: [...names] }));
   return res.Attributes ?? {};
 }
 
@@ -226,29 +278,50 @@ async function queueAttributes(client: SQSClient, url: string, signal?: AbortSig
  *   isMissingQueue,
  *   isProtocolMismatch,
  *   isTransientSqsError,
+ *   BODY_LEFT_OUT,
+ *   DEFAULT_MAX_MESSAGE_BYTES,
+ *   isSqsMessageId,
  *   letterBytes,
- *   MAX_MESSAGE_BYTES,
+ *   maxMessageBytes,
  *   type Message,
+ *   type MessageKey,
+ *   messageKey,
  *   openSqsSource,
  *   type QueueCounts,
+ *   RECEIVE_MESSAGE_ATTRIBUTES,
+ *   REDRIVE_ID,
+ *   REDRIVE_MAC,
+ *   type RedriveVerifier,
  *   type Source,
+ *   SQS_LARGEST_MESSAGE_BYTES,
  *   type SqsSource,
  *   type SqsSourceOptions,
  *   sqsSafeJson,
+ *   urlPasswords,
  *   sqsSource,
  *   xmlSafe,
  * } from "./sqs.ts";
  * import { silentLogger } from "../log.ts";
  * const queueUrl = "http://localhost:4566/000000000000/login-queue";
+ * import { redriveVerifier } from "../lifecycle/redrive.ts";
+ * import { createMasker } from "../transform/mask.ts";
+ * // A replayed message is keyed `redrive:<letter id>` only when its MAC verifies under masq run's HMAC key.
+ * const verifyRedrive: RedriveVerifier = redriveVerifier(createMasker("the HMAC key of masq run, 32 bytes+"));
+ * console.log(isSqsMessageId("0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10")); // true
  * const options: SqsSourceOptions = {
  *   queueUrl, dlqUrl: `${queueUrl}-dlq`, endpoint: "http://localhost:4566", region: "us-east-1",
  *   protocol: "auto", batchSize: 10, waitSeconds: 20, visibilityTimeout: undefined, log: silentLogger,
+ *   verifyRedrive,
  * };
  * const source: SqsSource = await openSqsSource(options);
  * const batch: Message[] = await source.receive();
  * const counts: QueueCounts = await source.counts();
  * const letter = { messageId: "m1", body: sqsSafeJson("{}"), attributes: { masq_reason: xmlSafe("bad") } };
- * if (letterBytes(letter) <= MAX_MESSAGE_BYTES) await source.deadLetter(letter);
+ * // Sent whole when it fits the DLQ's MaximumMessageSize, else with BODY_LEFT_OUT as its body, else refused.
+ * console.log(letterBytes(letter) <= DEFAULT_MAX_MESSAGE_BYTES, await source.deadLetter(letter), BODY_LEFT_OUT);
+ * console.log(maxMessageBytes("1048576") === SQS_LARGEST_MESSAGE_BYTES, RECEIVE_MESSAGE_ATTRIBUTES);
+ * const key: MessageKey = messageKey("m-2", { [REDRIVE_ID]: { DataType: "String", StringValue: "x" } }, verifyRedrive);
+ * console.log(key, REDRIVE_MAC, urlPasswords([queueUrl])); // { id: "m-2", ignored: true } ... []
  * for (const ten of batchesOfTen(batch)) await source.delete(ten);
  * source.close();
  * // Lower level: a client of one protocol, and the source over it.
@@ -288,8 +361,9 @@ export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> 
     }
   }
   const visibilityTimeout = opts.visibilityTimeout ?? Number(attrs.VisibilityTimeout ?? "30");
+  let dlqAttrs: Record<string, string>;
   try {
-    await queueAttributes(client, opts.dlqUrl);
+    dlqAttrs = await queueAttributes(client, opts.dlqUrl, ["MaximumMessageSize"]);
   } catch (err) {
     if (!isMissingQueue(err)) {
       client.destroy();
@@ -299,17 +373,27 @@ export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> 
       );
     }
     await createDeadLetterQueue(client, queueName(opts.dlqUrl), attrs.MessageRetentionPeriod, log);
-    log.info("created dead-letter queue", { dlq: opts.dlqUrl });
+    log.info("created dead-letter queue", { dlq: redactUrl(opts.dlqUrl) });
+    // What the queue was created with (an endpoint may have refused the size asked for).
+    dlqAttrs = await queueAttributes(client, opts.dlqUrl, ["MaximumMessageSize"]).catch(() => ({}));
   }
-  log.info("connected to SQS", { queue: opts.queueUrl, protocol, visibility_timeout_s: visibilityTimeout });
-  return sqsSource(client, { ...opts, visibilityTimeout }, protocol);
+  const maxLetterBytes = maxMessageBytes(dlqAttrs.MaximumMessageSize);
+  log.info("connected to SQS", {
+    queue: redactUrl(opts.queueUrl),
+    dlq: redactUrl(opts.dlqUrl),
+    protocol,
+    visibility_timeout_s: visibilityTimeout,
+    dlq_max_message_bytes: maxLetterBytes,
+  });
+  return sqsSource(client, { ...opts, visibilityTimeout, maxLetterBytes }, protocol);
 }
 
 /**
  * Creates the dead-letter queue with the source queue's retention (a rejected message is kept as long as
- * a good one would be) and SQS-managed encryption at rest (it holds redacted bodies and, with a vault key,
- * encrypted originals). An endpoint that does not know an attribute (older emulators) gets a queue
- * without it, and the log says so.
+ * a good one would be), SQS-managed encryption at rest (it holds redacted bodies and, with a vault key,
+ * encrypted originals) and the largest message size (a letter carries a rejected message's original and
+ * more). An endpoint that does not know an attribute (older emulators) gets a queue without it, and the
+ * log says so.
  */
 async function createDeadLetterQueue(
   client: SQSClient,
@@ -320,8 +404,11 @@ async function createDeadLetterQueue(
   const wanted: Record<string, string> = {
     MessageRetentionPeriod: retention ?? "1209600",
     SqsManagedSseEnabled: "true",
+    MaximumMessageSize: String(SQS_LARGEST_MESSAGE_BYTES),
   };
-  for (const attributes of [wanted, { MessageRetentionPeriod: wanted.MessageRetentionPeriod }, {}]) {
+  const { SqsManagedSseEnabled: _sse, ...withoutSse } = wanted;
+  const tries = [wanted, withoutSse, { MessageRetentionPeriod: wanted.MessageRetentionPeriod }, {}];
+  for (const attributes of tries) {
     try {
       await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
       const missing = Object.keys(wanted).filter((k) => !(k in attributes));
@@ -341,7 +428,7 @@ async function createDeadLetterQueue(
 
 function startupError(err: unknown, url: string): ConfigError {
   const why = isMissingQueue(err) ? "queue does not exist" : `queue did not answer: ${errorMessage(err)}`;
-  return new ConfigError("--queue-url / SQS_QUEUE_URL", `${url}: ${why}`);
+  return new ConfigError("--queue-url / SQS_QUEUE_URL", `${redactUrl(url)}: ${why}`);
 }
 
 /**
@@ -377,25 +464,83 @@ export function entryFailure(code: string, message: string, senderFault: boolean
 
 /** The attribute `masq redrive` puts on a replayed message: the dead letter's own message id. */
 export const REDRIVE_ID = "masq_redrive_id";
-const SQS_MESSAGE_ID = /^[A-Za-z0-9-]{1,100}$/;
+/**
+ * The attribute `masq redrive` puts beside it: the HMAC key's token of that id under the domain
+ * `redrive` (64 hex), which no producer can make without the key.
+ */
+export const REDRIVE_MAC = "masq_redrive_mac";
+/**
+ * The message attributes masq asks for over the JSON protocol, and nothing else (each one returned is
+ * parsed for every message). The bench's bare loop asks for the same.
+ */
+export const RECEIVE_MESSAGE_ATTRIBUTES: readonly string[] = [REDRIVE_ID, REDRIVE_MAC];
+
+/** Says whether `mac` is the MAC of the dead letter id `letterId` (see SqsSourceOptions.verifyRedrive). */
+export type RedriveVerifier = (letterId: string, mac: string) => boolean;
+
+/** An SQS message id as SQS and the emulators masq is tested against make them: a UUID. */
+const SQS_MESSAGE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAC = /^[0-9a-f]{64}$/;
+
+/** Whether `text` has the shape of an SQS message id (a UUID). */
+export function isSqsMessageId(text: string): boolean {
+  return SQS_MESSAGE_ID.test(text);
+}
+
+/** The id masq keys a message by, and whether it carried replay attributes that were not trusted. */
+export interface MessageKey {
+  id: string;
+  /** The message carried `masq_redrive_id` or `masq_redrive_mac` and they were ignored. */
+  ignored: boolean;
+}
 
 /**
- * The id masq keys a message by (its ledger entry, its rejection, its logs): the SQS message id, or for a
- * message `masq redrive` replayed, `redrive:` and the dead letter's id, which every replay of one letter
- * shares (a redrive that crashed between its send and its delete sends the letter again under a new SQS
- * message id). So `messageKey("m-2", "d-1")` is `"redrive:d-1"` and `messageKey("m-2", undefined)` is `"m-2"`.
+ * The id masq keys a message by (its ledger entry, its rejection, its dead letter, its logs): the SQS
+ * message id, or for a message `masq redrive` replayed, `redrive:` and the dead letter's id, which every
+ * replay of one letter shares (a redrive that crashed between its send and its delete sends the letter
+ * again under a new SQS message id). The replay key is taken only when the dead letter's id is shaped like
+ * an SQS message id and `verify` accepts its MAC: a producer cannot forge one (to make its messages
+ * duplicates of each other, or to put its own text into the ledger). Anything else keys the message by
+ * its SQS message id, with `ignored` set when replay attributes were there.
+ * So with no attributes, `messageKey("m-2", undefined, verify)` is `{ id: "m-2", ignored: false }`.
  */
-export function messageKey(sqsMessageId: string, redriveId: string | undefined): string {
-  return redriveId !== undefined && SQS_MESSAGE_ID.test(redriveId) ? `redrive:${redriveId}` : sqsMessageId;
+export function messageKey(
+  sqsMessageId: string,
+  attributes: Record<string, MessageAttributeValue> | undefined,
+  verify: RedriveVerifier | undefined,
+): MessageKey {
+  const idAttribute = attributes?.[REDRIVE_ID];
+  const macAttribute = attributes?.[REDRIVE_MAC];
+  if (idAttribute === undefined && macAttribute === undefined) return { id: sqsMessageId, ignored: false };
+  const letterId = idAttribute?.DataType === "String" ? idAttribute.StringValue : undefined;
+  const mac = macAttribute?.DataType === "String" ? macAttribute.StringValue : undefined;
+  if (
+    verify !== undefined && letterId !== undefined && mac !== undefined && SQS_MESSAGE_ID.test(letterId) &&
+    MAC.test(mac) && verify(letterId, mac)
+  ) {
+    return { id: `redrive:${letterId}`, ignored: false };
+  }
+  return { id: sqsMessageId, ignored: true };
+}
+
+/** A SentTimestamp attribute as epoch ms; now when it is missing or not a plausible time. */
+function sentAt(attribute: string | undefined): number {
+  const n = Number(attribute);
+  return attribute !== undefined && Number.isSafeInteger(n) && n > 0 ? n : Date.now();
 }
 
 /** The source over an already configured client (openSqsSource() builds the client and checks the queues). */
 export function sqsSource(
   client: SQSClient,
-  opts: Omit<SqsSourceOptions, "visibilityTimeout"> & { visibilityTimeout: number },
+  opts: Omit<SqsSourceOptions, "visibilityTimeout"> & {
+    visibilityTimeout: number;
+    /** The dead-letter queue's MaximumMessageSize (default DEFAULT_MAX_MESSAGE_BYTES). */
+    maxLetterBytes?: number;
+  },
   protocol: "json" | "query",
 ): SqsSource {
   const { log } = opts;
+  const maxLetterBytes = opts.maxLetterBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
 
   /** One letter in a SendMessage of its own: the way back when a batch as a whole is refused. */
   async function sendOne(letter: DeadLetter): Promise<DeadLetterOutcome> {
@@ -460,7 +605,8 @@ export function sqsSource(
   const sendLetter = createLetterBatcher({
     sendBatch,
     bytes: letterBytes,
-    maxBatchBytes: MAX_MESSAGE_BYTES,
+    // A request may carry no more than one message may (SQS's rule for SendMessageBatch).
+    maxBatchBytes: maxLetterBytes,
     lingerMs: DEAD_LETTER_LINGER_MS,
     clock: systemClock,
   });
@@ -480,21 +626,31 @@ export function sqsSource(
           MessageSystemAttributeNames: ["SentTimestamp", "ApproximateReceiveCount"],
           // The query protocol of older emulators knows only the legacy name; JSON speakers are asked for
           // the two attributes read, not all (each one returned is parsed for every message). The replay
-          // key is asked for over JSON only: sqslite, a query-only emulator, fails any receive that names a
-          // message attribute its messages lack.
+          // attributes are asked for over JSON only: sqslite, a query-only emulator, fails any receive that
+          // names a message attribute its messages lack.
           ...(protocol === "query"
             ? { AttributeNames: ["All" as const] }
-            : { MessageAttributeNames: [REDRIVE_ID] }),
+            : { MessageAttributeNames: [...RECEIVE_MESSAGE_ATTRIBUTES] }),
         }),
         signal ? { abortSignal: signal } : {},
       );
-      return (res.Messages ?? []).map((m) => ({
-        id: messageKey(m.MessageId ?? "", m.MessageAttributes?.[REDRIVE_ID]?.StringValue),
-        receiptHandle: m.ReceiptHandle ?? "",
-        body: m.Body ?? "",
-        sentTimestamp: Number(m.Attributes?.SentTimestamp ?? Date.now()),
-        receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
-      }));
+      return (res.Messages ?? []).map((m) => {
+        const sqsId = m.MessageId ?? "";
+        const key = messageKey(sqsId, m.MessageAttributes, opts.verifyRedrive);
+        if (key.ignored) {
+          // Names the SQS message id only: the attributes' values are the producer's.
+          log.warn("replay attributes (masq_redrive_id, masq_redrive_mac) do not verify; ignored", {
+            message_id: sqsId,
+          });
+        }
+        return {
+          id: key.id,
+          receiptHandle: m.ReceiptHandle ?? "",
+          body: m.Body ?? "",
+          sentTimestamp: sentAt(m.Attributes?.SentTimestamp),
+          receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
+        };
+      });
     },
     async delete(messages) {
       for (const chunk of batchesOfTen(messages)) {
@@ -540,12 +696,19 @@ export function sqsSource(
     async deadLetter(original): Promise<DeadLetterOutcome> {
       // Every dead letter's body is JSON (a redacted body, or a note that it was not JSON).
       const letter = { ...original, body: sqsSafeJson(original.body) };
-      // Checked here, not left to SQS: an emulator may accept what SQS refuses, and SQS may answer a
-      // too-large message with an error that looks like any other client error.
-      if (letterBytes(letter) > MAX_MESSAGE_BYTES) {
+      // Sizes are checked here, not left to SQS: an emulator may accept what SQS refuses, and SQS may answer
+      // a too-large message with an error that looks like any other client error.
+      if (letterBytes(letter) <= maxLetterBytes) {
+        const outcome = await sendLetter(letter);
+        if (outcome.status === "sent") return outcome;
+      }
+      // Too large, or refused (the count of an endpoint may differ from ours): the same letter without its
+      // redacted body (kept in user_logins_rejected), so that an encrypted original that fits is not lost.
+      const slim = { ...letter, body: BODY_LEFT_OUT };
+      if (letterBytes(slim) > maxLetterBytes) {
         return { status: "refused", why: "too large for the dead-letter queue" };
       }
-      return await sendLetter(letter);
+      return await sendLetter(slim);
     },
     async counts() {
       const a = await queueAttributes(client, opts.queueUrl);

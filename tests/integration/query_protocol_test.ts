@@ -221,3 +221,36 @@ Deno.test("masq run with --sqs-protocol auto switches to query once when JSON is
     await sqs.close();
   }
 });
+
+Deno.test("receive() over the query protocol names no message attribute (sqslite fails a receive naming one its messages lack): replays are keyed by their SQS message id", async () => {
+  const sqs = await startSqslite();
+  const client = createSqsClient({ endpoint: sqs.endpoint, region: "us-east-1" }, "query");
+  try {
+    const queueUrl = await seed(sqs.endpoint, "attributes-queue", ['{"user_id":"u1"}']);
+    const asked: unknown[] = [];
+    client.middlewareStack.add((next, context) => (args) => {
+      if (context.commandName === "ReceiveMessageCommand") {
+        asked.push((args.input as { MessageAttributeNames?: string[] }).MessageAttributeNames);
+      }
+      return next(args);
+    });
+    const source = sqsSource(client, {
+      queueUrl,
+      dlqUrl: `${queueUrl}-dlq`,
+      endpoint: sqs.endpoint,
+      region: "us-east-1",
+      protocol: "query",
+      batchSize: 10,
+      waitSeconds: 0,
+      visibilityTimeout: 30,
+      log: silentLogger,
+      verifyRedrive: () => true,
+    }, "query");
+    const [m] = await source.receive();
+    assertEquals(asked, [undefined]);
+    assertMatch(m.id, /^[0-9a-f-]{36}$/);
+  } finally {
+    client.destroy();
+    await sqs.close();
+  }
+});

@@ -23,9 +23,31 @@ import {
   sqsClient,
   startDatabase,
   startEmbeddedSqs,
+  TEST_KEY,
 } from "./harness.ts";
-import { masq, VAULT_KEY } from "./lifecycle.ts";
+import { masq, OTHER_VAULT_KEY_B64, VAULT_KEY } from "./lifecycle.ts";
 import { VAULT_KEY_B64 } from "./lifecycle.ts";
+
+/** Message ids as SQS makes them (masq keys messages by them; a letter's masq_message_id is one). */
+const ORIG = Array.from(
+  { length: 10 },
+  (_, i) => `0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d${String(i).padStart(2, "0")}`,
+);
+
+/** What every redrive needs: the vault key, and the HMAC key masq run uses (it signs the replay key). */
+const KEYS = { PII_VAULT_KEY: VAULT_KEY_B64, PII_HMAC_KEY: TEST_KEY };
+
+/** Nothing left in the DLQ, by why. */
+const NONE_LEFT = {
+  noOriginal: 0,
+  otherVaultKey: 0,
+  otherQueue: 0,
+  undecryptable: 0,
+  malformedOriginal: 0,
+  badMessageId: 0,
+  refusedBySourceQueue: 0,
+  unexpected: 0,
+};
 
 const ORIGINALS = [0, 1, 2].map((i) =>
   JSON.stringify({ user_id: `u${i}`, ip: `192.0.2.${i + 1}`, device_id: `dev-${i}`, app_version: "bad" })
@@ -70,7 +92,7 @@ Deno.test("masq redrive restores dead letters' original bodies to the source que
         client,
         dlqUrl,
         await deadLetterFor(
-          received(`orig-${i}`, body),
+          received(ORIG[i], body),
           "app_version is malformed",
           '{"redacted":true}',
           queueUrl,
@@ -81,16 +103,16 @@ Deno.test("masq redrive restores dead letters' original bodies to the source que
     await sendLetter(
       client,
       dlqUrl,
-      await deadLetterFor(received("orig-7", "x"), "not JSON", null, queueUrl, undefined),
+      await deadLetterFor(received(ORIG[7], "x"), "not JSON", null, queueUrl, undefined),
     );
     await sendLetter(
       client,
       dlqUrl,
-      await deadLetterFor(received("orig-8", "y"), "not JSON", null, queueUrl, oldVault),
+      await deadLetterFor(received(ORIG[8], "y"), "not JSON", null, queueUrl, oldVault),
     );
     const o = {
       databaseUrl: db.url,
-      env: { PII_VAULT_KEY: VAULT_KEY_B64, SQS_QUEUE_URL: queueUrl },
+      env: { ...KEYS, SQS_QUEUE_URL: queueUrl },
     };
 
     const dry = await masq(["redrive", "--dry-run"], o);
@@ -98,7 +120,7 @@ Deno.test("masq redrive restores dead letters' original bodies to the source que
     assertEquals(JSON.parse(dry.stdout.trim()), {
       redriven: 3,
       dryRun: true,
-      left: { noOriginal: 1, otherVaultKey: 1, undecryptable: 0, otherQueue: 0 },
+      left: { ...NONE_LEFT, noOriginal: 1, otherVaultKey: 1 },
       leftInDlq: 2,
     });
     assertEquals(await queueDepth(client, queueUrl), { visible: 0, inFlight: 0 });
@@ -122,23 +144,22 @@ Deno.test("masq redrive restores dead letters' original bodies to the source que
     assertEquals(replayed.map((m) => m.Body).sort(), [...ORIGINALS].sort());
     assertEquals(
       replayed.map((m) => m.MessageAttributes?.masq_original_message_id?.StringValue).sort(),
-      ["orig-0", "orig-1", "orig-2"],
+      ORIG.slice(0, 3),
     );
     const leftover = await receiveAll(client, dlqUrl);
     assertEquals(leftover.map((m) => m.MessageAttributes?.masq_message_id?.StringValue).sort(), [
-      "orig-7",
-      "orig-8",
+      ORIG[7],
+      ORIG[8],
     ]);
 
     const log = await db.query<{ message_id: string; outcome: string }>(
       "SELECT message_id, outcome FROM pii_access_log WHERE action = 'redrive' ORDER BY id",
     );
     assertEquals(log.filter((l) => l.outcome === "decrypted (dry run)").length, 3);
-    assertEquals(log.filter((l) => l.outcome === "decrypted for redrive").map((l) => l.message_id).sort(), [
-      "orig-0",
-      "orig-1",
-      "orig-2",
-    ]);
+    assertEquals(
+      log.filter((l) => l.outcome === "decrypted for redrive").map((l) => l.message_id).sort(),
+      ORIG.slice(0, 3),
+    );
   } finally {
     client.destroy();
     await db.stop();
@@ -158,7 +179,7 @@ Deno.test("masq redrive refuses without the vault key, and with a wrong one leav
       client,
       dlqUrl,
       await deadLetterFor(
-        received("m1", ORIGINALS[0]),
+        received(ORIG[1], ORIGINALS[0]),
         "app_version is malformed",
         "{}",
         queueUrl,
@@ -170,7 +191,7 @@ Deno.test("masq redrive refuses without the vault key, and with a wrong one leav
     assertMatch(none.stderr, /^masq: PII_VAULT_KEY: not set; `masq redrive` needs the vault key/);
     const wrong = await masq(["redrive"], {
       databaseUrl: db.url,
-      env: { SQS_QUEUE_URL: queueUrl, PII_VAULT_KEY: btoa("x".repeat(32)) },
+      env: { SQS_QUEUE_URL: queueUrl, PII_VAULT_KEY: OTHER_VAULT_KEY_B64, PII_HMAC_KEY: TEST_KEY },
     });
     assertEquals(wrong.code, 1, wrong.stderr);
     assertEquals(JSON.parse(wrong.stdout.trim()).left.undecryptable, 1);
@@ -221,7 +242,7 @@ Deno.test("a message masq run dead-letters with the vault key is restored by mas
 
     const res = await masq(["redrive"], {
       databaseUrl: db.url,
-      env: { PII_VAULT_KEY: VAULT_KEY_B64, SQS_QUEUE_URL: queueUrl },
+      env: { ...KEYS, SQS_QUEUE_URL: queueUrl },
     });
     assertEquals(res.code, 0, res.stderr);
     assertEquals(JSON.parse(res.stdout.trim()).redriven, 1);
@@ -256,7 +277,7 @@ Deno.test("a redrive that failed between its send and its delete sends the lette
       client,
       dlqUrl,
       await deadLetterFor(
-        received("orig-50", original),
+        received(ORIG[5], original),
         "the producer sent it before the fix",
         "{}",
         queueUrl,
@@ -268,6 +289,7 @@ Deno.test("a redrive that failed between its send and its delete sends the lette
       dlqUrl,
       queueUrl,
       vault,
+      hmacKey: TEST_KEY,
       dryRun: false,
       max: 10,
       who: { osUser: "test", reason: "replay after the fix" },
@@ -309,5 +331,153 @@ Deno.test("a redrive that failed between its send and its delete sends the lette
     client.destroy();
     await db.stop();
     await sqs.stop();
+  }
+});
+
+/** Sends a letter with raw attributes (any data type), as something other than masq might. */
+async function sendRaw(
+  client: SQSClient,
+  dlqUrl: string,
+  body: string,
+  attributes: Record<string, { DataType: string; StringValue?: string; BinaryValue?: Uint8Array }>,
+) {
+  await client.send(
+    new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: body, MessageAttributes: attributes }),
+  );
+}
+
+Deno.test("masq redrive sets aside letters it cannot use, counted by why and naming none of their values, and redrives the letters behind them", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const vault = await createVaultCipher(VAULT_KEY, "v1");
+    const good = async (i: number) =>
+      await deadLetterFor(
+        received(ORIG[i], ORIGINALS[i % 3]),
+        "app_version is malformed",
+        "{}",
+        queueUrl,
+        vault,
+      );
+    const s = (v: string) => ({ DataType: "String", StringValue: v });
+    const base = (await good(9)).attributes;
+    const attrs = (over: Record<string, string | undefined>) =>
+      Object.fromEntries(
+        Object.entries({ ...base, ...over }).flatMap(([k, v]) => v === undefined ? [] : [[k, s(v)]]),
+      );
+    // Values that must never reach a log line or the access log: a device id, an address, free text.
+    const DEVICE = "593-47-5928";
+    const ADDRESS = "198.51.100.77";
+    // The bad letters first, so that each receive meets them before the good ones.
+    await sendRaw(client, dlqUrl, "{}", attrs({ masq_original: `not base64 ${ADDRESS}!` }));
+    await sendRaw(client, dlqUrl, "{}", attrs({ masq_original: "QUJD" })); // base64, too short for a ciphertext
+    await sendRaw(client, dlqUrl, "{}", attrs({ masq_message_id: undefined }));
+    await sendRaw(client, dlqUrl, "{}", attrs({ masq_message_id: DEVICE }));
+    await sendRaw(client, dlqUrl, "{}", attrs({ masq_message_id: `redrive:${ADDRESS}` }));
+    await sendRaw(client, dlqUrl, "{}", {
+      ...attrs({}),
+      masq_original: { DataType: "Binary", BinaryValue: new TextEncoder().encode(DEVICE) },
+    });
+    for (const i of [0, 1]) await sendLetter(client, dlqUrl, await good(i));
+
+    const res = await masq(["redrive", "--reason", "ticket 77: producer fixed"], {
+      databaseUrl: db.url,
+      env: { ...KEYS, SQS_QUEUE_URL: queueUrl, MASQ_LOG_FORMAT: "json" },
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(JSON.parse(res.stdout.trim()), {
+      redriven: 2,
+      dryRun: false,
+      left: { ...NONE_LEFT, malformedOriginal: 2, badMessageId: 3, unexpected: 1 },
+      leftInDlq: 6,
+    });
+    const replayed = await receiveAll(client, queueUrl);
+    assertEquals(replayed.map((m) => m.Body).sort(), [ORIGINALS[0], ORIGINALS[1]].sort());
+    // Set aside: left in the DLQ, visible again at once.
+    assertEquals(await queueDepth(client, dlqUrl), { visible: 6, inFlight: 0 });
+    const lines = res.stderr.trim().split("\n").map((l) => JSON.parse(l));
+    const aside = lines.filter((l) => l.msg === "dead letter set aside; left in the DLQ");
+    assertEquals(aside.map((l) => l.why).sort(), [
+      "badMessageId",
+      "badMessageId",
+      "badMessageId",
+      "malformedOriginal",
+      "malformedOriginal",
+      "unexpected",
+    ]);
+    const log = await db.query<{ message_id: string; reason: string }>(
+      "SELECT message_id, reason FROM pii_access_log WHERE action = 'redrive'",
+    );
+    assertEquals(log.map((l) => l.message_id).sort(), [ORIG[0], ORIG[1]]);
+    assertEquals(log[0].reason, "ticket 77: producer fixed");
+    for (const value of [DEVICE, ADDRESS, "not base64"]) {
+      assert(!(res.stdout + res.stderr).includes(value), `${value} printed`);
+      assert(!JSON.stringify(log).includes(value), `${value} in the access log`);
+    }
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});
+
+Deno.test("masq redrive sets aside a letter whose original the source queue refuses and redrives the rest", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  try {
+    // A source queue that takes 1 KiB at most: the first original is larger.
+    const queueUrl = sqs.createQueue("login-queue", { MaximumMessageSize: "1024" });
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const vault = await createVaultCipher(VAULT_KEY, "v1");
+    const large = JSON.stringify({ user_id: "u-large", app_version: "bad", note: "n".repeat(2000) });
+    await sendLetter(
+      client,
+      dlqUrl,
+      await deadLetterFor(received(ORIG[0], large), "r", "{}", queueUrl, vault),
+    );
+    await sendLetter(
+      client,
+      dlqUrl,
+      await deadLetterFor(received(ORIG[1], ORIGINALS[1]), "r", "{}", queueUrl, vault),
+    );
+    const res = await masq(["redrive"], { databaseUrl: db.url, env: { ...KEYS, SQS_QUEUE_URL: queueUrl } });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(JSON.parse(res.stdout.trim()).left, { ...NONE_LEFT, refusedBySourceQueue: 1 });
+    assertEquals((await receiveAll(client, queueUrl)).map((m) => m.Body), [ORIGINALS[1]]);
+    const [kept] = await receiveAll(client, dlqUrl);
+    assertEquals(kept.MessageAttributes?.masq_message_id?.StringValue, ORIG[0]);
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});
+
+Deno.test("masq redrive refuses to start without the HMAC key or with a reason nobody can read", async () => {
+  const db = await startDatabase();
+  try {
+    const noHmac = await masq(["redrive"], { databaseUrl: db.url, env: { PII_VAULT_KEY: VAULT_KEY_B64 } });
+    assertEquals(noHmac.code, 2, noHmac.stderr);
+    assertMatch(
+      noHmac.stderr,
+      /^masq: PII_HMAC_KEY: not set; `masq redrive` needs the HMAC key `masq run` uses \(PII_HMAC_KEY or PII_HMAC_KEY_FILE\)/m,
+    );
+    const weak = await masq(["redrive"], {
+      databaseUrl: db.url,
+      env: { PII_VAULT_KEY: VAULT_KEY_B64, PII_HMAC_KEY: "short" },
+    });
+    assertEquals(weak.code, 2, weak.stderr);
+    assertMatch(weak.stderr, /PII_HMAC_KEY: is 5 bytes/);
+    for (const reason of ["", "  ", "\u200b\u200b\u200b\u200b", "a\u0007\u200bb", "..!!--"]) {
+      const res = await masq(["redrive", "--reason", reason], { databaseUrl: db.url, env: KEYS });
+      assertEquals(res.code, 2, `${JSON.stringify(reason)}: ${res.stderr}`);
+      assertMatch(res.stderr, /^masq: --reason: needs at least 3 visible letters or digits/m);
+    }
+  } finally {
+    await db.stop();
   }
 });

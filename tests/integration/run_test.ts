@@ -1,3 +1,4 @@
+import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { assert, assertEquals } from "../assert.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { seedQueue } from "../../lib/demo.ts";
@@ -6,6 +7,7 @@ import {
   receiveAll,
   ROOT,
   runMasqCli,
+  runMasqCliWithin,
   sqsClient,
   startDatabase,
   startEmbeddedSqs,
@@ -99,6 +101,77 @@ Deno.test("masq run drains the sample queue into exact rows, rejects to the DLQ,
     assertEquals(again.summary?.received, 0);
     const count = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_logins");
     assertEquals(count[0].n, 99);
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});
+
+Deno.test("masq run drains without waiting for delayed messages, leaves them in the queue and says how many", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue", { VisibilityTimeout: "30" });
+    await seedQueue(sqs.endpoint, queueUrl, SAMPLE.slice(0, 5));
+    // A producer's longest delay: a drain that waited for it would take 15 minutes.
+    await client.send(
+      new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: SAMPLE[5], DelaySeconds: 900 }),
+    );
+    const started = Date.now();
+    const res = await runMasqCliWithin(60_000, ["run"], {
+      queueUrl,
+      databaseUrl: db.url,
+      extra: { MASQ_LOG_FORMAT: "json" },
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assert(Date.now() - started < 60_000);
+    assertEquals(res.summary?.received, 5);
+    const said = res.stderr.split("\n").filter((l) => l.includes("delayed messages stay in the queue"));
+    assertEquals(said.map((l) => JSON.parse(l).delayed), [1]);
+    const attrs = await client.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ["ApproximateNumberOfMessagesDelayed"],
+      }),
+    );
+    assertEquals(attrs.Attributes?.ApproximateNumberOfMessagesDelayed, "1", "still in the queue");
+  } finally {
+    client.destroy();
+    await db.stop();
+    await sqs.stop();
+  }
+});
+
+Deno.test("masq run never prints the credentials of an SQS URL: not in its errors, its log lines, nor a dead letter", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const client = sqsClient(sqs);
+  try {
+    const SECRET = "s3cr3t-queue-pw";
+    const withCredentials = (name: string) => sqs.queueUrl(name).replace("http://", `http://user:${SECRET}@`);
+    const missing = await runMasqCliWithin(60_000, ["run"], {
+      queueUrl: withCredentials("missing-queue"),
+      databaseUrl: db.url,
+    });
+    assertEquals(missing.code, 2, missing.stderr);
+    assert(missing.stderr.includes("queue does not exist"), missing.stderr);
+    assert(!missing.stderr.includes(SECRET), missing.stderr);
+
+    const queueUrl = sqs.createQueue("login-queue", { VisibilityTimeout: "30" });
+    await seedQueue(sqs.endpoint, queueUrl, [...SAMPLE.slice(0, 9), '{"foo":"no user"}']);
+    const res = await runMasqCliWithin(60_000, ["run"], {
+      queueUrl: withCredentials("login-queue"),
+      databaseUrl: db.url,
+      extra: { MASQ_LOG_LEVEL: "debug" },
+    });
+    assertEquals(res.code, 0, res.stderr);
+    assert(res.stderr.includes("connected to SQS"));
+    assert(!(res.stderr + res.stdout).includes(SECRET), res.stderr);
+    const letters = await receiveAll(client, `${queueUrl}-dlq`);
+    assertEquals(letters.length, 1);
+    for (const l of letters) assert(!JSON.stringify(l.MessageAttributes).includes(SECRET));
   } finally {
     client.destroy();
     await db.stop();

@@ -161,3 +161,42 @@ Deno.test("refusalReason() names the database's message and SQLSTATE", () => {
     "database refused the row: value too long for type character varying(128) (SQLSTATE 22001)",
   );
 });
+
+Deno.test("refusalReason() is ASCII, and names the column holding a character the database encoding cannot store", () => {
+  const untranslatable = (bytes: string) =>
+    pgError(
+      `character with byte sequence ${bytes} in encoding "UTF8" has no equivalent in encoding "LATIN1"`,
+      "22P05",
+    );
+  const cjk = { ...login("m1"), userId: "名前", deviceType: "é-phone" };
+  assertEquals(
+    refusalReason(untranslatable("0xe5 0x90 0x8d"), cjk),
+    "database refused the row: user_id holds a character the database encoding (LATIN1) cannot store (SQLSTATE 22P05)",
+  );
+  const emoji = { ...login("m2"), locale: "en\u{1F600}" };
+  assertEquals(
+    refusalReason(untranslatable("0xf0 0x9f 0x98 0x80"), emoji),
+    "database refused the row: locale holds a character the database encoding (LATIN1) cannot store (SQLSTATE 22P05)",
+  );
+  const rejection: SinkRecord = {
+    kind: "rejection",
+    messageId: "m3",
+    reason: "user_id is missing",
+    bodyRedacted: '{"note":"名"}',
+  };
+  assertEquals(
+    refusalReason(untranslatable("0xe5 0x90 0x8d"), rejection),
+    "database refused the row: body_redacted holds a character the database encoding (LATIN1) cannot store (SQLSTATE 22P05)",
+  );
+  // Not found in the record (or no record): no column named, and still never the character itself.
+  assertEquals(
+    refusalReason(untranslatable("0xe5 0x90 0x8d")),
+    "database refused the row: a value holds a character the database encoding (LATIN1) cannot store (SQLSTATE 22P05)",
+  );
+  // Any other message, in any language, in ASCII.
+  const german = refusalReason(pgError("Wert zu lang für Typ character varying(8) „x…“", "22001"));
+  assertEquals(
+    german,
+    "database refused the row: Wert zu lang f?r Typ character varying(8) ?x?? (SQLSTATE 22001)",
+  );
+});

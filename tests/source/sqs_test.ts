@@ -1,14 +1,28 @@
-import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { assertEquals } from "../assert.ts";
 import {
+  GetQueueAttributesCommand,
+  type MessageAttributeValue,
+  SendMessageCommand,
+} from "@aws-sdk/client-sqs";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
+import {
+  BODY_LEFT_OUT,
   classify,
+  DEFAULT_MAX_MESSAGE_BYTES,
   entryFailure,
+  isSqsMessageId,
   letterBytes,
-  MAX_MESSAGE_BYTES,
+  maxMessageBytes,
   messageKey,
   openSqsSource,
+  RECEIVE_MESSAGE_ATTRIBUTES,
+  type RedriveVerifier,
+  SQS_LARGEST_MESSAGE_BYTES,
   sqsSafeJson,
+  sqsSource,
+  urlPasswords,
 } from "../../lib/source/sqs.ts";
+import { ConfigError } from "../../lib/errors.ts";
+import type { Fields, Logger } from "../../lib/log.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { receiveAll, sqsClient, startEmbeddedSqs } from "../integration/harness.ts";
 import { sqsError } from "../fakes.ts";
@@ -45,7 +59,12 @@ Deno.test("letterBytes() counts the body and each attribute's name, type and val
 });
 
 /** The SQS source over the JSON protocol at its test settings. */
-function openJsonSource(endpoint: string, queueUrl: string, dlqUrl: string) {
+function openJsonSource(
+  endpoint: string,
+  queueUrl: string,
+  dlqUrl: string,
+  more: { log?: Logger; verifyRedrive?: RedriveVerifier } = {},
+) {
   return openSqsSource({
     queueUrl,
     dlqUrl,
@@ -55,11 +74,19 @@ function openJsonSource(endpoint: string, queueUrl: string, dlqUrl: string) {
     batchSize: 10,
     waitSeconds: 0,
     visibilityTimeout: undefined,
-    log: silentLogger,
+    log: more.log ?? silentLogger,
+    ...(more.verifyRedrive ? { verifyRedrive: more.verifyRedrive } : {}),
   });
 }
 
-Deno.test("openSqsSource() creates a missing dead-letter queue with the source's retention and SSE; deadLetter() sends the letter or refuses one too large", async () => {
+function recorder() {
+  const lines: Array<{ level: string; msg: string; fields: Fields }> = [];
+  const at = (level: string) => (msg: string, fields: Fields = {}) => void lines.push({ level, msg, fields });
+  const log: Logger = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+  return { lines, log };
+}
+
+Deno.test("openSqsSource() creates a missing dead-letter queue with the source's retention, SSE and the largest message size", async () => {
   const sqs = await startEmbeddedSqs();
   const client = sqsClient(sqs);
   try {
@@ -70,11 +97,12 @@ Deno.test("openSqsSource() creates a missing dead-letter queue with the source's
       const attrs = await client.send(
         new GetQueueAttributesCommand({
           QueueUrl: dlqUrl,
-          AttributeNames: ["MessageRetentionPeriod", "SqsManagedSseEnabled"],
+          AttributeNames: ["MessageRetentionPeriod", "SqsManagedSseEnabled", "MaximumMessageSize"],
         }),
       );
       assertEquals(attrs.Attributes?.MessageRetentionPeriod, "345600");
       assertEquals(attrs.Attributes?.SqsManagedSseEnabled, "true");
+      assertEquals(attrs.Attributes?.MaximumMessageSize, String(SQS_LARGEST_MESSAGE_BYTES));
 
       const letter = {
         messageId: "m1",
@@ -85,13 +113,6 @@ Deno.test("openSqsSource() creates a missing dead-letter queue with the source's
       const [sent] = await receiveAll(client, dlqUrl);
       assertEquals(sent.Body, letter.body);
       assertEquals(sent.MessageAttributes?.masq_reason?.StringValue, "app_version is not a version");
-
-      const big = { ...letter, body: "x".repeat(MAX_MESSAGE_BYTES - 60) };
-      assertEquals(await source.deadLetter(big), {
-        status: "refused",
-        why: "too large for the dead-letter queue",
-      });
-      assertEquals((await receiveAll(client, dlqUrl)).length, 0);
     } finally {
       source.close();
     }
@@ -99,6 +120,115 @@ Deno.test("openSqsSource() creates a missing dead-letter queue with the source's
     client.destroy();
     await sqs.stop();
   }
+});
+
+Deno.test("deadLetter() of the SQS source sizes letters by the DLQ's MaximumMessageSize: whole when they fit, else without the body, else refused", async () => {
+  const sqs = await startEmbeddedSqs();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const bigDlq = sqs.createQueue("big-dlq", { MaximumMessageSize: "1048576" });
+    const smallDlq = sqs.createQueue("small-dlq", { MaximumMessageSize: "262144" });
+    const letter = (id: string, body: number, original: number) => ({
+      messageId: id,
+      body: JSON.stringify({ note: "b".repeat(body) }),
+      attributes: { masq_message_id: id, masq_original: "o".repeat(original) },
+    });
+
+    const big = await openJsonSource(sqs.endpoint, queueUrl, bigDlq);
+    try {
+      // Over the old fixed limit of 256 KiB, within the queue's own: sent as it is, batched together.
+      const letters = [
+        letter("a", 100_000, 500_000),
+        letter("b", 200_000, 200_000),
+        letter("c", 10, 900_000),
+      ];
+      assertEquals(
+        await Promise.all(letters.map((l) => big.deadLetter(l))),
+        letters.map(() => ({ status: "sent" })),
+      );
+      // With its body, more than the queue takes; without it, not.
+      assertEquals(await big.deadLetter(letter("d", 500_000, 600_000)), { status: "sent" });
+      assertEquals(await big.deadLetter(letter("e", 10, 1_100_000)), {
+        status: "refused",
+        why: "too large for the dead-letter queue",
+      });
+      const got = new Map(
+        (await receiveAll(client, bigDlq)).map((m) => [m.MessageAttributes!.masq_message_id.StringValue, m]),
+      );
+      assertEquals([...got.keys()].sort(), ["a", "b", "c", "d"]);
+      for (const l of letters) assertEquals(got.get(l.messageId)!.Body, l.body);
+      assertEquals(got.get("d")!.Body, BODY_LEFT_OUT);
+      assertEquals(got.get("d")!.MessageAttributes!.masq_original.StringValue!.length, 600_000);
+    } finally {
+      big.close();
+    }
+
+    const small = await openJsonSource(sqs.endpoint, queueUrl, smallDlq);
+    try {
+      assertEquals(await small.deadLetter(letter("f", 100_000, 200_000)), { status: "sent" });
+      assertEquals(await small.deadLetter(letter("g", 10, 270_000)), {
+        status: "refused",
+        why: "too large for the dead-letter queue",
+      });
+      const [f, ...rest] = await receiveAll(client, smallDlq);
+      assertEquals(rest.length, 0);
+      assertEquals(f.Body, BODY_LEFT_OUT);
+      assertEquals(f.MessageAttributes!.masq_original.StringValue!.length, 200_000);
+    } finally {
+      small.close();
+    }
+  } finally {
+    client.destroy();
+    await sqs.stop();
+  }
+});
+
+Deno.test("maxMessageBytes() reads a queue's MaximumMessageSize, 262,144 when it says nothing usable", () => {
+  assertEquals(maxMessageBytes("1048576"), 1_048_576);
+  assertEquals(maxMessageBytes("2048"), 2048);
+  assertEquals(DEFAULT_MAX_MESSAGE_BYTES, 262_144);
+  for (const odd of [undefined, "", "abc", "1e6", "-5", "12", "1048576.5", " 1048576"]) {
+    assertEquals(maxMessageBytes(odd), DEFAULT_MAX_MESSAGE_BYTES, String(odd));
+  }
+});
+
+Deno.test("openSqsSource() prints queue URLs without their credentials, in its errors and its log lines", async () => {
+  const sqs = await startEmbeddedSqs();
+  try {
+    const withCredentials = (name: string) => sqs.queueUrl(name).replace("http://", "http://user:s3cr3t-pw@");
+    const err = await assertRejects(
+      () => openJsonSource(sqs.endpoint, withCredentials("missing"), withCredentials("missing-dlq")),
+      ConfigError,
+    );
+    assert(!err.message.includes("s3cr3t-pw"), err.message);
+    assertEquals(err.message.includes("queue does not exist"), true);
+
+    sqs.createQueue("login-queue");
+    const { lines, log } = recorder();
+    const source = await openJsonSource(
+      sqs.endpoint,
+      withCredentials("login-queue"),
+      withCredentials("new-dlq"),
+      {
+        log,
+      },
+    );
+    source.close();
+    const text = JSON.stringify(lines);
+    assert(lines.some((l) => l.msg === "connected to SQS"));
+    assert(lines.some((l) => l.msg === "created dead-letter queue"));
+    assert(!text.includes("s3cr3t-pw"), text);
+  } finally {
+    await sqs.stop();
+  }
+});
+
+Deno.test("urlPasswords() finds the passwords of SQS URLs for the log redactor", () => {
+  assertEquals(urlPasswords(["https://u:s3cret@sqs.example/1/q", undefined, "http://h/1/q", "not a url"]), [
+    "s3cret",
+  ]);
+  assertEquals(urlPasswords(["https://u:a%2Fb@sqs.example/1/q"]), ["a%2Fb", "a/b"]);
 });
 
 Deno.test("entryFailure() treats a batch entry as a single send's answer: refused contents, fatal sender faults, transient queue faults", () => {
@@ -147,14 +277,133 @@ Deno.test("deadLetter() of the SQS source: letters sent together arrive whole, e
   }
 });
 
-Deno.test("messageKey() keys a replayed message by its dead letter's id, anything else by its SQS message id", () => {
-  assertEquals(messageKey("m-2", undefined), "m-2");
+const LETTER_ID = "0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10";
+const GOOD_MAC = "a".repeat(64);
+/** Accepts exactly GOOD_MAC for LETTER_ID, as run.ts's verifier does for the real MAC. */
+const verify: RedriveVerifier = (id, mac) => id === LETTER_ID && mac === GOOD_MAC;
+const attr = (value: string) => ({ DataType: "String", StringValue: value });
+
+Deno.test("messageKey() keys a replay by its dead letter's id only when its MAC verifies, anything else by its SQS message id", () => {
+  assertEquals(messageKey("m-2", undefined, verify), { id: "m-2", ignored: false });
+  assertEquals(messageKey("m-2", {}, verify), { id: "m-2", ignored: false });
   assertEquals(
-    messageKey("m-2", "0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10"),
-    "redrive:0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10",
+    messageKey("m-2", { masq_redrive_id: attr(LETTER_ID), masq_redrive_mac: attr(GOOD_MAC) }, verify),
+    { id: `redrive:${LETTER_ID}`, ignored: false },
   );
-  // A value that is not an SQS message id (a producer's own attribute of that name) is not trusted.
-  assertEquals(messageKey("m-2", ""), "m-2");
-  assertEquals(messageKey("m-2", "x y"), "m-2");
-  assertEquals(messageKey("m-2", "z".repeat(101)), "m-2");
+  // A producer's own attributes: no MAC, a wrong one, a MAC without an id, a value not shaped like an SQS
+  // message id (even with a MAC the verifier would take), another data type, no verifier at all.
+  const forged: Record<string, MessageAttributeValue>[] = [
+    { masq_redrive_id: attr("collide-1") },
+    { masq_redrive_id: attr(LETTER_ID) },
+    { masq_redrive_id: attr(LETTER_ID), masq_redrive_mac: attr("b".repeat(64)) },
+    { masq_redrive_id: attr(LETTER_ID), masq_redrive_mac: attr(GOOD_MAC.toUpperCase()) },
+    { masq_redrive_mac: attr(GOOD_MAC) },
+    { masq_redrive_id: attr(`${LETTER_ID} `), masq_redrive_mac: attr(GOOD_MAC) },
+    { masq_redrive_id: { DataType: "Binary", BinaryValue: new TextEncoder().encode(LETTER_ID) } },
+    { masq_redrive_id: { DataType: "Number", StringValue: "1" }, masq_redrive_mac: attr(GOOD_MAC) },
+  ];
+  for (const attributes of forged) {
+    assertEquals(
+      messageKey("m-2", attributes, verify),
+      { id: "m-2", ignored: true },
+      JSON.stringify(attributes),
+    );
+  }
+  assertEquals(
+    messageKey("m-2", { masq_redrive_id: attr(LETTER_ID), masq_redrive_mac: attr(GOOD_MAC) }, undefined),
+    { id: "m-2", ignored: true },
+  );
+  // The verifier is asked only about a well-shaped id and MAC.
+  const asked: string[] = [];
+  messageKey("m-2", { masq_redrive_id: attr("x".repeat(10_000)), masq_redrive_mac: attr(GOOD_MAC) }, (id) => {
+    asked.push(id);
+    return true;
+  });
+  assertEquals(asked, []);
+});
+
+Deno.test("isSqsMessageId() takes the UUIDs SQS makes, nothing else", () => {
+  assertEquals(isSqsMessageId(LETTER_ID), true);
+  assertEquals(isSqsMessageId(LETTER_ID.toUpperCase()), true);
+  for (
+    const odd of ["", "collide-1", "593-47-5928", `${LETTER_ID}x`, `redrive:${LETTER_ID}`, "z".repeat(36)]
+  ) {
+    assertEquals(isSqsMessageId(odd), false, odd);
+  }
+});
+
+Deno.test("receive() of the SQS source asks for the replay attributes, keys a verified replay by its letter, and ignores forged ones with one warning naming the SQS message id", async () => {
+  const sqs = await startEmbeddedSqs();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const dlqUrl = sqs.createQueue("login-queue-dlq");
+    const send = (body: string, attributes: Record<string, string>) =>
+      client.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: body,
+          MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, attr(v)])),
+        }),
+      );
+    const genuine = await send("genuine", { masq_redrive_id: LETTER_ID, masq_redrive_mac: GOOD_MAC });
+    const forged = await send("forged", {
+      masq_redrive_id: "device-593-47-5928",
+      masq_redrive_mac: GOOD_MAC,
+    });
+    const plain = await send("plain", {});
+    const { lines, log } = recorder();
+    const source = await openJsonSource(sqs.endpoint, queueUrl, dlqUrl, { log, verifyRedrive: verify });
+    try {
+      const got = [];
+      for (let i = 0; i < 5 && got.length < 3; i++) got.push(...await source.receive());
+      const ids = Object.fromEntries(got.map((m) => [m.body, m.id]));
+      assertEquals(ids, {
+        genuine: `redrive:${LETTER_ID}`,
+        forged: forged.MessageId,
+        plain: plain.MessageId,
+      });
+      assert(genuine.MessageId !== undefined);
+      const warnings = lines.filter((l) => l.level === "warn");
+      assertEquals(warnings.map((w) => w.fields), [{ message_id: forged.MessageId }]);
+      assert(!JSON.stringify(lines).includes("593-47-5928"));
+    } finally {
+      source.close();
+    }
+  } finally {
+    client.destroy();
+    await sqs.stop();
+  }
+});
+
+Deno.test("receive() of the SQS source over JSON names exactly the replay attributes in its request", async () => {
+  const sqs = await startEmbeddedSqs();
+  const client = sqsClient(sqs);
+  try {
+    const queueUrl = sqs.createQueue("login-queue");
+    const asked: unknown[] = [];
+    client.middlewareStack.add((next, context) => (args) => {
+      if (context.commandName === "ReceiveMessageCommand") {
+        asked.push((args.input as { MessageAttributeNames?: string[] }).MessageAttributeNames);
+      }
+      return next(args);
+    });
+    const source = sqsSource(client, {
+      queueUrl,
+      dlqUrl: `${queueUrl}-dlq`,
+      endpoint: sqs.endpoint,
+      region: "us-east-1",
+      protocol: "json",
+      batchSize: 10,
+      waitSeconds: 0,
+      visibilityTimeout: 30,
+      log: silentLogger,
+    }, "json");
+    await source.receive();
+    assertEquals(asked, [["masq_redrive_id", "masq_redrive_mac"]]);
+    assertEquals(RECEIVE_MESSAGE_ATTRIBUTES, ["masq_redrive_id", "masq_redrive_mac"]);
+  } finally {
+    client.destroy();
+    await sqs.stop();
+  }
 });

@@ -4,12 +4,13 @@
  * signed with the HMAC key `masq run` uses. Prints a JSON summary with how many were redriven and how many
  * were left, and why.
  */
-import { checkKeyStrength, type Env, type ReadFile, resolveHmacKey } from "../config.ts";
+import { checkKeyStrength, type Env, type ReadFile, refuseSharedKey, resolveHmacKey } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import {
   lifecycleSecrets,
+  optionalReason,
   osUser,
   requireVaultKey,
   resolveVaultKeyId,
@@ -17,32 +18,12 @@ import {
 } from "../lifecycle/keys.ts";
 import { redrive as runRedrive } from "../lifecycle/redrive.ts";
 import { requireSchema } from "../sink/schema.ts";
-import { createSqsClient, urlPasswords } from "../source/sqs.ts";
+import { createSqsClient } from "../source/sqs.ts";
 import { createVaultCipher } from "../vault.ts";
 import type { Command } from "./command.ts";
 
 /** The default --reason, recorded in pii_access_log. */
 const DEFAULT_REASON = "redrive of dead-lettered messages";
-
-/**
- * A --reason: at most 1000 characters, with at least 3 letters or digits once format characters, controls
- * and whitespace are dropped (a reason nobody can read is no reason). The flag may be left out.
- * TODO(lead): the shared rule for every lifecycle command is being added to lib/lifecycle/keys.ts on
- * another branch; once merged, call it here instead of this local copy.
- */
-export function redriveReason(value: string | boolean | undefined): string {
-  if (value === undefined) return DEFAULT_REASON;
-  const reason = typeof value === "string" ? value.trim() : "";
-  const visible = reason.replace(/[\p{Cf}\p{Cc}\s]/gu, "").match(/[\p{L}\p{N}]/gu)?.length ?? 0;
-  if (visible < 3) {
-    throw new ConfigError(
-      "--reason",
-      'needs at least 3 visible letters or digits (it is recorded in pii_access_log); e.g. --reason "producer fix 1.4.2"',
-    );
-  }
-  if (reason.length > 1000) throw new ConfigError("--reason", "is longer than 1000 characters");
-  return reason;
-}
 
 /** The HMAC key of `masq run` (PII_HMAC_KEY or PII_HMAC_KEY_FILE), or a ConfigError saying redrive needs it. */
 function requireHmacKey(env: Env, readFile: ReadFile): string {
@@ -68,15 +49,12 @@ export const redrive: Command = {
     if (maxText !== undefined && (!/^\d+$/.test(String(maxText)) || max < 1)) {
       throw new ConfigError("--max", `${JSON.stringify(maxText)} is not a whole number of at least 1`);
     }
-    const reason = redriveReason(ctx.values.reason);
+    const reason = optionalReason(ctx.values.reason, DEFAULT_REASON);
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
     const key = requireVaultKey(config, "redrive");
     const hmacKey = requireHmacKey(ctx.env, ctx.readFile);
-    const secrets = [
-      ...lifecycleSecrets(config),
-      hmacKey,
-      ...urlPasswords([config.queueUrl, config.dlqUrl, config.endpoint]),
-    ];
+    refuseSharedKey(hmacKey, key);
+    const secrets = [...lifecycleSecrets(config), hmacKey];
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
     const vault = await createVaultCipher(key, resolveVaultKeyId(ctx.env));

@@ -8,7 +8,6 @@ import { createLogger } from "../log.ts";
 import { createMetrics, serveMetrics } from "../metrics.ts";
 import { createProgress } from "../progress.ts";
 import { runMasq, type RunOptions } from "../run.ts";
-import { urlPasswords } from "../source/sqs.ts";
 import type { PipelineEvent } from "../types.ts";
 import type { Command } from "./command.ts";
 
@@ -25,10 +24,7 @@ export const run: Command = {
   settings: true,
   async run(ctx) {
     const config = buildConfig(ctx.values, ctx.env, ctx.readFile);
-    const secrets = [
-      ...secretsOf(config),
-      ...urlPasswords([config.queueUrl, config.dlqUrl, config.endpoint]),
-    ];
+    const secrets = secretsOf(config);
     let writeLine = (line: string) => writeStderr(line + "\n");
     const log = createLogger({
       format: config.logFormat,

@@ -223,25 +223,6 @@ export function xmlSafe(s: string): string {
   return s.toWellFormed().replace(/[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\ud800-\udfff]/g, "\ufffd");
 }
 
-/**
- * The passwords in the userinfo of SQS URLs (which should carry none, but may), for the log redactor: the
- * URLs themselves are printed through redactUrl(), and an error quoting one must not show it either.
- * So `urlPasswords(["https://u:s3cret@sqs.example/1/q", undefined])` is `["s3cret"]`.
- */
-export function urlPasswords(urls: readonly (string | undefined)[]): string[] {
-  const out: string[] = [];
-  for (const url of urls) {
-    try {
-      const password = url === undefined ? "" : new URL(url).password;
-      if (password === "") continue;
-      out.push(password);
-      const plain = decodeURIComponent(password);
-      if (plain !== password) out.push(plain);
-    } catch { /* an unparseable URL has no password to hide */ }
-  }
-  return [...new Set(out)];
-}
-
 function queueName(url: string): string {
   const parts = new URL(url).pathname.split("/").filter(Boolean);
   return parts[parts.length - 1];
@@ -297,7 +278,6 @@ async function queueAttributes(
  *   type SqsSource,
  *   type SqsSourceOptions,
  *   sqsSafeJson,
- *   urlPasswords,
  *   sqsSource,
  *   xmlSafe,
  * } from "./sqs.ts";
@@ -321,7 +301,7 @@ async function queueAttributes(
  * console.log(letterBytes(letter) <= DEFAULT_MAX_MESSAGE_BYTES, await source.deadLetter(letter), BODY_LEFT_OUT);
  * console.log(maxMessageBytes("1048576") === SQS_LARGEST_MESSAGE_BYTES, RECEIVE_MESSAGE_ATTRIBUTES);
  * const key: MessageKey = messageKey("m-2", { [REDRIVE_ID]: { DataType: "String", StringValue: "x" } }, verifyRedrive);
- * console.log(key, REDRIVE_MAC, urlPasswords([queueUrl])); // { id: "m-2", ignored: true } ... []
+ * console.log(key, REDRIVE_MAC); // { id: "m-2", ignored: true } ...
  * for (const ten of batchesOfTen(batch)) await source.delete(ten);
  * source.close();
  * // Lower level: a client of one protocol, and the source over it.

@@ -475,7 +475,7 @@ Deno.test("masq redrive refuses to start without the HMAC key or with a reason n
     for (const reason of ["", "  ", "\u200b\u200b\u200b\u200b", "a\u0007\u200bb", "..!!--"]) {
       const res = await masq(["redrive", "--reason", reason], { databaseUrl: db.url, env: KEYS });
       assertEquals(res.code, 2, `${JSON.stringify(reason)}: ${res.stderr}`);
-      assertMatch(res.stderr, /^masq: --reason: needs at least 3 visible letters or digits/m);
+      assertMatch(res.stderr, /^masq: --reason: must hold at least 3 visible letters or digits/m);
     }
   } finally {
     await db.stop();

@@ -19,7 +19,6 @@ import {
   SQS_LARGEST_MESSAGE_BYTES,
   sqsSafeJson,
   sqsSource,
-  urlPasswords,
 } from "../../lib/source/sqs.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import type { Fields, Logger } from "../../lib/log.ts";
@@ -222,13 +221,6 @@ Deno.test("openSqsSource() prints queue URLs without their credentials, in its e
   } finally {
     await sqs.stop();
   }
-});
-
-Deno.test("urlPasswords() finds the passwords of SQS URLs for the log redactor", () => {
-  assertEquals(urlPasswords(["https://u:s3cret@sqs.example/1/q", undefined, "http://h/1/q", "not a url"]), [
-    "s3cret",
-  ]);
-  assertEquals(urlPasswords(["https://u:a%2Fb@sqs.example/1/q"]), ["a%2Fb", "a/b"]);
 });
 
 Deno.test("entryFailure() treats a batch entry as a single send's answer: refused contents, fatal sender faults, transient queue faults", () => {

@@ -3,9 +3,10 @@
  * the columns `user_id`, `device_type` and `locale`, the values a redacted body keeps, and reasons.
  *
  * The text is first read the way a person (or a lenient parser) would read it: NFKC (fullwidth digits,
- * U+2024 ONE DOT LEADER and U+FF0E become ASCII), lowercased, format and other invisible characters dropped
- * (`\p{Cf}`, nonspacing and enclosing marks, default-ignorable code points: U+200B, U+2060, U+FEFF, U+00AD,
- * variation selectors), dot-like and colon-like characters mapped to `.` and `:` (U+3002, U+00B7, U+066B,
+ * U+2024 ONE DOT LEADER and U+FF0E become ASCII), lowercased, tag characters (U+E0020..U+E007E) read as
+ * the ASCII they shadow, control, format and other invisible characters dropped (`\p{Cc}`, `\p{Cf}`,
+ * nonspacing and enclosing marks, default-ignorable code points: U+200B, U+2060, U+FEFF, U+00AD, variation
+ * selectors), dot-like and colon-like characters mapped to `.` and `:` (U+3002, U+00B7, U+066B,
  * U+2236, ...), and every Unicode decimal digit (`\p{Nd}`: Arabic-Indic, Devanagari, Thai, ...) mapped to
  * its ASCII digit. Then an address is looked for anywhere in it, not only as the whole value:
  *
@@ -25,9 +26,10 @@
  *   it has a decimal digit or three groups (so `std::vector` is not one) and is not all two-digit groups
  *   (MAC and EUI-64 notation). A MAC address (six groups) and a time (`12:30:45`) are no IPv6 address.
  *
- * Out of scope: encodings no address parser reads (digits split by spaces or dashes, base64, words). Most
- * values are short ASCII text without dots, colons or long digit runs, and those are answered by one pass
- * over their characters.
+ * A dotted run is read whole, from its first digit (so `9203.0.113.28` is no address: no parser reads it as
+ * one). Out of scope: encodings no address parser reads (digits split by spaces or dashes, base64, words,
+ * letters that look like digits). Most values are short ASCII text without dots, colons or long digit runs,
+ * and those are answered by one pass over their characters.
  *
  * @module
  */
@@ -61,8 +63,8 @@ export function findAddress(text: string): AddressKind | null {
 }
 
 /**
- * Whether `text` can hold an address at all: not when it is a UUID, or ASCII without a dot, a colon, `0x` or a
- * run of eight digits (the smallest integer-form address, 2^24, has eight). One pass, no allocation.
+ * Whether `text` can hold an address at all: not when it is a UUID, or printable ASCII without a dot, a colon,
+ * `0x` or a run of eight digits (the smallest integer-form address, 2^24, has eight). One pass, no allocation.
  */
 function worthScanning(text: string): boolean {
   if (isUuid(text)) return false;
@@ -74,7 +76,7 @@ function worthScanning(text: string): boolean {
       continue;
     }
     digits = 0;
-    if (c === 46 || c === 58 || c >= 128) return true;
+    if (c === 46 || c === 58 || c >= 128 || c < 32) return true;
     if ((c === 120 || c === 88) && i > 0 && text.charCodeAt(i - 1) === 48) return true;
   }
   return false;
@@ -95,7 +97,9 @@ function isUuid(text: string): boolean {
 }
 
 /** Characters dropped before reading: invisible ones, which a reader does not see between two digits. */
-const INVISIBLE = /[\p{Cf}\p{Mn}\p{Me}\p{Default_Ignorable_Code_Point}]/gu;
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Mn}\p{Me}\p{Default_Ignorable_Code_Point}]/gu;
+/** Unicode's invisible copies of printable ASCII (U+E0020..U+E007E, "tag" characters). */
+const TAGS = /[\u{e0020}-\u{e007e}]/gu;
 /** Dot-like characters NFKC leaves alone (full stops, middle dots, leaders, decimal separators). */
 const DOTS =
   /[\u00b7\u0387\u0589\u06d4\u066b\u0701\u0702\u0964\u0965\u1362\u166e\u16eb\u1803\u1809\u2022\u2027\u2219\u22c5\u2e31\u2e33\u2e3c\u3002\u30fb\ua4ff\ua60e\ua6f3]/g;
@@ -103,11 +107,13 @@ const DOTS =
 const COLONS = /[\u02d0\u02f8\u05c3\u0703\u0704\u16ec\u1804\u2236\ua789]/g;
 const DIGIT = /\p{Nd}/gu;
 const ND = /^\p{Nd}$/u;
-const NOT_ASCII = /[\u0080-\uffff]/;
+/** Anything but printable ASCII: such text is normalised before it is read. */
+const NOT_PRINTABLE = /[^ -~]/;
 
 /**
- * `text` as findAddress() reads it: NFKC, lowercase, invisible characters dropped, dot-like and colon-like
- * characters as `.` and `:`, decimal digits of every script as ASCII digits.
+ * `text` as findAddress() reads it: NFKC, lowercase, tag characters as the ASCII they shadow, invisible
+ * characters dropped, dot-like and colon-like characters as `.` and `:`, decimal digits of every script as
+ * ASCII digits.
  *
  * @example
  * ```ts
@@ -116,9 +122,10 @@ const NOT_ASCII = /[\u0080-\uffff]/;
  * ```
  */
 export function addressText(text: string): string {
-  if (!NOT_ASCII.test(text)) return text.toLowerCase();
-  return text.normalize("NFKC").toLowerCase().replace(INVISIBLE, "").replace(DOTS, ".").replace(COLONS, ":")
-    .replace(DIGIT, asciiDigit);
+  if (!NOT_PRINTABLE.test(text)) return text.toLowerCase();
+  return text.normalize("NFKC").toLowerCase()
+    .replace(TAGS, (t) => String.fromCharCode(t.codePointAt(0)! - 0xe0000))
+    .replace(INVISIBLE, "").replace(DOTS, ".").replace(COLONS, ":").replace(DIGIT, asciiDigit);
 }
 
 const digitCache = new Map<number, string>();

@@ -140,6 +140,8 @@ Deno.test("addressText() drops invisible characters and maps dot-like and colon-
   assertEquals(addressText("2001\uff1adb8\u2236\u22361"), "2001:db8::1");
   assertEquals(addressText("\uff12\uff10\uff13 UA"), "203 ua");
   assertEquals(addressText("2\u0300\u20dd3"), "23");
+  assertEquals(addressText("2\u00010\u007f3"), "203", "control characters");
+  assertEquals(addressText("u\u{e0032}\u{e002e}\u{e0031}"), "u2.1", "tag characters read as their ASCII");
 });
 
 Deno.test("findAddress() takes linear time on long hostile text", () => {

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { COLUMN_WIDTH, type LoginFields, parseBody, type ParseResult } from "../lib/transform/parse.ts";
+import { findAddress } from "../lib/transform/address.ts";
 import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../lib/transform/app_version.ts";
 import { createMasker } from "../lib/transform/mask.ts";
 import { toRecord, utcDate } from "../lib/transform/record.ts";
@@ -140,11 +141,14 @@ const storable = fc.string({ unit: "binary" }).map((s) => s.replaceAll("\u0000",
 const storableUpTo = (n: number) =>
   fc.string({ unit: "binary", maxLength: n }).map((s) => s.replaceAll("\u0000", "_"));
 
+/** Text of up to `n` code points for a clear column: storable and holding no address. */
+const clearUpTo = (n: number) => storableUpTo(n).filter((s) => findAddress(s) === null);
+
 /** Bodies every rule of the README's "Bad input" accepts, with the fields they must produce. */
 const validLogin = fc.record({
-  user_id: storableUpTo(128).filter((s) => s.trim() !== ""),
-  device_type: fc.option(storableUpTo(32)),
-  locale: fc.option(storableUpTo(32)),
+  user_id: clearUpTo(128).filter((s) => s.trim() !== ""),
+  device_type: fc.option(clearUpTo(32)),
+  locale: fc.option(clearUpTo(32)),
   ip: fc.option(fc.oneof(fc.ipV4(), fc.ipV6(), storable)),
   device_id: fc.option(fc.oneof(fc.uuid(), storable)),
   app_version: fc.option(
@@ -237,6 +241,11 @@ function assertFieldsFit(f: LoginFields): void {
   assertStorable(f.userId, COLUMN_WIDTH.user_id, "user_id");
   assertStorable(f.deviceType, COLUMN_WIDTH.device_type, "device_type");
   assertStorable(f.locale, COLUMN_WIDTH.locale, "locale");
+  for (
+    const [name, v] of [["user_id", f.userId], ["device_type", f.deviceType], ["locale", f.locale]] as const
+  ) {
+    assertEquals(v === null ? null : findAddress(v), null, `${name} holds no address in any spelling`);
+  }
   for (const [name, v] of [["ip", f.ip], ["device_id", f.deviceId]] as const) {
     if (v === null) continue;
     assertEquals(typeof v, "string", name);

@@ -44,7 +44,7 @@ export function packAppVersion(text: string): number {
  */
 export function unpackAppVersion(packed: number): string {
   if (!Number.isInteger(packed) || packed < 0) {
-    throw new RangeError(`packed app_version ${packed} is not a non-negative integer`);
+    throw new RangeError("packed app_version is not a non-negative integer");
   }
   return `${Math.floor(packed / 1_000_000)}.${Math.floor(packed / 1_000) % 1_000}.${packed % 1_000}`;
 }

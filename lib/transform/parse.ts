@@ -4,8 +4,8 @@
  * not the first).
  */
 import * as v from "valibot";
+import { findAddress } from "./address.ts";
 import { packAppVersion } from "./app_version.ts";
-import { looksLikeIp } from "./mask.ts";
 
 /** The fields of one valid login, before masking. */
 export interface LoginFields {
@@ -26,7 +26,10 @@ export type ParseResult =
   /** `json` is the parsed body when it was a JSON object (for the redacted copy), else undefined. */
   | { ok: false; reason: string; json?: Record<string, unknown> };
 
-/** Nesting deeper than this is rejected: no login needs it, and it bounds the work per message. */
+/**
+ * Nesting deeper than this is rejected, counting objects and arrays anywhere in the body (the body itself is
+ * level 1): no login needs it, and it bounds the work per message (the redacted copy's included).
+ */
 export const MAX_DEPTH = 32;
 
 /** Column widths of `user_logins`, in characters (PostgreSQL counts code points). */
@@ -65,8 +68,9 @@ function textProblem(column: string, s: string, width: number): string | null {
   if (s.length > width && codePointLength(s) > width) {
     return `${column} is ${codePointLength(s)} characters long; the column holds ${width}`;
   }
-  if (looksLikeIp(s)) return `${column} holds an IP address, which masq never stores in the clear`;
-  return null;
+  // Anywhere in the text, in any spelling (lib/transform/address.ts); the reason names the kind, not the value.
+  const address = findAddress(s);
+  return address === null ? null : `${column} holds ${address}, which masq never stores in the clear`;
 }
 
 /** A stored text column: a string that fits its width, storable by PostgreSQL, not an address. */
@@ -139,7 +143,8 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 
 /**
  * Flattens nested objects into one level, joining keys with `_` (`{"device": {"type": "ios"}}` ->
- * `device_type`). Arrays, and objects under a kept key (a wrong type the schema will name), are leaves. Iterative, so hostile nesting cannot overflow the stack.
+ * `device_type`). Arrays, and objects under a kept key (a wrong type the schema will name), are leaves.
+ * Iterative, so hostile nesting cannot overflow the stack.
  * Keeps only keys in `keep` (unknown keys are ignored by the contract); throws a RangeError when nesting
  * exceeds `maxDepth` or when a kept key arrives twice.
  *
@@ -169,6 +174,29 @@ export function flatten(
     }
   }
   return out;
+}
+
+/**
+ * Whether objects or arrays nest deeper than `max` levels anywhere in `body` (which is level 1), under any
+ * key. Iterative, so hostile nesting cannot overflow the stack; a flat body costs one look at each value.
+ */
+export function nestedDeeperThan(body: Record<string, unknown>, max: number = MAX_DEPTH): boolean {
+  // Pairs of (container, its level), pushed only for values that are objects or arrays.
+  const stack: unknown[] = [];
+  for (const key in body) {
+    const value = body[key];
+    if (typeof value === "object" && value !== null) stack.push(value, 2);
+  }
+  while (stack.length > 0) {
+    const level = stack.pop() as number;
+    const node = stack.pop() as Record<string, unknown> | unknown[];
+    if (level > max) return true;
+    const values = Array.isArray(node) ? node : Object.values(node);
+    for (const value of values) {
+      if (typeof value === "object" && value !== null) stack.push(value, level + 1);
+    }
+  }
+  return false;
 }
 
 /** Whether no value needs flattening (no nested object under a key the contract does not read). */
@@ -218,6 +246,9 @@ export function parseBody(body: string): ParseResult {
   }
   if (!isPlainObject(json)) {
     return { ok: false, reason: `body must be a JSON object, got ${describe(json)}` };
+  }
+  if (nestedDeeperThan(json, MAX_DEPTH)) {
+    return { ok: false, reason: `body is nested deeper than ${MAX_DEPTH} levels`, json };
   }
   let flat: Record<string, unknown>;
   try {

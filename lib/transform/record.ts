@@ -53,7 +53,7 @@ function build(message: Message, masker: Masker): { record: SinkRecord; fields?:
       kind: "rejection",
       messageId: message.id,
       reason: parsed.reason,
-      bodyRedacted: parsed.json ? redactBody(parsed.json, masker) : null,
+      bodyRedacted: parsed.json ? redactBody(parsed.json, masker, message.sentTimestamp) : null,
     };
     return { record: rejection };
   }
@@ -119,7 +119,7 @@ export async function toRecord(message: Message, masker: Masker, vault?: VaultCi
  *   'invalid input syntax for type integer: "10.0.0.1"',
  *   createMasker("example-key"),
  * );
- * r.reason; // 'invalid input syntax for type integer: "…"'
+ * r.reason; // 'invalid input syntax for type integer: "..."'
  * ```
  */
 export function rejectionFor(message: Message, reason: string, masker: Masker): RejectionRecord {
@@ -131,6 +131,6 @@ export function rejectionFor(message: Message, reason: string, masker: Masker): 
     kind: "rejection",
     messageId: message.id,
     reason: scrubReason(reason),
-    bodyRedacted: redactBody(json, masker),
+    bodyRedacted: redactBody(json, masker, message.sentTimestamp),
   };
 }

@@ -1,14 +1,35 @@
 /**
  * The redacted copy of a rejected body (`user_logins_rejected.body_redacted`, the dead-letter message):
- * redaction by allow-list, not by block-list. The copy keeps the body's shape, but the only values kept in
- * the clear are the few top-level fields known not to be personal (`user_id`, `device_type`, `locale`,
- * `app_version`, `timestamp`, exact lowercase key), and only when they hold a plausible value of their
- * kind. Every other value becomes a keyed token or a type marker, whatever its key is called, its case, its
- * nesting or whether it sits in an array; a value that parses as an IP address is never kept anywhere.
+ * redaction by allow-list, not by block-list. The copy keeps the body's shape and nesting; one rule decides
+ * what stays readable in it:
+ *
+ * **A value is kept in the clear only at a top-level allow-listed field (`user_id`, `device_type`,
+ * `locale`, `app_version`, `timestamp`, exact lowercase key), only when it is what that field's column would
+ * store, and only when findAddress() finds no address in it, in any spelling.** Per field:
+ *
+ * - `user_id`: a non-blank string of at most 128 characters, without NUL, valid Unicode;
+ * - `device_type`: the same within 32 characters, with a letter, and only letters, digits, spaces and
+ *   `._-/()` (a device name, not free text);
+ * - `locale`: a known language or region code (`pt-BR`, `en_US`, `zh-Hant-TW`, `RU`, `US`, `419`), as
+ *   Intl.DisplayNames knows them, never a variant (`RTM-0181` is not one);
+ * - `app_version`: what packs into the column (`M`, `M.m`, `M.m.p`, or a whole number);
+ * - `timestamp`: epoch seconds (number or numeric string) within 7 days of the message's SentTimestamp. Here
+ *   that window replaces the address test: every time from 1970 to 2106 reads as an IPv4 address written as
+ *   an integer, and outside the window the "timestamp" may well be one.
+ *
+ * Every other value, at any depth, becomes a keyed token or a marker. Object keys follow the same idea: a key
+ * is kept only when it belongs to the contract's shape, that is one of its field names (`user_id`,
+ * `device_type`, `locale`, `app_version`, `timestamp`, `ip`, `device_id`) or one of the words these are
+ * nested as (`user`, `device`, `app`, `id`, `type`, `version`: `{"device": {"type": ..}}` flattens to
+ * `device_type`), spelled exactly so, at any depth. Every other key (`IP`, `geo`, `x_forwarded_for`, an
+ * address, a device id) becomes `key_` + 16 hex digits of a keyed token, so nothing a producer chose survives
+ * as a key except that fixed vocabulary.
  *
  * @module
  */
 import type { Masker } from "../types.ts";
+import { findAddress } from "./address.ts";
+import { packAppVersion } from "./app_version.ts";
 import { looksLikeIp } from "./mask.ts";
 import { codePointLength, COLUMN_WIDTH, MAX_DEPTH } from "./parse.ts";
 
@@ -23,46 +44,105 @@ export const ALLOWED_FIELDS: readonly string[] = [
   "timestamp",
 ];
 
+/** Object keys kept as they are: the contract's field names and the words they are nested as. */
+export const KNOWN_KEYS: ReadonlySet<string> = new Set([
+  "user_id",
+  "device_type",
+  "locale",
+  "app_version",
+  "timestamp",
+  "ip",
+  "device_id",
+  "user",
+  "device",
+  "app",
+  "id",
+  "type",
+  "version",
+]);
+
 /** What replaces a value the copy cannot keep and cannot usefully tokenise. */
 export const MARKER = {
   boolean: "[boolean]",
   tooDeep: "[nested too deep]",
 } as const;
 
-const VERSION = /^\s*\d{1,4}(?:\.\d{1,3}){0,2}\s*$/;
-const LOCALE = /^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}$/;
 const DEVICE_TYPE = /^[\p{L}\p{N}][\p{L}\p{N} ._\-/()]*$/u;
+const LETTER = /\p{L}/u;
 const NUMERIC = /^\s*\d{1,12}(?:\.\d{1,6})?\s*$/;
-/** The last second of year 9999: a larger number is no login time (it may be a phone number). */
-const MAX_EPOCH = 253402300799;
+/** How far from its SentTimestamp a body's timestamp may lie and still be kept. */
+const TIMESTAMP_WINDOW_MS = 7 * 86_400_000;
 
-function plainText(s: string, width: number): boolean {
+/** What a stored text column would hold: non-blank, within its width, storable, and no address. */
+function columnText(s: string, width: number): boolean {
   return s.trim() !== "" && codePointLength(s) <= width && !s.includes("\u0000") && s.isWellFormed() &&
-    !looksLikeIp(s);
+    findAddress(s) === null;
 }
 
-/** Whether the top-level field `key` may keep `value` in the clear. */
-function keepsInClear(key: string, value: unknown): boolean {
+const LANGUAGE_TAG = /^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?$/;
+const REGION = /^(?:[A-Za-z]{2}|\d{3})$/;
+
+let displayNames: Record<"language" | "script" | "region", Intl.DisplayNames> | undefined;
+
+/** Whether Intl.DisplayNames has a name for `code` (ICU's "unknown" codes und, Zzzz and ZZ excluded). */
+function named(type: "language" | "script" | "region", code: string): boolean {
+  displayNames ??= {
+    language: new Intl.DisplayNames(["en"], { type: "language", fallback: "none" }),
+    script: new Intl.DisplayNames(["en"], { type: "script", fallback: "none" }),
+    region: new Intl.DisplayNames(["en"], { type: "region", fallback: "none" }),
+  };
+  if (/^(?:und|zzzz|zz)$/i.test(code)) return false;
+  try {
+    return displayNames[type].of(code) !== undefined;
+  } catch {
+    return false; // not even well-formed for its type
+  }
+}
+
+/** A known language tag (`pt-BR`, `en_US`, `zh-Hant-TW`) or region code (`US`, `419`). */
+function knownLocale(s: string): boolean {
+  const tag = LANGUAGE_TAG.exec(s);
+  if (
+    tag !== null && named("language", tag[1]) && (tag[2] === undefined || named("script", tag[2])) &&
+    (tag[3] === undefined || named("region", tag[3]))
+  ) return true;
+  return REGION.test(s) && named("region", s);
+}
+
+function packs(version: string): boolean {
+  try {
+    packAppVersion(version);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the top-level field `key` may keep `value` in the clear (the rule of the module doc). */
+function keepsInClear(key: string, value: unknown, sentTimestamp: number): boolean {
   switch (key) {
     case "user_id":
-      return typeof value === "string" && plainText(value, COLUMN_WIDTH.user_id);
+      return typeof value === "string" && columnText(value, COLUMN_WIDTH.user_id);
     case "device_type":
-      return typeof value === "string" && plainText(value, COLUMN_WIDTH.device_type) &&
-        DEVICE_TYPE.test(value);
+      return typeof value === "string" && DEVICE_TYPE.test(value) && LETTER.test(value) &&
+        columnText(value, COLUMN_WIDTH.device_type);
     case "locale":
-      return typeof value === "string" && LOCALE.test(value);
+      return typeof value === "string" && knownLocale(value) && columnText(value, COLUMN_WIDTH.locale);
     case "app_version":
-      return (typeof value === "string" && VERSION.test(value)) ||
-        (typeof value === "number" && Number.isInteger(value) && value >= 0 && value < 1e7);
-    case "timestamp":
-      return (typeof value === "string" && NUMERIC.test(value) && Number(value) <= MAX_EPOCH) ||
-        (typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= MAX_EPOCH);
+      if (typeof value === "number") return Number.isInteger(value) && value >= 0 && packs(String(value));
+      return typeof value === "string" && packs(value) && findAddress(value) === null;
+    case "timestamp": {
+      const seconds = typeof value === "number"
+        ? value
+        : typeof value === "string" && NUMERIC.test(value)
+        ? Number(value)
+        : NaN;
+      return Number.isFinite(seconds) && Math.abs(seconds * 1000 - sentTimestamp) <= TIMESTAMP_WINDOW_MS;
+    }
     default:
       return false;
   }
 }
-
-const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
@@ -71,34 +151,37 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 /**
  * A JSON copy of a body with everything outside the allow-list replaced:
  *
- * - an IP address (any spelling, any place) -> the token `masked_ip` would hold;
+ * - an allow-listed top-level value that passes the rule of the module doc -> kept;
+ * - a value that is an IP address as a whole -> the token `masked_ip` would hold;
  * - a value whose lowercased, `_`-flattened path is `device_id` (`device.id`, `Device_ID`) -> the token
  *   `masked_device_id` would hold;
  * - any other string or number -> `hex(HMAC(K, "body." + path + ":" + text))`, its path lowercased with
  *   arrays as `[]`, so the same value under different paths never shares a token;
  * - a boolean -> `"[boolean]"`; null and the empty string stay as they are (they say nothing);
- * - an object key that is not a plain identifier (an address, an e-mail, free text used as a key) ->
- *   `key_` + the first 16 hex digits of its token;
+ * - an object key outside the contract's vocabulary (KNOWN_KEYS) -> `key_` + the first 16 hex digits of its
+ *   token;
  * - anything nested deeper than the body limit -> `"[nested too deep]"`.
  *
  * Null when the body is not a JSON object.
+ *
+ * @param sentTimestamp the message's SentTimestamp (epoch milliseconds): a `timestamp` is kept only near it
  *
  * @example
  * ```ts
  * import { redactBody } from "./redact.ts";
  * import { createMasker } from "./mask.ts";
  * const masker = createMasker("example-key");
- * redactBody({ user_id: "u1", User: { IP: "10.0.0.1" } }, masker);
- * // '{"user_id":"u1","User":{"IP":"<the token of ip 10.0.0.1>"}}'
+ * redactBody({ user_id: "u1", User: { IP: "10.0.0.1" } }, masker, Date.now());
+ * // '{"user_id":"u1","key_<16 hex>":{"key_<16 hex>":"<the token of ip 10.0.0.1>"}}'
  * ```
  */
-export function redactBody(json: unknown, masker: Masker): string | null {
+export function redactBody(json: unknown, masker: Masker, sentTimestamp: number): string | null {
   if (!isPlainObject(json)) return null;
   // A null prototype: a "__proto__" key stays an ordinary key.
   const out: Record<string, unknown> = Object.create(null);
   for (const [key, value] of Object.entries(json)) {
     const safeKey = redactKey(key, "", masker);
-    out[safeKey] = ALLOWED_FIELDS.includes(key) && (value === null || keepsInClear(key, value))
+    out[safeKey] = ALLOWED_FIELDS.includes(key) && (value === null || keepsInClear(key, value, sentTimestamp))
       ? value
       : redactValue(value, key.toLowerCase(), flatName(key), 1, masker);
   }
@@ -116,7 +199,7 @@ function flatName(key: string, parent = ""): string {
 }
 
 function redactKey(key: string, path: string, masker: Masker): string {
-  if (PLAIN_KEY.test(key)) return key;
+  if (KNOWN_KEYS.has(key)) return key;
   return `key_${masker.token(`key.${path}`, key).slice(0, 16)}`;
 }
 
@@ -161,32 +244,41 @@ function scalarToken(text: string, path: string, flat: string, masker: Masker): 
   return masker.token(`body.${path}`, text);
 }
 
-const QUOTED = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g;
+/**
+ * Quoted text (a double quote left open too: a driver's message may be cut short), and the `=(value)` of
+ * PostgreSQL's `Key (column)=(value)`.
+ */
+const QUOTED = /"(?:[^"\\]|\\.)*(?:"|$)|'(?:[^'\\]|\\.)*'|\)=\((?:[^()]|\([^()]*\))*\)/g;
 /** A quoted name PostgreSQL puts after one of these words is an identifier of the schema, not a value. */
 const NAMED = /\b(?:relation|constraint|column|table|type|index|schema|function|trigger|sequence|view) $/i;
 const IDENTIFIER = /^"[A-Za-z_][A-Za-z0-9_$.]{0,62}"$/;
+/** A word's opening brackets, its core, and its closing brackets and punctuation. */
+const WORD = /^([(<{]*)(.*?)([)>}]*[,;.!?]*)$/s;
 
 /**
  * A reason or error text from elsewhere (a database driver, say) made fit to store and log: quoted text is
- * replaced by `"…"` (except a schema identifier PostgreSQL names as such: `constraint "no_evil"`) and any
- * word that is an IP address by `[ip]`, since such messages may quote the value they refused.
+ * replaced by `"..."` (except a schema identifier PostgreSQL names as such: `constraint "no_evil"`), any
+ * word holding an IP address in any spelling (findAddress()) by `[ip]`, since such messages may quote the
+ * value they refused, and anything but printable ASCII by `?` (a LATIN1 database stores the result too).
  *
  * @example
  * ```ts
  * import { scrubReason } from "./redact.ts";
- * scrubReason('invalid input syntax for type integer: "abc"'); // 'invalid input syntax for type integer: "…"'
+ * scrubReason('invalid input syntax for type integer: "abc"'); // 'invalid input syntax for type integer: "..."'
  * scrubReason('violates check constraint "no_evil"');         // unchanged
- * scrubReason("refused 10.0.0.1 twice");                         // "refused [ip] twice"
+ * scrubReason("refused 10.0.0.1 and (0xCB00716A) twice");     // "refused [ip] and ([ip]) twice"
  * ```
  */
 export function scrubReason(text: string): string {
-  return text.replace(
-    QUOTED,
-    (q, at: number) => (IDENTIFIER.test(q) && NAMED.test(text.slice(Math.max(0, at - 12), at)) ? q : '"…"'),
-  ).split(/(\s+)/).map((word) => {
-    const trimmed = word.replace(/[,;.]+$/, "");
-    if (trimmed !== "" && looksLikeIp(trimmed)) return word.replace(trimmed, "[ip]");
-    const bare = trimmed.replace(/^[(<{]+|[)>}]+$/g, "");
-    return bare !== "" && looksLikeIp(bare) ? word.replace(bare, "[ip]") : word;
+  const unquoted = text.replace(QUOTED, (q, at: number) => {
+    if (q.startsWith(")=(")) return ")=(...)";
+    return IDENTIFIER.test(q) && NAMED.test(text.slice(Math.max(0, at - 12), at)) ? q : '"..."';
+  });
+  // Words split at ASCII white space only: findAddress() drops some other spaces (U+FEFF) as invisible.
+  const scrubbed = unquoted.split(/([ \t\n\r\f\v]+)/).map((word) => {
+    if (findAddress(word) === null) return word;
+    const [, open, core, close] = WORD.exec(word)!;
+    return findAddress(core) === null ? "[ip]" : `${open}[ip]${close}`;
   }).join("");
+  return scrubbed.replace(/[\t\n\r\f\v]/g, " ").replace(/[^\x20-\x7e]/g, "?");
 }

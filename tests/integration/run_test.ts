@@ -73,10 +73,11 @@ Deno.test("masq run drains the sample queue into exact rows, rejects to the DLQ,
     );
     assertEquals(rejected.length, 1);
     assertEquals(rejected[0].reason, "user_id is missing");
-    // Redaction by allow-list: neither value is an allow-listed field, so both are tokens of their path.
+    // Redaction by allow-list: neither value is an allow-listed field, so both are tokens of their path; nor
+    // is either key one of the contract's, so both keys are tokens too.
     assertEquals(JSON.parse(rejected[0].body_redacted), {
-      foo: mask.token("body.foo", "oops_wrong_ip"),
-      bar: mask.token("body.bar", "123"),
+      [`key_${mask.token("key.", "foo").slice(0, 16)}`]: mask.token("body.foo", "oops_wrong_ip"),
+      [`key_${mask.token("key.", "bar").slice(0, 16)}`]: mask.token("body.bar", "123"),
     });
 
     const dlq = await receiveAll(client, `${queueUrl}-dlq`);

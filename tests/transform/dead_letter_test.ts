@@ -17,7 +17,7 @@ const message: Message = {
 const mask = createMasker("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0");
 
 Deno.test("deadLetterFor() sends the redacted body and attributes, never the raw body, without a vault", async () => {
-  const redacted = redactBody(JSON.parse(BODY), mask);
+  const redacted = redactBody(JSON.parse(BODY), mask, message.sentTimestamp);
   const letter = await deadLetterFor(message, "user_id is missing", redacted, QUEUE, undefined);
   assertEquals(letter.body, redacted);
   assertEquals(letter.attributes, {
@@ -37,7 +37,13 @@ Deno.test("deadLetterFor() says only that a body that was not JSON was not kept"
 
 Deno.test("deadLetterFor() keeps the original only encrypted, bound to the message id, with a vault", async () => {
   const vault = await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v7");
-  const letter = await deadLetterFor(message, "r", redactBody(JSON.parse(BODY), mask), QUEUE, vault);
+  const letter = await deadLetterFor(
+    message,
+    "r",
+    redactBody(JSON.parse(BODY), mask, message.sentTimestamp),
+    QUEUE,
+    vault,
+  );
   assertEquals(letter.attributes.masq_key_id, "v7");
   assert(!letter.attributes.masq_original.includes("199.172"));
   const ct = fromBase64(letter.attributes.masq_original);

@@ -1,11 +1,15 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
 import {
   codePointLength,
+  COLUMN_WIDTH,
   flatten,
   type LoginFields,
   MAX_DEPTH,
+  nestedDeeperThan,
   parseBody,
 } from "../../lib/transform/parse.ts";
+import { findAddress } from "../../lib/transform/address.ts";
+import { ADDRESS_SPELLINGS, handWrittenBodies, NOT_ADDRESSES } from "../integration/hostile_corpus.ts";
 
 const TAKE_HOME =
   '{"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0", "device_type": "android", "ip": "199.172.111.135", "locale": "RU", "device_id": "593-47-5928"}';
@@ -262,14 +266,70 @@ Deno.test("parseBody() never quotes a value in a reason", () => {
   }
 });
 
-Deno.test("parseBody() rejects an IP address in a column stored in the clear, naming the field only", () => {
+Deno.test("parseBody() rejects an IP address in a column stored in the clear, naming the field and the kind", () => {
   for (const field of ["user_id", "device_type", "locale"]) {
     for (const ip of ["10.0.0.1", "::1", "::ffff:1.2.3.4", "fe80::1%eth0"]) {
+      const kind = ip.includes(":") ? "an IPv6 address" : "an IPv4 address";
       assertEquals(
         reject({ user_id: "u", [field]: ip }),
-        `${field} holds an IP address, which masq never stores in the clear`,
+        `${field} holds ${kind}, which masq never stores in the clear`,
       );
     }
+  }
+  assertEquals(
+    reject({ user_id: "u", device_type: "3405803881" }),
+    "device_type holds an IPv4 address written as an integer, which masq never stores in the clear",
+  );
+});
+
+Deno.test("parseBody() rejects an address in any spelling, anywhere in a clear column, directly or nested", () => {
+  for (const [trick, value] of ADDRESS_SPELLINGS) {
+    for (const field of ["user_id", "device_type", "locale"] as const) {
+      const bodies: Record<string, unknown>[] = [{ user_id: "u", [field]: value }];
+      if (field === "user_id") bodies.push({ user: { id: value } });
+      if (field === "device_type") bodies.push({ user_id: "u", device: { type: value } });
+      for (const body of bodies) {
+        const reason = reject(body);
+        // Longer than the column: refused for its length, which comes first; else for the address.
+        const kind = findAddress(value);
+        assert(kind !== null, trick);
+        assertEquals(
+          reason,
+          codePointLength(value) > COLUMN_WIDTH[field]
+            ? `${field} is ${codePointLength(value)} characters long; the column holds ${COLUMN_WIDTH[field]}`
+            : `${field} holds ${kind}, which masq never stores in the clear`,
+          `${field}: ${trick}`,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("parseBody() accepts user ids, device names and locales that are no address (UUIDs among them)", () => {
+  for (const value of NOT_ADDRESSES) {
+    assertEquals(accept({ user_id: value }).userId, value);
+    if (codePointLength(value) <= 32) {
+      assertEquals(accept({ user_id: "u", device_type: value, locale: value }).deviceType, value);
+    }
+  }
+});
+
+Deno.test("parseBody() refuses a pure-numeric user_id from 16,777,216 to 2^32 - 1, not a prefixed one", () => {
+  const refused = "user_id holds an IPv4 address written as an integer, which masq never stores in the clear";
+  for (const id of ["16777216", "123456789", "3405803881", "4294967295", "0xCB00716A", "id-123456789"]) {
+    assertEquals(reject({ user_id: id }), refused, id);
+  }
+  for (const id of ["16777215", "1234567", "4294967296", "u123456789", "123456789u", "12345678901"]) {
+    assertEquals(accept({ user_id: id }).userId, id);
+  }
+});
+
+Deno.test("parseBody() gives ASCII reasons that quote no planted value, for every hostile body", () => {
+  for (const { name, body, planted } of handWrittenBodies()) {
+    const r = parseBody(body);
+    if (r.ok) continue;
+    assert(/^[\x20-\x7e]+$/.test(r.reason), `${name}: ${JSON.stringify(r.reason)}`);
+    for (const value of planted) assert(!r.reason.includes(value), `${name}: ${r.reason}`);
   }
 });
 
@@ -389,12 +449,42 @@ Deno.test("parseBody() rejects 100,000 levels of nesting with a reason instead o
     reject(`${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`),
     "body is nested deeper than 32 levels",
   );
-  // Arrays are leaves: deep arrays under an unknown key do not count, and deep arrays are not objects.
-  assertEquals(accept(`{"user_id":"u","x":${"[".repeat(depth)}${"]".repeat(depth)}}`).userId, "u");
+  // Arrays count as levels too, under any key.
+  assertEquals(
+    reject(`{"user_id":"u","x":${"[".repeat(depth)}${"]".repeat(depth)}}`),
+    "body is nested deeper than 32 levels",
+  );
   assertEquals(
     reject(`${"[".repeat(depth)}${"]".repeat(depth)}`),
     "body must be a JSON object, got an array",
   );
+});
+
+Deno.test("parseBody() counts arrays and objects anywhere in the body toward the depth limit", () => {
+  const arrays = (n: number) => `{"user_id":"u","x":${"[".repeat(n)}1${"]".repeat(n)}}`;
+  // The body is level 1: 31 arrays under it make 32 levels.
+  assertEquals(accept(arrays(31)).userId, "u");
+  assertEquals(reject(arrays(32)), "body is nested deeper than 32 levels");
+  assertEquals(reject(arrays(2_000)), "body is nested deeper than 32 levels");
+  const r = parseBody(arrays(2_000));
+  assert(!r.ok && r.json !== undefined, "the parsed body is kept for the redacted copy");
+  // Objects in arrays in objects, under an unknown key and under a known one.
+  const mixed = (n: number) => `${'{"a":['.repeat(n)}1${"]}".repeat(n)}`;
+  assertEquals(accept(`{"user_id":"u","m":${mixed(15)}}`).userId, "u");
+  assertEquals(reject(`{"user_id":"u","m":${mixed(16)}}`), "body is nested deeper than 32 levels");
+  assertEquals(
+    reject(`{"user_id":"u","ip":${"[".repeat(40)}${"]".repeat(40)}}`),
+    "body is nested deeper than 32 levels",
+  );
+});
+
+Deno.test("nestedDeeperThan() counts levels of objects and arrays, the body being level 1", () => {
+  assertEquals(nestedDeeperThan({}, 1), false);
+  assertEquals(nestedDeeperThan({ a: 1, b: "x" }, 1), false);
+  assertEquals(nestedDeeperThan({ a: [] }, 1), true);
+  assertEquals(nestedDeeperThan({ a: [] }, 2), false);
+  assertEquals(nestedDeeperThan({ a: [1, [2, { b: [] }]] }, 4), true);
+  assertEquals(nestedDeeperThan({ a: [1, [2, { b: [] }]] }, 5), false);
 });
 
 Deno.test("parseBody() keeps SQL-looking values as plain text", () => {

@@ -26,6 +26,11 @@ function message(body: string | Record<string, unknown>, sentTimestamp = Date.UT
   };
 }
 
+/** The name redactBody() gives a key outside the contract's vocabulary, under its parent's path. */
+function unknownKey(m: Masker, key: string, path = ""): string {
+  return `key_${m.token(`key.${path}`, key).slice(0, 16)}`;
+}
+
 Deno.test("toRecord() turns a valid login into a masked row", async () => {
   const rec = await toRecord(
     message({
@@ -123,7 +128,7 @@ Deno.test("toRecord() rejects a bad body with its reason and a redacted copy", a
   assertEquals(JSON.parse(rec.bodyRedacted!), {
     ip: IP_TOKEN,
     device_id: DEVICE_TOKEN,
-    foo: m.token("body.foo", "x"),
+    [unknownKey(m, "foo")]: m.token("body.foo", "x"),
   });
   assert(!rec.bodyRedacted!.includes(IP) && !rec.bodyRedacted!.includes(DEVICE));
 });
@@ -160,7 +165,7 @@ Deno.test("toRecord() masks non-string ip and device_id values, leaving only tok
   assert(rec.kind === "rejection");
   assertEquals(JSON.parse(rec.bodyRedacted!), {
     user_id: "u",
-    ip: { v4: IP_TOKEN },
+    ip: { [unknownKey(m, "v4", "ip")]: IP_TOKEN },
     device_id: m.deviceId("5935475928"),
   });
   assert(!rec.bodyRedacted!.includes(IP) && !rec.bodyRedacted!.includes("5935475928"));
@@ -223,7 +228,7 @@ Deno.test("rejectionFor() builds a rejection with the given reason and a redacte
   const quoting = 'invalid input syntax for type integer: "10.0.0.1" near 10.0.0.2';
   assertEquals(
     rejectionFor(message({ user_id: "u" }), quoting, await mask()).reason,
-    'invalid input syntax for type integer: "…" near [ip]',
+    'invalid input syntax for type integer: "..." near [ip]',
   );
   assertEquals(await rejectionFor(message({ user_id: "u", ip: IP }), reason, await mask()), {
     kind: "rejection",
@@ -238,4 +243,31 @@ Deno.test("rejectionFor() builds a rejection with the given reason and a redacte
     bodyRedacted: null,
   });
   assertEquals((await rejectionFor(message("[1]"), reason, await mask())).bodyRedacted, null);
+});
+
+Deno.test("toRecord() keeps a rejected body's timestamp only within 7 days of the message's SentTimestamp", async () => {
+  const m = await mask();
+  const sent = Date.UTC(2024, 4, 17, 12);
+  const redactedTimestamp = async (timestamp: number) => {
+    const rec = await toRecord(message({ user_id: 1, timestamp }, sent), m);
+    assert(rec.kind === "rejection");
+    return JSON.parse(rec.bodyRedacted!).timestamp;
+  };
+  assertEquals(await redactedTimestamp(sent / 1000 - 86_400), sent / 1000 - 86_400);
+  // 3405803881 is 203.0.113.105 written as an integer (a "timestamp" in 2077).
+  assertEquals(await redactedTimestamp(3405803881), m.token("body.timestamp", "3405803881"));
+  const r = rejectionFor(message({ timestamp: 3405803881 }, 3405803881_000), "refused", m);
+  assertEquals(
+    JSON.parse(r.bodyRedacted!).timestamp,
+    3405803881,
+    "rejectionFor() uses the SentTimestamp too",
+  );
+});
+
+Deno.test("rejectionFor() scrubs an address in any spelling and a device id from a driver's reason", async () => {
+  const m = await mask();
+  const reason =
+    'bad value "593-47-5928" for 0xCB00716A at \u200b203.0.113.7; Key (id)=(RTM-0181) exists \u2026';
+  const scrubbed = rejectionFor(message({ user_id: "u" }), reason, m).reason;
+  assertEquals(scrubbed, 'bad value "..." for [ip] at [ip]; Key (id)=(...) exists ?');
 });

@@ -10,6 +10,7 @@
  */
 import type pg from "pg";
 import type { Env } from "../config.ts";
+import { asciiJson } from "../transform/redact.ts";
 import { inTransaction, logAccess } from "./db.ts";
 import { pausePoint } from "./keys.ts";
 import type { PiiField, Requester } from "./recover.ts";
@@ -21,20 +22,6 @@ export interface ForgetUserResult {
   vaultEntries: number;
   /** Distinct tokens of the person still referenced by other rows: their vault entries stay. */
   vaultEntriesKept: number;
-}
-
-/**
- * JSON text made pure ASCII as `body_redacted` is stored: every UTF-16 code unit outside \x20-\x7e
- * becomes a lowercase `\uXXXX` escape (an astral character, two). Still the same JSON to a parser.
- *
- * @example
- * ```ts
- * import { asciiJson } from "./forget.ts";
- * asciiJson(JSON.stringify({ user_id: "rt-élève" })); // '{"user_id":"rt-\\u00e9l\\u00e8ve"}'
- * ```
- */
-export function asciiJson(json: string): string {
-  return json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** The message ids of rejected messages whose redacted body has this user_id. */

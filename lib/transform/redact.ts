@@ -187,10 +187,21 @@ export function redactBody(json: unknown, masker: Masker, sentTimestamp: number)
   }
   // Pure ASCII (the same JSON, with \u escapes): SQS refuses U+FFFE and U+FFFF in a message, and some
   // emulators any character outside the BMP, so a redacted body can always be dead-lettered.
-  return JSON.stringify(out).replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return asciiJson(JSON.stringify(out));
+}
+
+/**
+ * JSON text made pure ASCII as `body_redacted` is stored: every UTF-16 code unit outside \x20-\x7e
+ * becomes a lowercase `\uXXXX` escape (an astral character, two). Still the same JSON to a parser.
+ *
+ * @example
+ * ```ts
+ * import { asciiJson } from "./redact.ts";
+ * asciiJson(JSON.stringify({ user_id: "rt-élève" })); // '{"user_id":"rt-\\u00e9l\\u00e8ve"}'
+ * ```
+ */
+export function asciiJson(json: string): string {
+  return json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** The contract's flattened name of a path, lowercased (`Device.ID` -> `device_id`). */

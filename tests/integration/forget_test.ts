@@ -162,6 +162,7 @@ Deno.test("masq forget --user-id finds a non-ASCII person's rejected bodies as m
       const body = redactBody(
         { user_id: userId, app_version: "not a version", ip: `192.0.2.${i + 1}` },
         masker,
+        Date.now(),
       );
       assert(body !== null && /^[\x20-\x7e]*$/.test(body) && body.includes(`"user_id":"`));
       await db.query(

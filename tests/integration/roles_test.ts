@@ -9,7 +9,14 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { roleNames } from "../../lib/sink/schema.ts";
 import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
-import { receiveAll, sqsClient, startDatabase, startEmbeddedSqs, type TestDatabase } from "./harness.ts";
+import {
+  receiveAll,
+  sqsClient,
+  startDatabase,
+  startEmbeddedSqs,
+  TEST_KEY,
+  type TestDatabase,
+} from "./harness.ts";
 import {
   createLogin,
   type DbLogin,
@@ -330,7 +337,13 @@ Deno.test({
       const client = sqsClient(sqs);
       try {
         const letter = await deadLetterFor(
-          { id: "orig-1", receiptHandle: "r", body: '{"user_id":"u9"}', sentTimestamp: 1, receiveCount: 1 },
+          {
+            id: crypto.randomUUID(),
+            receiptHandle: "r",
+            body: '{"user_id":"u9"}',
+            sentTimestamp: 1,
+            receiveCount: 1,
+          },
           "app_version is missing",
           '{"user_id":"u9"}',
           queueUrl,
@@ -347,7 +360,7 @@ Deno.test({
         );
         const redriven = await masq(["redrive"], {
           databaseUrl: dpo.url,
-          env: { ...vault, SQS_QUEUE_URL: queueUrl },
+          env: { ...vault, SQS_QUEUE_URL: queueUrl, PII_HMAC_KEY: TEST_KEY },
         });
         assertEquals(redriven.code, 0, redriven.stderr);
         assertEquals(JSON.parse(redriven.stdout.trim()).redriven, 1);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { findAddress } from "../transform/address.ts";
 import { buildConfig, type Config, type Env, type ReadFile, secretsOf } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 
@@ -133,8 +134,8 @@ const LETTER_OR_DIGIT = /[\p{L}\p{N}]/gu;
 
 /**
  * A --reason as stored in pii_access_log: trimmed and otherwise as given, at most 1000 characters, and
- * holding at least 3 visible letters or digits (so "\u200b", "..." or "  " are refused). The error never
- * repeats the text.
+ * holding at least 3 visible letters or digits (so "\u200b", "..." or "  " are refused) and no IP address in
+ * any spelling. The error never repeats the text.
  */
 export function checkReason(value: string): string {
   const reason = value.trim();
@@ -150,6 +151,14 @@ export function checkReason(value: string): string {
     throw new ConfigError(
       "--reason",
       `must hold at least ${MIN_REASON_LETTERS} visible letters or digits (e.g. --reason "ticket 1234: fraud review")`,
+    );
+  }
+  // The access log is read by every privacy officer: a reason is no place for the personal data it concerns.
+  const address = findAddress(reason);
+  if (address !== null) {
+    throw new ConfigError(
+      "--reason",
+      `holds ${address}; pii_access_log keeps no personal data: name the ticket, not the address`,
     );
   }
   return reason;

@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assertEquals, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import {
   checkReason,
@@ -135,4 +135,20 @@ Deno.test("resolveVaultKeyId() never repeats a value that is no key id", () => {
   assertEquals(e.message, "PII_VAULT_KEY_ID: is not a key id (1-32 of A-Z a-z 0-9 . _ -)");
   assertEquals(resolveVaultKeyId(() => undefined), "v1");
   assertEquals(resolveVaultKeyId(() => "v2"), "v2");
+});
+
+Deno.test("checkReason() refuses a reason holding an IP address in any spelling, and never repeats it", () => {
+  for (
+    const reason of [
+      "lookup for 203.0.113.7",
+      "ticket 9: [2001:db8::6f]:443",
+      "user at 3405803881",
+      "２０３.０.１１３.１ seen",
+    ]
+  ) {
+    const err = assertThrows(() => checkReason(reason), ConfigError) as ConfigError;
+    assertEquals(err.setting, "--reason");
+    assert(!err.message.includes("203") && !err.message.includes("2001"), err.message);
+  }
+  assertEquals(checkReason("ticket 2026-12-03 no. 4471"), "ticket 2026-12-03 no. 4471");
 });

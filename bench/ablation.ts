@@ -1,5 +1,5 @@
 /**
- * `masq bench --ablate`: masq with parts taken out, to see what each part costs inside a real run rather
+ * `deno task bench --ablate`: masq with parts taken out, to see what each part costs inside a real run rather
  * than alone in a micro-benchmark, where the server's work and the competition for the cores are missing.
  * The bench swaps masq and its ablated runs every other round, so that the order of the runs does not read
  * as the cost of a part. Diagnosis only: `masq run` never takes anything out, and an ablated run's rows
@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Message, Sink, SinkRecord, Transform, WriteResult } from "../types.ts";
+import type { Message, Sink, SinkRecord, Transform, WriteResult } from "../lib/types.ts";
 
 /** What `--ablate` can take out: the database write, or the parse/validate/mask step. */
 export type Ablation = "sink" | "transform";
@@ -73,7 +73,7 @@ export const fixedTransform: Transform = {
  * @example
  * ```ts
  * import { ablate } from "./ablation.ts";
- * import type { Sink, Transform } from "../types.ts";
+ * import type { Sink, Transform } from "../lib/types.ts";
  * declare const parts: { sink: Sink; transform: Transform };
  * const { sink } = ablate(parts, ["sink"]);
  * console.log(await sink.writeBatches([[]])); // [{ inserted: 0, rejected: 0, duplicates: 0 }]

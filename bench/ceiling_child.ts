@@ -3,9 +3,9 @@
  * sends (ten messages, the same wait and attributes) and hand each batch to a DeleteMessageBatch they do
  * not wait for, so that receiving never waits on deleting; like masq, they stop receiving while
  * `inFlightBound` messages are received and not yet deleted. The same SDK client factory as masq; until
- * the queue is drained; nothing else. A process of its own, started by lib/bench.ts with the permissions of
- * `deno task start`; settings and report over stdin/stdout (lib/bench/measure.ts); with `profile`, a CPU
- * profile of the run is written there and a heap profile beside it (lib/bench/profile.ts).
+ * the queue is drained; nothing else. A process of its own, started by bench/runner.ts with the permissions of
+ * `deno task start`; settings and report over stdin/stdout (bench/measure.ts); with `profile`, a CPU
+ * profile of the run is written there and a heap profile beside it (bench/profile.ts).
  *
  * @module
  */
@@ -15,7 +15,7 @@ import {
   type Message,
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
-import { createSqsClient, RECEIVE_MESSAGE_ATTRIBUTES } from "../source/sqs.ts";
+import { createSqsClient, RECEIVE_MESSAGE_ATTRIBUTES } from "../lib/source/sqs.ts";
 import { createMeter, handshake } from "./measure.ts";
 import { saveProfile, startProfiler } from "./profile.ts";
 

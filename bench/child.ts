@@ -70,7 +70,7 @@ export function spawnScript(
     stderr: "piped",
     env: { NO_COLOR: "1", ...opts.env },
     clearEnv: true,
-    cwd: opts.cwd ?? new URL("../../", import.meta.url).pathname,
+    cwd: opts.cwd ?? new URL("../", import.meta.url).pathname,
   }).spawn();
 
   let errText = "";

@@ -1,18 +1,18 @@
 /**
  * masq as the benchmark measures it: `runMasq()` (the function behind `masq run`) at its default settings,
  * given only the queue URL, the database URL and the key, logging as `masq run` does. A process of its own,
- * started by lib/bench.ts with the permissions of `deno task start`; settings and report over stdin/stdout
- * (lib/bench/measure.ts). With `profile`, V8's sampling CPU and heap profilers run from "go" to the end;
+ * started by bench/runner.ts with the permissions of `deno task start`; settings and report over stdin/stdout
+ * (bench/measure.ts). With `profile`, V8's sampling CPU and heap profilers run from "go" to the end;
  * the CPU profile is written to that path and the heap profile beside it (Chrome DevTools' .cpuprofile and
- * .heapprofile formats, lib/bench/profile.ts). With `ablate`, those parts are taken out
- * (lib/bench/ablation.ts).
+ * .heapprofile formats, bench/profile.ts). With `ablate`, those parts are taken out
+ * (bench/ablation.ts).
  *
  * @module
  */
-import { configFromFlags, secretsOf } from "../config.ts";
-import { createLogger } from "../log.ts";
-import { runMasq, type RunOptions } from "../run.ts";
-import type { PipelineEvent } from "../types.ts";
+import { configFromFlags, secretsOf } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+import { runMasq, type RunOptions } from "../lib/run.ts";
+import type { PipelineEvent } from "../lib/types.ts";
 import { ablate, type Ablation } from "./ablation.ts";
 import { createMeter, handshake } from "./measure.ts";
 import { saveProfile, startProfiler } from "./profile.ts";
@@ -24,7 +24,7 @@ export interface MasqSettings {
   hmacKey: string;
   /** Where to write a CPU profile of the run; none when absent. */
   profile?: string;
-  /** Parts taken out of this run (`masq bench --ablate`); none when absent. */
+  /** Parts taken out of this run (`deno task bench --ablate`); none when absent. */
   ablate?: Ablation[];
 }
 

@@ -113,7 +113,7 @@ export function areaOf(url: string, functionName: string): string {
   if (npm) return `npm:${npm[1]}`;
   const ext = /^(ext:[^/]+|node:[^/]+)/.exec(url);
   if (ext) return ext[1];
-  const local = /\/(lib\/.*|main\.ts)$/.exec(url);
+  const local = /\/((?:lib|bench)\/.*|main\.ts)$/.exec(url);
   if (local) return local[1];
   return url.split("/").slice(-2).join("/");
 }

@@ -1,11 +1,11 @@
 /**
- * `masq bench`: what masq costs on top of the SQS round trips any consumer must make, measured fairly.
+ * The benchmark (`deno task bench`, bench/main.ts): what masq costs on top of the SQS round trips any consumer must make, measured fairly.
  *
- * The SQS emulator runs in a process of its own (lib/bench/sqs_server.ts), seeded in-process with N
- * realistic messages (lib/synthetic.ts `realistic()`: ~1% bad). Every consumer measured runs in processes of
- * its own, so that CPU time and peak RSS are its own: the ceiling (lib/bench/ceiling_child.ts, the bare
+ * The SQS emulator runs in a process of its own (bench/sqs_server.ts), seeded in-process with N
+ * realistic messages (bench/synthetic.ts `realistic()`: ~1% bad). Every consumer measured runs in processes of
+ * its own, so that CPU time and peak RSS are its own: the ceiling (bench/ceiling_child.ts, the bare
  * receive+delete loop with the same SDK client, at its best concurrency) and masq
- * (lib/bench/masq_child.ts, `runMasq()` at its default settings, with the permissions of `deno task start`)
+ * (bench/masq_child.ts, `runMasq()` at its default settings, with the permissions of `deno task start`)
  * into a fresh schema of PostgreSQL (BENCH_DATABASE_URL; embedded PGlite when unset). Rounds alternate
  * ceiling and masq on the same messages, so that both see the same machine; ratios are taken per round and
  * their median reported. After each masq round the row counts must be exact.
@@ -14,20 +14,20 @@
  */
 import pg from "pg";
 import denoConfig from "../deno.json" with { type: "json" };
-import { configFromFlags, redactUrl } from "./config.ts";
-import { startEmbeddedPostgres } from "./embedded.ts";
-import { ConfigError } from "./errors.ts";
-import type { Logger } from "./log.ts";
-import type { Ablation } from "./bench/ablation.ts";
-import { type Child, spawnScript } from "./bench/child.ts";
-import type { CeilingSettings } from "./bench/ceiling_child.ts";
-import type { MasqSettings } from "./bench/masq_child.ts";
-import type { ConsumerReport } from "./bench/measure.ts";
-import type { MachineUsage } from "./bench/machine.ts";
-import { heapProfilePath, type saveProfile } from "./bench/profile.ts";
-import { median, percentile, round } from "./bench/stats.ts";
-import { dropRoles, migrate } from "./sink/schema.ts";
-import { inFlightBound } from "./pipeline.ts";
+import { configFromFlags, redactUrl } from "../lib/config.ts";
+import { startEmbeddedPostgres } from "../lib/embedded.ts";
+import { ConfigError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import type { Ablation } from "./ablation.ts";
+import { type Child, spawnScript } from "./child.ts";
+import type { CeilingSettings } from "./ceiling_child.ts";
+import type { MasqSettings } from "./masq_child.ts";
+import type { ConsumerReport } from "./measure.ts";
+import type { MachineUsage } from "./machine.ts";
+import { heapProfilePath, type saveProfile } from "./profile.ts";
+import { median, percentile, round } from "./stats.ts";
+import { dropRoles, migrate } from "../lib/sink/schema.ts";
+import { inFlightBound } from "../lib/pipeline.ts";
 
 export type BenchMode = "compare" | "memory" | "profile";
 
@@ -51,7 +51,7 @@ export interface BenchOptions {
   /** Share of bad messages (default 0.01). */
   badRate?: number;
   /**
-   * Compare mode: parts to take out of masq, in order (lib/bench/ablation.ts); each round then also
+   * Compare mode: parts to take out of masq, in order (bench/ablation.ts); each round then also
    * measures masq without the first, without the first two, and so on.
    */
   ablate?: readonly Ablation[];
@@ -75,7 +75,7 @@ export interface RunFigures {
   p99_ms: number | null;
   /** Largest peak RSS of any of the consumer's processes, MiB. */
   peak_rss_mib: number;
-  /** The SQS emulator's CPU per message over the run, µs (lib/bench/machine.ts); null when not measured. */
+  /** The SQS emulator's CPU per message over the run, µs (bench/machine.ts); null when not measured. */
   emulator_cpu_us_per_msg: number | null;
   /**
    * The rest of the machine's busy CPU per message over the run, µs: every process but the consumer and
@@ -91,9 +91,9 @@ export interface RunFigures {
 const READY_TIMEOUT_MS = 60_000;
 const ROOT = new URL("../", import.meta.url);
 const SCRIPTS = {
-  server: new URL("bench/sqs_server.ts", import.meta.url),
-  ceiling: new URL("bench/ceiling_child.ts", import.meta.url),
-  masq: new URL("bench/masq_child.ts", import.meta.url),
+  server: new URL("sqs_server.ts", import.meta.url),
+  ceiling: new URL("ceiling_child.ts", import.meta.url),
+  masq: new URL("masq_child.ts", import.meta.url),
 };
 /** The issue's targets, as ratios masq / ceiling. */
 export const TARGETS = { rate: 0.9, cpu: 1.15, rss: 1.25 } as const;
@@ -139,7 +139,7 @@ async function startSqsServer(): Promise<SqsServer> {
     [
       "--allow-net=127.0.0.1,0.0.0.0",
       "--allow-env=FAUXQS_PORT,FAUXQS_HOST,FAUXQS_DEFAULT_REGION,FAUXQS_LOGGER,FAUXQS_INIT",
-      // networkInterfaces for fauxqs; cpus for the machine's CPU times (lib/bench/machine.ts).
+      // networkInterfaces for fauxqs; cpus for the machine's CPU times (bench/machine.ts).
       "--allow-sys=networkInterfaces,cpus",
     ],
     [],
@@ -478,7 +478,7 @@ async function runOnce(
   }
 }
 
-/** The result of `masq bench` (compare mode), printed as one JSON line. */
+/** The result of `deno task bench` (compare mode), printed as one JSON line. */
 export interface CompareResult {
   mode: "compare";
   messages: number;
@@ -756,12 +756,12 @@ async function profile(rig: Rig, n: number, dir: string) {
 }
 
 /**
- * Runs the benchmark and returns its figures (the CLI prints them as one JSON line).
+ * Runs the benchmark and returns its figures (bench/main.ts prints them as one JSON line).
  *
  * @example
  * ```ts
- * import { runBench } from "./bench.ts";
- * import { silentLogger } from "./log.ts";
+ * import { runBench } from "./runner.ts";
+ * import { silentLogger } from "../lib/log.ts";
  * const result = await runBench({ log: silentLogger, print: console.error, env: Deno.env.get, messages: 20_000 });
  * ```
  */

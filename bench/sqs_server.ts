@@ -4,14 +4,14 @@
  * message): seeding is not measured, and 200,000 messages must not take minutes.
  *
  * Usage: deno run --allow-net=127.0.0.1 --allow-env=FAUXQS_* --allow-sys=networkInterfaces,cpus
- *          lib/bench/sqs_server.ts
+ *          bench/sqs_server.ts
  * Prints `{"ready":true,"port":<port>}` once it listens, then answers one JSON line on stdout for each JSON
  * line on stdin:
  *   {"op":"seed","queue":"q","n":50000,"seed":7,"badRate":0.01,"attributes":{...}}
  *     -> {"ok":true,"good":49503,"bad":497}  (creates the queue, then sends realistic(i) for i < n)
  *   {"op":"drop","queue":"q"}  -> {"ok":true}  (deletes the queue and its "-dlq")
  *   {"op":"usage","from":t0,"to":t1}  -> {"ok":true,"usage":{"machineCores":1.5,"selfCores":0.4}}
- *     (the machine's and this process's CPU over that window of epoch ms, lib/bench/machine.ts; the
+ *     (the machine's and this process's CPU over that window of epoch ms, bench/machine.ts; the
  *     machine's needs --allow-sys=cpus, else it is null; usage is null for a window that is empty or not
  *     inside the samples)
  * Ends when stdin closes, or on SIGTERM/SIGINT.
@@ -21,7 +21,7 @@
 import { startFauxqs } from "fauxqs";
 import os from "node:os";
 import process from "node:process";
-import { realistic } from "../synthetic.ts";
+import { realistic } from "./synthetic.ts";
 import { startMachineSampler } from "./machine.ts";
 
 /** One request on stdin. */

@@ -782,5 +782,5 @@ AWS credentials come from the SDK's default chain; against a local endpoint with
 used. Secrets are never accepted as flags and never printed.
 
 Exit codes: 0 done, 2 bad usage or configuration, 1 fatal runtime error.
-The last line on stdout of run, demo and bench is a JSON summary.`;
+The last line on stdout of run and demo is a JSON summary.`;
 }

@@ -19,6 +19,21 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The exit code of a command that ended with `err`: 2 for a ConfigError (bad usage or configuration: the
+ * operator's to fix, nothing was done), 1 for anything else (a fatal runtime error). 0 is success.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, exitCodeFor } from "./errors.ts";
+ * exitCodeFor(new ConfigError("--max", "is not a number")); // 2
+ * exitCodeFor(new Error("connection reset")); // 1
+ * ```
+ */
+export function exitCodeFor(err: unknown): 1 | 2 {
+  return err instanceof ConfigError ? 2 : 1;
+}
+
 /** The message of any thrown value, without its stack. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) {

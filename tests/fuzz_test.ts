@@ -14,7 +14,7 @@ import { toRecord, utcDate } from "../lib/transform/record.ts";
 import type { SinkRecord } from "../lib/sink/postgres.ts";
 import { deadLetterFor } from "../lib/transform/dead_letter.ts";
 import { BODY_LEFT_OUT, letterBytes, SQS_LARGEST_MESSAGE_BYTES, sqsSafeJson } from "../lib/source/sqs.ts";
-import { synthetic } from "../lib/synthetic.ts";
+import { synthetic } from "../bench/synthetic.ts";
 import {
   queueDepth,
   receiveAll,

@@ -4,15 +4,15 @@
  * noble `clone()` per token and node:crypto's `createHmac` per token. Tokens of distinct IPv4 addresses
  * (no cache in front).
  *
- *   deno run bench/hmac_cpu.ts
+ *   deno run bench/micro/hmac_cpu.ts
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { createHmac } from "node:crypto";
 import process from "node:process";
-import { allocatedNow } from "../lib/bench/measure.ts";
-import { hmacSha256Hex } from "../lib/transform/hmac.ts";
+import { allocatedNow } from "../measure.ts";
+import { hmacSha256Hex } from "../../lib/transform/hmac.ts";
 
 const N = 300_000;
 const key = new TextEncoder().encode("bench-only-key-0123456789abcdef0123456789abcdef");

@@ -3,19 +3,19 @@
  * coalescing writer sends under load) into a freshly migrated schema, timed by process.cpuUsage(), so the
  * server's work is not counted; the wall time per row is printed beside it. Needs a database:
  *
- *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test deno run --allow-net --allow-env --allow-read bench/sink_cpu.ts
+ *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test deno run --allow-net --allow-env --allow-read bench/micro/sink_cpu.ts
  *
  * The schema and its roles are dropped at the end.
  */
 import process from "node:process";
 import pg from "pg";
-import { silentLogger } from "../lib/log.ts";
-import { WRITE_ROWS } from "../lib/pipeline.ts";
-import { createPostgresSink } from "../lib/sink/postgres.ts";
-import { migrate } from "../lib/sink/schema.ts";
-import { realistic } from "../lib/synthetic.ts";
-import { createMasker } from "../lib/transform/mask.ts";
-import { toRecordSync } from "../lib/transform/record.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { WRITE_ROWS } from "../../lib/pipeline.ts";
+import { createPostgresSink } from "../../lib/sink/postgres.ts";
+import { migrate } from "../../lib/sink/schema.ts";
+import { realistic } from "../synthetic.ts";
+import { createMasker } from "../../lib/transform/mask.ts";
+import { toRecordSync } from "../../lib/transform/record.ts";
 
 const base = Deno.env.get("BENCH_DATABASE_URL");
 if (!base) {

@@ -1,15 +1,16 @@
 /**
  * CPU time per message of the transform (parse + validate + mask + encode), from process.cpuUsage(): on a
  * shared machine wall time (what `deno bench` reports) counts the time other processes held the core;
- * CPU time does not. Same messages as bench/transform_bench.ts.
+ * CPU time does not. Realistic messages (bench/synthetic.ts, as `deno task bench` seeds them), repeating
+ * ones and ones whose every value is new.
  *
- *   deno run bench/transform_cpu.ts
+ *   deno run bench/micro/transform_cpu.ts
  */
 import process from "node:process";
-import { createMasker } from "../lib/transform/mask.ts";
-import { toRecordSync } from "../lib/transform/record.ts";
-import type { Message } from "../lib/types.ts";
-import { realistic } from "../lib/synthetic.ts";
+import { createMasker } from "../../lib/transform/mask.ts";
+import { toRecordSync } from "../../lib/transform/record.ts";
+import type { Message } from "../../lib/types.ts";
+import { realistic } from "../synthetic.ts";
 
 const N = 200_000;
 const masker = createMasker("bench-only-key-0123456789abcdef0123456789abcdef");

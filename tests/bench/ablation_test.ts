@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../assert.ts";
-import { ablate, fixedTransform, parseAblations, withoutWrites } from "../../lib/bench/ablation.ts";
+import { ablate, fixedTransform, parseAblations, withoutWrites } from "../../bench/ablation.ts";
 import type { Message, Sink, SinkRecord, Transform } from "../../lib/types.ts";
 
 const message = (id: string): Message => ({

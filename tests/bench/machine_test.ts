@@ -1,6 +1,6 @@
 import { assert, assertAlmostEquals, assertEquals } from "../assert.ts";
-import { cpuTotals, type MachineSample, startMachineSampler, usageBetween } from "../../lib/bench/machine.ts";
-import { rateBound, type RunFigures } from "../../lib/bench.ts";
+import { cpuTotals, type MachineSample, startMachineSampler, usageBetween } from "../../bench/machine.ts";
+import { rateBound, type RunFigures } from "../../bench/runner.ts";
 
 Deno.test("cpuTotals() adds every CPU's busy time (all but idle) and its total", () => {
   assertEquals(

@@ -1,6 +1,6 @@
-import { assert, assertEquals } from "./assert.ts";
-import { isBadIndex, realistic, synthetic } from "../lib/synthetic.ts";
-import { parseBody } from "../lib/transform/parse.ts";
+import { assert, assertEquals } from "../assert.ts";
+import { isBadIndex, realistic, synthetic } from "../../bench/synthetic.ts";
+import { parseBody } from "../../lib/transform/parse.ts";
 
 Deno.test("realistic() is deterministic in (seed, index) and differs across seeds", () => {
   for (const i of [0, 1, 999, 123_456]) {

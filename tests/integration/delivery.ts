@@ -3,7 +3,7 @@
  * ids, and checking the exactly-once outcome (nothing lost, nothing doubled) in PostgreSQL and SQS.
  */
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { isBadIndex, mulberry32, synthetic } from "../../lib/synthetic.ts";
+import { isBadIndex, mulberry32, synthetic } from "../../bench/synthetic.ts";
 import { type EmbeddedSqs, queueDepth, receiveAll, type TestDatabase } from "./harness.ts";
 
 /** What was seeded: the user id of every good message (unique: "user-<i>") and the id of every bad one. */

@@ -14,13 +14,18 @@ export const MAIN = `${ROOT}main.ts`;
 /** A strong test key (32 bytes of hex text): `masq run` refuses short and published keys. */
 export const TEST_KEY = "masq-test-key-7f3a9c21e84b06d5fa1c93e2b7d4068e";
 
-/** The permission flags of `deno task masq` (which start, demo and bench run), as users run masq. */
-export function runPermissions(): string[] {
+/** The permission flags of a task of deno.json (`$HOME` expanded), as users run it. */
+export function taskPermissions(task: string): string[] {
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
   const home = Deno.env.get("HOME") ?? "";
-  return tasks.masq.split(" ").filter((a) => a.startsWith("--allow-") || a === "--no-prompt").map((a) =>
+  return tasks[task].split(" ").filter((a) => a.startsWith("--allow-") || a === "--no-prompt").map((a) =>
     a.replaceAll("$HOME", home)
   );
+}
+
+/** The permission flags of `deno task masq` (which start and demo run), as users run masq. */
+export function runPermissions(): string[] {
+  return taskPermissions("masq");
 }
 
 export interface TestDatabase {

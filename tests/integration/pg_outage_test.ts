@@ -6,7 +6,7 @@
  * masq process is writing into it, kept down ~10 s, and started again on the same port.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { isBadIndex, synthetic } from "../../lib/synthetic.ts";
+import { isBadIndex, synthetic } from "../../bench/synthetic.ts";
 import {
   collect,
   createSchema,

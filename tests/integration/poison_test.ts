@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
-import { synthetic } from "../../lib/synthetic.ts";
+import { synthetic } from "../../bench/synthetic.ts";
 import {
   createSchema,
   queueDepth,

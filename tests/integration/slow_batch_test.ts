@@ -15,7 +15,7 @@
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { assert, assertEquals } from "../assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
-import { synthetic } from "../../lib/synthetic.ts";
+import { synthetic } from "../../bench/synthetic.ts";
 import {
   createSchema,
   queueDepth,

@@ -16,7 +16,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import { assert, assertEquals } from "../assert.ts";
-import { isBadIndex, synthetic } from "../../lib/synthetic.ts";
+import { isBadIndex, synthetic } from "../../bench/synthetic.ts";
 import { createPostgresSink } from "../../lib/sink/postgres.ts";
 import { silentLogger } from "../../lib/log.ts";
 import {

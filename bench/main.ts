@@ -18,9 +18,9 @@ export const USAGE = `deno task bench: masq against the bare receive+delete ceil
 Usage:
   deno task bench [--messages N] [--rounds N] [--processes N] [--memory | --profile DIR | --ablate PARTS]
 
-  --messages N     messages per run, 10 to 1000000 (default 50000; --memory: the small size, the large is ten times it)
+  --messages N     messages per run, 10 to 1000000 (default 50000; with --memory, 10 N as well)
   --rounds N       ceiling/masq round pairs, 1 to 20 (default 3)
-  --processes N    consumer processes on the one queue, 1 to 8 (default 1; more than 2 need BENCH_DATABASE_URL)
+  --processes N    consumer processes on the one queue, 1 to 8 (default 1; over 2 need BENCH_DATABASE_URL)
   --memory         peak RSS with N and with 10 N messages queued
   --profile DIR    one CPU and heap profile of each consumer, written to DIR
   --ablate PARTS   also measure masq without sink and/or transform (comma-separated, in order)
@@ -71,7 +71,8 @@ export interface BenchArgs {
  * @example
  * ```ts
  * import { parseBenchArgs } from "./main.ts";
- * parseBenchArgs(["--messages", "2000", "--rounds", "1"]); // { help: false, mode: "compare", messages: 2000, rounds: 1 }
+ * parseBenchArgs(["--messages", "2000", "--rounds", "1"]);
+ * // { help: false, mode: "compare", messages: 2000, rounds: 1 }
  * ```
  */
 export function parseBenchArgs(args: readonly string[]): BenchArgs {

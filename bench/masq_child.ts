@@ -1,17 +1,17 @@
 /**
- * masq as the benchmark measures it: `runMasq()` (the function behind `masq run`) at its default settings,
- * given only the queue URL, the database URL and the key, logging as `masq run` does. A process of its own,
- * started by bench/runner.ts with the permissions of `deno task start`; settings and report over stdin/stdout
- * (bench/measure.ts). With `profile`, V8's sampling CPU and heap profilers run from "go" to the end;
- * the CPU profile is written to that path and the heap profile beside it (Chrome DevTools' .cpuprofile and
- * .heapprofile formats, bench/profile.ts). With `ablate`, those parts are taken out
- * (bench/ablation.ts).
+ * masq as the benchmark measures it: what `runMasq()` (the function behind `masq run`) does, at its default
+ * settings, given only the queue URL, the database URL and the key, logging as `masq run` does. A process
+ * of its own, started by bench/runner.ts with the permissions of `deno task start`; settings and report
+ * over stdin/stdout (bench/measure.ts). With `profile`, V8's sampling CPU and heap profilers run from "go"
+ * to the end; the CPU profile is written to that path and the heap profile beside it (Chrome DevTools'
+ * .cpuprofile and .heapprofile formats, bench/profile.ts). With `ablate`, those parts are swapped for
+ * stand-ins (bench/ablation.ts) between opening them and running the pipeline over them.
  *
  * @module
  */
 import { configFromFlags, secretsOf } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
-import { runMasq, type RunOptions } from "../lib/run.ts";
+import { openParts, runParts } from "../lib/masq.ts";
 import type { PipelineEvent } from "../lib/types.ts";
 import { ablate, type Ablation } from "./ablation.ts";
 import { createMeter, handshake } from "./measure.ts";
@@ -38,21 +38,19 @@ const meter = createMeter();
 const onEvent = (e: PipelineEvent) => {
   if (e.type === "deleted") meter.deleted(e.messages, e.latenciesMs);
 };
-// `onEvent` is read by runMasq where the pipeline reports its events; where it does not, the report says
-// the end was taken at the run's return.
 const ablations = settings.ablate ?? [];
-const options: RunOptions & { onEvent: typeof onEvent } = {
-  log,
-  onEvent,
-  ...(ablations.length
-    ? { parts: (p: Parameters<NonNullable<RunOptions["parts"]>>[0]) => ablate(p, ablations) }
-    : {}),
-};
 
 await ready();
 const profiler = settings.profile ? await startProfiler() : undefined;
 meter.start();
-const summary = await runMasq(config, options);
+// What runMasq() does, with the parts `ablate` names swapped for their stand-ins before the pipeline starts.
+const parts = await openParts(config, { log });
+let summary;
+try {
+  summary = await runParts(config, { ...parts, ...ablate(parts, ablations) }, { log, onEvent });
+} finally {
+  await parts.close();
+}
 const report = meter.report({ summary }, summary.received);
 if (profiler && settings.profile) {
   report.extra = { ...report.extra, profile: await saveProfile(profiler, settings.profile) };

@@ -1,14 +1,15 @@
 /**
- * The benchmark (`deno task bench`, bench/main.ts): what masq costs on top of the SQS round trips any consumer must make, measured fairly.
+ * The benchmark (`deno task bench`, bench/main.ts): what masq costs on top of the SQS round trips any
+ * consumer must make, measured fairly.
  *
- * The SQS emulator runs in a process of its own (bench/sqs_server.ts), seeded in-process with N
- * realistic messages (bench/synthetic.ts `realistic()`: ~1% bad). Every consumer measured runs in processes of
- * its own, so that CPU time and peak RSS are its own: the ceiling (bench/ceiling_child.ts, the bare
- * receive+delete loop with the same SDK client, at its best concurrency) and masq
- * (bench/masq_child.ts, `runMasq()` at its default settings, with the permissions of `deno task start`)
- * into a fresh schema of PostgreSQL (BENCH_DATABASE_URL; embedded PGlite when unset). Rounds alternate
- * ceiling and masq on the same messages, so that both see the same machine; ratios are taken per round and
- * their median reported. After each masq round the row counts must be exact.
+ * The SQS emulator runs in a process of its own (bench/sqs_server.ts), seeded in-process with N realistic
+ * messages (bench/synthetic.ts `realistic()`: ~1% bad). Every consumer measured runs in processes of its
+ * own, so that CPU time and peak RSS are its own: the ceiling (bench/ceiling_child.ts, the bare
+ * receive+delete loop with the same SDK client, at its best concurrency) and masq (bench/masq_child.ts,
+ * what `runMasq()` does at its default settings, with the permissions of `deno task start`) into a fresh
+ * schema of PostgreSQL (BENCH_DATABASE_URL; embedded PGlite when unset). Rounds alternate ceiling and masq
+ * on the same messages, so that both see the same machine; ratios are taken per round and their median
+ * reported. After each masq round the row counts must be exact.
  *
  * @module
  */

@@ -8,7 +8,7 @@ import pg from "pg";
 import { configFromFlags, DEMO_HMAC_KEY } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Summary } from "./pipeline.ts";
-import { runMasq } from "./run.ts";
+import { runMasq } from "./masq.ts";
 import { startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
 import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";

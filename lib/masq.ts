@@ -1,20 +1,23 @@
 /**
- * `masq run`: wires config -> source, sink, masker -> pipeline. The demo and the benchmark call this same
- * function, so they exercise the real path.
+ * The wiring of `masq run`: a Config opens the parts (the SQS source, the PostgreSQL sink, the transform
+ * bound to the masker and the vault cipher), then the pipeline runs over them. The demo calls runMasq()
+ * too, and the benchmark opens the same parts, so both exercise the real path.
+ *
+ * @module
  */
 import type { Config } from "./config.ts";
-import { redactUrl } from "./config.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { runPipeline } from "./pipeline.ts";
-import { createPostgresSink } from "./sink/postgres.ts";
-import { recordKeyUse } from "./sink/schema.ts";
 import { resolveVaultKeyId } from "./lifecycle/keys.ts";
 import { redriveVerifier } from "./lifecycle/redrive.ts";
-import { openSqsSource } from "./source/sqs.ts";
+import { redactUrl } from "./config.ts";
+import { createPostgresSink, type PostgresSink } from "./sink/postgres.ts";
+import { recordKeyUse } from "./sink/schema.ts";
+import { openSqsSource, type SqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
 import { rejectionFor, toRecord } from "./transform/record.ts";
-import type { Clock, Message, PipelineEvent, Sink, Summary, Transform } from "./types.ts";
+import type { Clock, Message, PipelineEvent, Sink, Source, Summary, Transform } from "./types.ts";
 import { createVaultCipher, type VaultCipher } from "./vault.ts";
 
 export interface RunOptions {
@@ -23,34 +26,51 @@ export interface RunOptions {
   stop?: AbortSignal;
   env?: (name: string) => string | undefined;
   progressEveryMs?: number;
-  /** Subscribes to the run's events (metrics, the benchmark). */
+  /** Subscribes to the run's events (metrics, progress, the benchmark). */
   onEvent?: (e: PipelineEvent) => void;
   /** Encrypts originals (dead-lettered bodies, pii_vault), when a vault key is configured. */
   vault?: VaultCipher;
   clock?: Clock;
-  /**
-   * Replaces the sink or the transform before the pipeline starts: the bench's `--ablate`
-   * (lib/bench/ablation.ts), for diagnosis only; `masq run` passes none.
-   */
-  parts?: (parts: { sink: Sink; transform: Transform }) => { sink: Sink; transform: Transform };
+}
+
+/** What the pipeline runs over. */
+export interface Parts {
+  source: Source;
+  sink: Sink;
+  transform: Transform;
+  /** The vault cipher, when a vault key is configured (or the caller brought its own). */
+  vault?: VaultCipher;
+}
+
+/** The parts a Config opens, connected and checked; `close()` closes the source and the sink. */
+export interface OpenParts extends Parts {
+  source: SqsSource;
+  sink: PostgresSink;
+  close(): Promise<void>;
 }
 
 /**
- * Connects to PostgreSQL and SQS (failing fast with a ConfigError naming the setting), then runs the
- * pipeline until the queue is drained (or, with `follow`, until stopped).
+ * Connects to PostgreSQL and SQS (failing fast with a ConfigError naming the setting), and binds the
+ * transform to the masker and the vault cipher.
  *
  * @example
  * ```ts
- * import { runMasq, type RunOptions } from "./run.ts";
+ * import { openParts, runParts } from "./masq.ts";
  * import type { Config } from "./config.ts";
- * import { createLogger } from "./log.ts";
+ * import { silentLogger } from "./log.ts";
  * declare const config: Config;
- * const options: RunOptions = { log: createLogger(), onEvent: (e) => console.error(e.type) };
- * const summary = await runMasq(config, options);
- * console.log(JSON.stringify(summary));
+ * const parts = await openParts(config, { log: silentLogger });
+ * try {
+ *   console.log(JSON.stringify(await runParts(config, parts, { log: silentLogger })));
+ * } finally {
+ *   await parts.close();
+ * }
  * ```
  */
-export async function runMasq(config: Config, opts: RunOptions): Promise<Summary> {
+export async function openParts(
+  config: Config,
+  opts: Pick<RunOptions, "log" | "env" | "vault">,
+): Promise<OpenParts> {
   const { log } = opts;
   for (const warning of config.warnings ?? []) log.warn(warning);
   const masker = createMasker(config.hmacKey, config.hmacKeyId);
@@ -71,7 +91,7 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     );
   }
   log.info("connected to PostgreSQL", { database: redactUrl(config.databaseUrl), pool: config.dbPoolSize });
-  let source;
+  let source: SqsSource;
   try {
     source = await openSqsSource({
       queueUrl: config.queueUrl,
@@ -97,31 +117,65 @@ export async function runMasq(config: Config, opts: RunOptions): Promise<Summary
     (config.vaultKey
       ? await createVaultCipher(config.vaultKey, resolveVaultKeyId(opts.env ?? (() => undefined)))
       : undefined);
-  const real: Transform = {
+  const transform: Transform = {
     record: (m: Message) => toRecord(m, masker, vault),
     rejection: (m: Message, reason: string) => rejectionFor(m, reason, masker),
   };
-  const parts = opts.parts ? opts.parts({ sink, transform: real }) : { sink, transform: real };
+  return {
+    source,
+    sink,
+    transform,
+    ...(vault ? { vault } : {}),
+    async close() {
+      source.close();
+      await sink.close().catch((err) =>
+        log.warn("closing the database pool failed", { error: errorMessage(err) })
+      );
+    },
+  };
+}
+
+/**
+ * Runs the pipeline over `parts` with the configuration's settings until the queue is drained (or, with
+ * `follow`, until stopped). The caller closes the parts. See openParts() for an example.
+ */
+export function runParts(config: Config, parts: Parts, opts: RunOptions): Promise<Summary> {
+  return runPipeline({
+    source: parts.source,
+    sink: parts.sink,
+    transform: parts.transform,
+    log: opts.log,
+    follow: config.follow,
+    concurrency: config.concurrency,
+    connections: config.dbPoolSize,
+    maxBackoffMs: config.maxBackoffMs,
+    ...(parts.vault ? { vault: parts.vault } : {}),
+    ...(opts.stop ? { stop: opts.stop } : {}),
+    ...(opts.progressEveryMs !== undefined ? { progressEveryMs: opts.progressEveryMs } : {}),
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
+}
+
+/**
+ * Opens the parts, runs the pipeline over them, and closes them: `masq run`.
+ *
+ * @example
+ * ```ts
+ * import { runMasq, type RunOptions } from "./masq.ts";
+ * import type { Config } from "./config.ts";
+ * import { createLogger } from "./log.ts";
+ * declare const config: Config;
+ * const options: RunOptions = { log: createLogger(), onEvent: (e) => console.error(e.type) };
+ * const summary = await runMasq(config, options);
+ * console.log(JSON.stringify(summary));
+ * ```
+ */
+export async function runMasq(config: Config, opts: RunOptions): Promise<Summary> {
+  const parts = await openParts(config, opts);
   try {
-    return await runPipeline({
-      source,
-      sink: parts.sink,
-      transform: parts.transform,
-      log,
-      follow: config.follow,
-      concurrency: config.concurrency,
-      connections: config.dbPoolSize,
-      maxBackoffMs: config.maxBackoffMs,
-      ...(vault ? { vault } : {}),
-      ...(opts.stop ? { stop: opts.stop } : {}),
-      ...(opts.progressEveryMs !== undefined ? { progressEveryMs: opts.progressEveryMs } : {}),
-      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
-      ...(opts.clock ? { clock: opts.clock } : {}),
-    });
+    return await runParts(config, parts, opts);
   } finally {
-    source.close();
-    await sink.close().catch((err) =>
-      log.warn("closing the database pool failed", { error: errorMessage(err) })
-    );
+    await parts.close();
   }
 }

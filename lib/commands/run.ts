@@ -7,7 +7,7 @@ import { ConfigError, errorMessage } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { createMetrics, serveMetrics } from "../metrics.ts";
 import { createProgress } from "../progress.ts";
-import { runMasq, type RunOptions } from "../run.ts";
+import { runMasq, type RunOptions } from "../masq.ts";
 import type { PipelineEvent } from "../types.ts";
 import type { Command } from "./command.ts";
 

@@ -100,7 +100,7 @@ export async function runDemo(
     try {
       // What `masq migrate` does: masq run itself never runs DDL.
       await migrate(client);
-      const summary = await runMasq(config, { log, progressEveryMs: 0 });
+      const summary = await runMasq(config, { log });
       const rows = await client.query(
         "SELECT * FROM user_logins_readable ORDER BY create_date DESC, user_id LIMIT 10",
       );

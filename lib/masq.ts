@@ -25,7 +25,6 @@ export interface RunOptions {
   /** Aborting it drains in-flight work and ends the run. */
   stop?: AbortSignal;
   env?: (name: string) => string | undefined;
-  progressEveryMs?: number;
   /** Subscribes to the run's events (metrics, progress, the benchmark). */
   onEvent?: (e: PipelineEvent) => void;
   /** Encrypts originals (dead-lettered bodies, pii_vault), when a vault key is configured. */
@@ -151,7 +150,6 @@ export function runParts(config: Config, parts: Parts, opts: RunOptions): Promis
     maxBackoffMs: config.maxBackoffMs,
     ...(parts.vault ? { vault: parts.vault } : {}),
     ...(opts.stop ? { stop: opts.stop } : {}),
-    ...(opts.progressEveryMs !== undefined ? { progressEveryMs: opts.progressEveryMs } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });

@@ -85,8 +85,6 @@ export interface PipelineOptions {
   vault?: VaultCipher;
   /** Aborting it stops receiving; in-flight batches are finished, committed and deleted. */
   stop?: AbortSignal;
-  /** Interval of progress lines on the log, ms (0: none). */
-  progressEveryMs?: number;
   onEvent?: (e: PipelineEvent) => void;
   clock?: Clock;
 }
@@ -103,7 +101,6 @@ export class BatchError extends Error {
 
 /** Bounds the messages in flight: a receiver takes room before it receives and gives back what it did not use. */
 interface Gate {
-  readonly used: number;
   /** Resolves true once `n` fit, or false when `signal` aborts first. */
   take(n: number, signal: AbortSignal): Promise<boolean>;
   give(n: number): void;
@@ -118,9 +115,6 @@ function createGate(limit: number): Gate {
     for (const f of w) f();
   };
   return {
-    get used() {
-      return used;
-    },
     async take(n, signal) {
       while (used > 0 && used + n > limit) {
         if (signal.aborted) return false;
@@ -465,18 +459,6 @@ function watchQueue(run: Run): () => void {
   };
 }
 
-function startProgress(run: Run): () => void {
-  const every = run.opts.progressEveryMs ?? 5000;
-  if (every <= 0) return () => {};
-  let timer: unknown;
-  const tick = () => {
-    run.opts.log.info("progress", { ...run.totals, in_flight: run.gate.used });
-    timer = run.clock.setTimeout(tick, every);
-  };
-  timer = run.clock.setTimeout(tick, every);
-  return () => run.clock.clearTimeout(timer);
-}
-
 /**
  * Drains (or, with `follow`, keeps consuming) the source into the sink and returns the run's summary.
  * Throws a BatchError on a fatal error, once the other batches in flight are finished (the failed
@@ -543,7 +525,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   };
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();
-  const stopProgress = startProgress(run);
   const stopWatching = watchQueue(run);
   try {
     await Promise.all(
@@ -551,7 +532,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     );
     while (run.batches.size > 0) await Promise.all(run.batches);
   } finally {
-    stopProgress();
     stopWatching();
     opts.stop?.removeEventListener("abort", onStop);
   }

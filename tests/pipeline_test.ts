@@ -59,7 +59,6 @@ function setup(bodies: readonly string[], s: Setup = {}) {
       concurrency: 4,
       connections: 2,
       maxBackoffMs: 1000,
-      progressEveryMs: 0,
       clock,
       onEvent: (e) => events.push(e),
       ...s.pipeline,

@@ -56,14 +56,7 @@ export const run: Command = {
       progress.onEvent(e);
     };
     const stop = ctx.stopOnSignals(log);
-    // progressEveryMs 0: lib/progress.ts reports progress instead of the pipeline's own log line.
-    const opts: RunOptions = {
-      log,
-      stop,
-      env: ctx.env,
-      progressEveryMs: 0,
-      onEvent,
-    };
+    const opts: RunOptions = { log, stop, env: ctx.env, onEvent };
     progress.start();
     let summary;
     try {

@@ -2,7 +2,7 @@
  * masq CLI: parse arguments, run a command from lib/commands/, map errors to exit codes
  * (0 done, 2 bad usage or configuration, 1 fatal runtime error).
  */
-import { helpText, parseCommandLine } from "./lib/config.ts";
+import { helpText, parseCommandLine } from "./lib/cli.ts";
 import { ConfigError, errorMessage } from "./lib/errors.ts";
 import { createLogger, type Logger, redact } from "./lib/log.ts";
 import { COMMANDS } from "./lib/commands/mod.ts";

@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { configFromFlags, secretsOf } from "../lib/config.ts";
+import { configFromFlags } from "../lib/config.ts";
+import { secretsOf } from "../lib/secrets.ts";
 import { createLogger } from "../lib/log.ts";
 import { openParts, runParts } from "../lib/masq.ts";
 import type { PipelineEvent } from "../lib/types.ts";

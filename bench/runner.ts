@@ -15,7 +15,8 @@
  */
 import pg from "pg";
 import denoConfig from "../deno.json" with { type: "json" };
-import { configFromFlags, redactUrl } from "../lib/config.ts";
+import { configFromFlags } from "../lib/config.ts";
+import { redactUrl } from "../lib/secrets.ts";
 import { startEmbeddedPostgres } from "../lib/embedded.ts";
 import { ConfigError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";

@@ -5,7 +5,8 @@
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import { configFromFlags, DEMO_HMAC_KEY } from "./config.ts";
+import { configFromFlags } from "./config.ts";
+import { DEMO_HMAC_KEY } from "./secrets.ts";
 import type { Logger } from "./log.ts";
 import type { Summary } from "./pipeline.ts";
 import { runMasq } from "./masq.ts";

@@ -13,7 +13,7 @@
  * @module
  */
 import type { Logger } from "./log.ts";
-import { redactUrl } from "./config.ts";
+import { redactUrl } from "./secrets.ts";
 import { errorMessage } from "./errors.ts";
 import { retry, type RetryOptions, systemClock } from "./retry.ts";
 import { lease } from "./source/lease.ts";

@@ -2,7 +2,8 @@
  * `masq run`: consume the queue into PostgreSQL; the summary is the last line of stdout. Metrics (with
  * `--metrics-port`) and progress subscribe to the run's events.
  */
-import { buildConfig, secretsOf } from "../config.ts";
+import { buildConfig } from "../config.ts";
+import { secretsOf } from "../secrets.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { createMetrics, serveMetrics } from "../metrics.ts";

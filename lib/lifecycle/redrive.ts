@@ -26,7 +26,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type pg from "pg";
-import { redactUrl } from "../config.ts";
+import { redactUrl } from "../secrets.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { classify, isSqsMessageId, REDRIVE_ID, REDRIVE_MAC, type RedriveVerifier } from "../source/sqs.ts";

@@ -1,13 +1,7 @@
 import fc from "fast-check";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import {
-  checkReason,
-  optionalReason,
-  readKeyFile,
-  requireReason,
-  resolveVaultKeyId,
-} from "../../lib/lifecycle/keys.ts";
+import { checkReason, optionalReason, requireReason } from "../../lib/lifecycle/access.ts";
 
 const INVISIBLE_REASON = /^--reason: must hold at least 3 visible letters or digits/;
 
@@ -100,41 +94,6 @@ Deno.test("requireReason() and optionalReason() apply checkReason() to a given r
   assertEquals(requireReason(" ticket 1 ", "recover"), "ticket 1");
   assertEquals(optionalReason(undefined, "HMAC key rotation to k2"), "HMAC key rotation to k2");
   assertThrows(() => optionalReason("\u200b", "HMAC key rotation to k2"), ConfigError, "visible");
-});
-
-Deno.test("readKeyFile() names the setting and why, never the path or the content", () => {
-  const key = "a-secret-key-given-where-its-file-was-meant-0123";
-  const fails = (err: Error) => () => {
-    throw err;
-  };
-  for (
-    const [err, why] of [
-      [new Deno.errors.NotFound(`no such file: ${key}`), "no such file"],
-      [new Deno.errors.PermissionDenied(`denied: ${key}`), "not readable"],
-      [new Deno.errors.IsADirectory(`is a dir: ${key}`), "it is a directory"],
-      [new TypeError(`bad utf-8 in ${key}`), "it cannot be read"],
-    ] as const
-  ) {
-    const e = assertThrows(() => readKeyFile(fails(err), key, "--to-key-file"), ConfigError);
-    assertEquals(
-      e.message.startsWith(`--to-key-file: cannot read the file it names: ${why}`),
-      true,
-      e.message,
-    );
-    assertEquals(e.message.includes(key), false);
-  }
-  assertEquals(readKeyFile(() => "k", key, "--to-key-file"), "k");
-});
-
-Deno.test("resolveVaultKeyId() never repeats a value that is no key id", () => {
-  const value = "s3cr3t key pasted here";
-  const e = assertThrows(
-    () => resolveVaultKeyId((n) => (n === "PII_VAULT_KEY_ID" ? value : undefined)),
-    ConfigError,
-  );
-  assertEquals(e.message, "PII_VAULT_KEY_ID: is not a key id (1-32 of A-Z a-z 0-9 . _ -)");
-  assertEquals(resolveVaultKeyId(() => undefined), "v1");
-  assertEquals(resolveVaultKeyId(() => "v2"), "v2");
 });
 
 Deno.test("checkReason() refuses a reason holding an IP address in any spelling, and never repeats it", () => {

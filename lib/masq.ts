@@ -16,7 +16,8 @@ import { recordKeyUse } from "./sink/schema.ts";
 import { openSqsSource, type SqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
 import { rejectionFor, toRecord } from "./transform/record.ts";
-import type { Clock, Message, PipelineEvent, Sink, Source, Summary, Transform } from "./types.ts";
+import type { Clock } from "./clock.ts";
+import type { Message, PipelineEvent, Sink, Source, Summary, Transform } from "./types.ts";
 import { createVaultCipher, type VaultCipher } from "./vault.ts";
 
 export interface RunOptions {

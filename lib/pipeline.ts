@@ -15,14 +15,14 @@
 import type { Logger } from "./log.ts";
 import { redactUrl } from "./secrets.ts";
 import { errorMessage } from "./errors.ts";
-import { retry, type RetryOptions, systemClock } from "./retry.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { retry, type RetryOptions } from "./retry.ts";
 import { lease } from "./source/lease.ts";
 import { sqlState } from "./sink/postgres.ts";
 import { createWriter, type Refusal, type Writer } from "./sink/writer.ts";
 import { deadLetterFor } from "./transform/dead_letter.ts";
 import { scrubReason } from "./transform/redact.ts";
 import type {
-  Clock,
   Message,
   PipelineEvent,
   RejectionRecord,

@@ -48,15 +48,6 @@ export type DeadLetterOutcome = { status: "sent" } | { status: "refused"; why: s
  */
 export type ErrorClass = "transient" | "data" | "fatal";
 
-/** Time and timers, injected so that heartbeats, lingers and backoffs can be tested without waiting. */
-export interface Clock {
-  /** Monotonic milliseconds. */
-  now(): number;
-  /** Returns an opaque handle for `clearTimeout`. */
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
-}
-
 /** The queue side of the pipeline. */
 export interface Source {
   /** The URL of the queue messages come from (a dead letter names it). */

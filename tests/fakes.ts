@@ -4,8 +4,8 @@
  * the pipeline relies on (visibility and receipt handles; one atomic statement, a ledger of message ids)
  * and record every call with the fake time and a global sequence number, so tests can check order.
  */
+import type { Clock } from "../lib/clock.ts";
 import type {
-  Clock,
   DeadLetter,
   DeadLetterOutcome,
   LoginRecord,
@@ -37,6 +37,9 @@ export interface FakeClock extends Clock {
 
 const realTick = () => new Promise<void>((r) => setTimeout(r, 0));
 
+/** The wall-clock time at fake time 0 (epoch ms): fake clocks tick from here. */
+export const FAKE_EPOCH_MS = 1_700_000_000_000;
+
 export function fakeClock(): FakeClock {
   let now = 0;
   let seq = 0;
@@ -61,6 +64,7 @@ export function fakeClock(): FakeClock {
   }
   return {
     now: () => now,
+    wallNow: () => FAKE_EPOCH_MS + now,
     setTimeout(fn, ms) {
       const id = ++seq;
       timers.set(id, { at: now + Math.max(0, ms), fn });
@@ -99,6 +103,25 @@ export function fakeClock(): FakeClock {
       }
       if (failed) throw value;
       return value as Awaited<typeof work>;
+    },
+  };
+}
+
+/**
+ * A clock moved only by `advance()`, at once, with no timers: for code that reads the time and sets none
+ * (metrics, the progress line between its redraws).
+ */
+export function manualClock(): Clock & { advance(ms: number): void } {
+  let now = 0;
+  return {
+    now: () => now,
+    wallNow: () => FAKE_EPOCH_MS + now,
+    setTimeout() {
+      throw new Error("manualClock() sets no timers: use fakeClock()");
+    },
+    clearTimeout() {},
+    advance(ms) {
+      now += ms;
     },
   };
 }

@@ -1,16 +1,12 @@
 import { createMetrics, METRIC_NAMES, serveMetrics } from "../lib/metrics.ts";
 import type { PipelineEvent } from "../lib/types.ts";
 import { assert, assertEquals } from "./assert.ts";
+import { FAKE_EPOCH_MS, manualClock } from "./fakes.ts";
 import { parsePrometheus } from "./prometheus.ts";
-
-function fakeClock(start = 1_700_000_000_000) {
-  let t = start;
-  return { now: () => t, advance: (ms: number) => void (t += ms) };
-}
 
 const RUN: PipelineEvent[] = [
   { type: "queue_ok" },
-  { type: "received", messages: 10, oldestSentAt: 1_700_000_000_000 - 30_000 },
+  { type: "received", messages: 10, oldestSentAt: FAKE_EPOCH_MS - 30_000 },
   { type: "in_flight", messages: 10 },
   { type: "received", messages: 7 },
   { type: "in_flight", messages: 17 },
@@ -28,7 +24,7 @@ const RUN: PipelineEvent[] = [
 ];
 
 Deno.test("createMetrics() counts a synthetic run's events into the Prometheus exposition", async () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock });
   for (const e of RUN) metrics.onEvent(e);
   const s = parsePrometheus(await metrics.scrape());
@@ -66,9 +62,9 @@ Deno.test("createMetrics() counts a synthetic run's events into the Prometheus e
 });
 
 Deno.test("createMetrics() ages the oldest message with the clock and resets it once nothing is visible", async () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock });
-  metrics.onEvent({ type: "received", messages: 3, oldestSentAt: clock.now() - 5_000 });
+  metrics.onEvent({ type: "received", messages: 3, oldestSentAt: clock.wallNow() - 5_000 });
   clock.advance(10_000);
   assertEquals(parsePrometheus(await metrics.scrape()).get("masq_queue_oldest_message_age_seconds"), 15);
   metrics.onEvent({ type: "queue_counts", counts: { visible: 0, inFlight: 3, delayed: 0 } });
@@ -76,7 +72,7 @@ Deno.test("createMetrics() ages the oldest message with the clock and resets it 
 });
 
 Deno.test("createMetrics() is not ready before the run's first event, and ready once the queue answers", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock });
   assertEquals(metrics.ready().status, 503);
   assertEquals(metrics.health().status, 200);
@@ -85,7 +81,7 @@ Deno.test("createMetrics() is not ready before the run's first event, and ready 
 });
 
 Deno.test("createMetrics() /readyz goes 503 when the database has failed and not answered for readyWithinMs", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock, readyWithinMs: 30_000 });
   metrics.onEvent({ type: "queue_ok" });
   metrics.onEvent({ type: "database_ok" });
@@ -110,7 +106,7 @@ Deno.test("createMetrics() /readyz goes 503 when the database has failed and not
 });
 
 Deno.test("createMetrics() /readyz goes 503 when the queue keeps failing, /healthz when the loop falls silent", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock, readyWithinMs: 30_000, stallMs: 120_000 });
   metrics.onEvent({ type: "queue_ok" });
   for (let i = 0; i < 5; i++) {
@@ -124,7 +120,7 @@ Deno.test("createMetrics() /readyz goes 503 when the queue keeps failing, /healt
 });
 
 Deno.test("serveMetrics() serves /metrics, /healthz and /readyz over HTTP and 404s anything else", async () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock, readyWithinMs: 1000 });
   const server = serveMetrics(metrics, { port: 0, hostname: "127.0.0.1" });
   const base = `http://127.0.0.1:${server.port}`;

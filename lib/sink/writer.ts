@@ -13,8 +13,9 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import { retry, systemClock } from "../retry.ts";
-import type { Clock, PipelineEvent, Sink, SinkRecord, WriteResult } from "../types.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { retry } from "../retry.ts";
+import type { PipelineEvent, Sink, SinkRecord, WriteResult } from "../types.ts";
 import { sqlState } from "./postgres.ts";
 
 export interface WriterOptions {

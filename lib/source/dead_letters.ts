@@ -12,7 +12,8 @@
  *
  * @module
  */
-import type { Clock, DeadLetter, DeadLetterOutcome } from "../types.ts";
+import type { Clock } from "../clock.ts";
+import type { DeadLetter, DeadLetterOutcome } from "../types.ts";
 
 /** What a batch send says of each entry, in the order given. An error is thrown to that letter's sender. */
 export type EntryResult = DeadLetterOutcome | { status: "failed"; error: Error };
@@ -43,7 +44,7 @@ interface Pending {
  * @example
  * ```ts
  * import { createLetterBatcher, type EntryResult, type LetterBatcherOptions } from "./dead_letters.ts";
- * import { systemClock } from "../retry.ts";
+ * import { systemClock } from "../clock.ts";
  * const options: LetterBatcherOptions = {
  *   sendBatch: (letters) => Promise.resolve(letters.map((): EntryResult => ({ status: "sent" }))),
  *   bytes: (letter) => letter.body.length,

@@ -22,7 +22,7 @@ import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redactUrl } from "../secrets.ts";
 import { type SqsProtocol } from "../config.ts";
-import { systemClock } from "../retry.ts";
+import { systemClock } from "../clock.ts";
 import type { DeadLetter, DeadLetterOutcome, ErrorClass, Source } from "../types.ts";
 import { createLetterBatcher, type EntryResult } from "./dead_letters.ts";
 

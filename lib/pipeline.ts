@@ -14,7 +14,7 @@
  */
 import type { Logger } from "./log.ts";
 import { redactUrl } from "./secrets.ts";
-import { errorMessage } from "./errors.ts";
+import { BatchError, errorMessage } from "./errors.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { lease } from "./source/lease.ts";
@@ -87,16 +87,6 @@ export interface PipelineOptions {
   stop?: AbortSignal;
   onEvent?: (e: PipelineEvent) => void;
   clock?: Clock;
-}
-
-/** Error carrying the SQS message ids it concerns. */
-export class BatchError extends Error {
-  readonly messageIds: readonly string[];
-  constructor(message: string, messageIds: readonly string[], cause: unknown) {
-    super(message, { cause });
-    this.name = "BatchError";
-    this.messageIds = messageIds;
-  }
 }
 
 /** Bounds the messages in flight: a receiver takes room before it receives and gives back what it did not use. */
@@ -467,7 +457,6 @@ function watchQueue(run: Run): () => void {
  * @example
  * ```ts
  * import {
- *   BatchError,
  *   inFlightBound,
  *   type PipelineOptions,
  *   RECEIVE_GRACE_MS,
@@ -477,6 +466,7 @@ function watchQueue(run: Run): () => void {
  *   WRITE_ROWS,
  *   WRITE_STATEMENTS,
  * } from "./pipeline.ts";
+ * import { BatchError } from "./errors.ts";
  * import type { Sink, Source, Transform } from "./types.ts";
  * import { silentLogger } from "./log.ts";
  * declare const source: Source, sink: Sink, transform: Transform;

@@ -6,9 +6,9 @@
  * @module
  */
 import type { Config, Env, ReadFile } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, VaultError } from "./errors.ts";
 import { codePoints, estimateBits, MAX_KEY_BYTES, MIN_KEY_BITS } from "./key_strength.ts";
-import { fromBase64, parseVaultKey, toBase64, VaultError } from "./vault.ts";
+import { fromBase64, parseVaultKey, toBase64 } from "./vault.ts";
 
 /** A file's permission bits, or null when they cannot be read (not a POSIX system, no such file). */
 export type FileMode = (path: string) => number | null;

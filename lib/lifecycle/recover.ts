@@ -8,8 +8,8 @@
  * @module
  */
 import type pg from "pg";
-import { ConfigError } from "../errors.ts";
-import { vaultAad, type VaultCipher, VaultError } from "../vault.ts";
+import { ConfigError, VaultError } from "../errors.ts";
+import { vaultAad, type VaultCipher } from "../vault.ts";
 
 export type PiiField = "ip" | "device_id";
 

@@ -6,8 +6,7 @@
  * @module
  */
 import type { DeadLetter, Message } from "../types.ts";
-import type { VaultCipher } from "../vault.ts";
-import { toBase64 } from "../vault.ts";
+import { toBase64, type VaultCipher } from "../vault.ts";
 
 /** The additional data an encrypted DLQ original is bound to: its message id. */
 export function deadLetterAad(messageId: string): string {

@@ -25,8 +25,7 @@ import {
   startEmbeddedSqs,
   TEST_KEY,
 } from "./harness.ts";
-import { masq, OTHER_VAULT_KEY_B64, VAULT_KEY } from "./lifecycle.ts";
-import { VAULT_KEY_B64 } from "./lifecycle.ts";
+import { masq, OTHER_VAULT_KEY_B64, VAULT_KEY, VAULT_KEY_B64 } from "./lifecycle.ts";
 
 /** Message ids as SQS makes them (masq keys messages by them; a letter's masq_message_id is one). */
 const ORIG = Array.from(

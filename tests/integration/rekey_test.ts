@@ -3,7 +3,7 @@
  * recoverable; resumable after a SIGKILL between batches; rows without an original reported.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { startDatabase, TEST_KEY, type TestDatabase } from "./harness.ts";
+import { collect, startDatabase, TEST_KEY, type TestDatabase } from "./harness.ts";
 import {
   insertLogins,
   killAtPause,
@@ -16,7 +16,6 @@ import {
   VAULT_KEY_B64,
   vaultCount,
 } from "./lifecycle.ts";
-import { collect } from "./harness.ts";
 
 const NEW_KEY = "a-new-hmac-key-for-the-rotation-test-0123456789";
 

@@ -1,8 +1,7 @@
 import fc from "fast-check";
 import { assert, assertEquals } from "../assert.ts";
-import { asciiJson } from "../../lib/transform/redact.ts";
+import { asciiJson, redactBody } from "../../lib/transform/redact.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
-import { redactBody } from "../../lib/transform/redact.ts";
 
 const masker = createMasker("masq-test-key-0123456789abcdef0123456789abcdef");
 

@@ -21,8 +21,7 @@ import {
   sqsSource,
 } from "../../lib/source/sqs.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import type { Fields, Logger } from "../../lib/log.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { type Fields, type Logger, silentLogger } from "../../lib/log.ts";
 import { receiveAll, sqsClient, startEmbeddedSqs } from "../integration/harness.ts";
 import { sqsError } from "../fakes.ts";
 

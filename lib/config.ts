@@ -128,9 +128,14 @@ function oneOf<T extends string>(...allowed: T[]) {
   };
 }
 
-function isAwsHost(url: string): boolean {
-  const host = new URL(url).hostname;
-  return host === "amazonaws.com" || host.endsWith(".amazonaws.com") || host.endsWith(".amazonaws.com.cn");
+/**
+ * Whether a host name is AWS's: amazonaws.com or amazonaws.com.cn (the China regions), or a name under
+ * either. Such a queue URL leaves the endpoint to the SDK, and needs real credentials.
+ * So `isAwsHost("sqs.eu-west-1.amazonaws.com")` and `isAwsHost("sqs.cn-north-1.amazonaws.com.cn")` are
+ * true, `isAwsHost("localhost")` and `isAwsHost("amazonaws.com.evil.test")` false.
+ */
+export function isAwsHost(host: string): boolean {
+  return ["amazonaws.com", "amazonaws.com.cn"].some((aws) => host === aws || host.endsWith(`.${aws}`));
 }
 
 /** The defaults table, in resolution order (later defaults may depend on earlier values). */
@@ -148,7 +153,7 @@ export const SETTINGS: readonly Setting[] = [
     key: "endpoint",
     flag: "endpoint",
     env: ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"],
-    default: (c) => (isAwsHost(c.queueUrl!) ? undefined : new URL(c.queueUrl!).origin),
+    default: (c) => (isAwsHost(new URL(c.queueUrl!).hostname) ? undefined : new URL(c.queueUrl!).origin),
     help: "SQS endpoint",
     defaultHelp: "the queue URL's origin unless it is an amazonaws.com host; else the SDK's own",
     parse: httpUrl,

@@ -19,7 +19,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { lease } from "./source/lease.ts";
 import { sqlState } from "./sink/postgres.ts";
-import { createWriter, type Refusal, type Writer } from "./sink/writer.ts";
+import { addResults, createWriter, type Refusal, type Writer } from "./sink/writer.ts";
 import { deadLetterFor } from "./transform/dead_letter.ts";
 import { scrubReason } from "./transform/redact.ts";
 import type {
@@ -145,14 +145,6 @@ interface Run {
   sourceQueue: string;
   /** Whether the delayed messages left at the end of a drain were logged. */
   delayedReported: boolean;
-}
-
-function add(a: WriteResult, b: WriteResult): WriteResult {
-  return {
-    inserted: a.inserted + b.inserted,
-    rejected: a.rejected + b.rejected,
-    duplicates: a.duplicates + b.duplicates,
-  };
 }
 
 /** Retry options for one side: its own classify() decides what is transient, one rule per module. */
@@ -356,7 +348,7 @@ async function write(run: Run, records: SinkRecord[], byId: Map<string, Message>
   const { result, refused } = await run.writer.submit(records);
   let total = result;
   for (const refusal of refused) {
-    total = add(total, await write(run, [await replacementFor(run, refusal, byId)], byId));
+    total = addResults(total, await write(run, [await replacementFor(run, refusal, byId)], byId));
   }
   return total;
 }

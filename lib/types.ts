@@ -120,11 +120,10 @@ export interface WriteResult {
 export interface Sink {
   /** Which of these message ids the ledger already holds (committed earlier). */
   written(messageIds: readonly string[]): Promise<Set<string>>;
-  /** Writes records atomically; message ids already in the ledger are skipped and counted. */
-  write(records: readonly SinkRecord[]): Promise<WriteResult>;
   /**
-   * Writes several batches atomically in one statement and returns each batch's own result, in order
-   * (a record whose id an earlier batch of the same call holds counts as that later batch's duplicate).
+   * Writes several batches atomically in one statement and returns each batch's own result, in order:
+   * message ids already in the ledger are skipped and counted as duplicates (so is a record whose id an
+   * earlier batch of the same call holds, as that later batch's duplicate).
    */
   writeBatches(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]>;
   /** The one rule for this sink's errors: `data` for a row the database refuses. */

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
-import { buildConfig, type Env, ENV_VARS, type ReadFile } from "../lib/config.ts";
+import { buildConfig, type Env, ENV_VARS, isAwsHost, type ReadFile } from "../lib/config.ts";
 import { DEMO_HMAC_KEY, isPublicKey, PUBLIC_KEYS } from "../lib/secrets.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { toBase64 } from "../lib/vault.ts";
@@ -359,4 +359,29 @@ Deno.test("ENV_VARS are all readable under the tasks' --allow-env lists", () => 
       assert(ok, `${task} cannot read ${name}`);
     }
   }
+});
+
+Deno.test("isAwsHost() takes amazonaws.com and amazonaws.com.cn and the names under them, nothing else", () => {
+  for (
+    const host of [
+      "amazonaws.com",
+      "sqs.eu-west-1.amazonaws.com",
+      "amazonaws.com.cn",
+      "sqs.cn-north-1.amazonaws.com.cn",
+    ]
+  ) assert(isAwsHost(host), host);
+  for (
+    const host of [
+      "localhost",
+      "127.0.0.1",
+      "notamazonaws.com",
+      "amazonaws.com.evil.test",
+      "amazonaws.cn",
+      "",
+    ]
+  ) assert(!isAwsHost(host), host);
+  // The same rule picks the endpoint: the SDK's own for an AWS queue, the queue's origin otherwise.
+  assertEquals(build({ "queue-url": "https://sqs.cn-north-1.amazonaws.com.cn/1/q" }).endpoint, undefined);
+  assertEquals(build({ "queue-url": "https://amazonaws.com.cn/1/q" }).endpoint, undefined);
+  assertEquals(build({ "queue-url": "http://elasticmq:9324/1/q" }).endpoint, "http://elasticmq:9324");
 });

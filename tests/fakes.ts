@@ -365,11 +365,13 @@ export function memorySink(opts: MemorySinkOptions): MemorySink {
     classify: classifySql,
     written: (ids) => Promise.resolve(new Set(ids.filter((id) => ledger.has(id)))),
     writeBatches,
-    async write(records) {
-      return (await writeBatches([records]))[0];
-    },
     close: () => Promise.resolve(),
   };
+}
+
+/** One batch written through `sink.writeBatches()`, and its result. */
+export async function writeOne(sink: Sink, records: readonly SinkRecord[]): Promise<WriteResult> {
+  return (await sink.writeBatches([records]))[0];
 }
 
 /** A transform for pipeline tests: JSON with a string user_id is a login; anything else a rejection. */

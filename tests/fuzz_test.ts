@@ -6,14 +6,22 @@
 import fc from "fast-check";
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { COLUMN_WIDTH, type LoginFields, parseBody, type ParseResult } from "../lib/transform/parse.ts";
+import {
+  COLUMN_WIDTH,
+  isPlainObject,
+  type LoginFields,
+  MAX_EPOCH,
+  parseBody,
+  type ParseResult,
+} from "../lib/transform/parse.ts";
+import { asciiJson as asciiJsonText } from "../lib/transform/redact.ts";
 import { findAddress } from "../lib/transform/address.ts";
 import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../lib/transform/app_version.ts";
 import { createMasker } from "../lib/transform/mask.ts";
 import { toRecord, utcDate } from "../lib/transform/record.ts";
 import type { SinkRecord } from "../lib/sink/postgres.ts";
 import { deadLetterFor } from "../lib/transform/dead_letter.ts";
-import { BODY_LEFT_OUT, letterBytes, SQS_LARGEST_MESSAGE_BYTES, sqsSafeJson } from "../lib/source/sqs.ts";
+import { BODY_LEFT_OUT, letterBytes, SQS_LARGEST_MESSAGE_BYTES } from "../lib/source/sqs.ts";
 import { synthetic } from "../bench/synthetic.ts";
 import {
   queueDepth,
@@ -39,7 +47,6 @@ const SQL = [
 ];
 
 /** Latest epoch second accepted as a timestamp (9999-12-31T23:59:59Z). */
-const MAX_EPOCH = 253402300799;
 const MAX_PACKED = MAX_MAJOR * 1_000_000 + 999_999;
 
 // ---------------------------------------------------------------------------------------------------
@@ -218,10 +225,6 @@ function sizedBody(field: string, unit: string, bytes: number): string {
 // ---------------------------------------------------------------------------------------------------
 
 let checked = 0;
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
 
 /** A stored text column: fits its width in code points, no NUL, valid Unicode. */
 function assertStorable(value: string | null, width: number, name: string): void {
@@ -407,10 +410,7 @@ Deno.test("parseBody() survives more than 10,000 hostile bodies and accepts only
 
 /** JSON text with every non-ASCII UTF-16 unit written as \uXXXX: what any SQS accepts. */
 function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return asciiJsonText(JSON.stringify(value));
 }
 
 // The characters SQS allows in a body (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF);
@@ -615,7 +615,7 @@ Deno.test("masq run stores every hostile body as parseBody() decides: a literal 
         receiveCount: 1,
       };
       const built = await deadLetterFor(message, want.reason, want.bodyRedacted, queueUrl, undefined);
-      const letter = { ...built, body: sqsSafeJson(built.body) };
+      const letter = built;
       const tooLarge = letterBytes(letter) > SQS_LARGEST_MESSAGE_BYTES;
       letters.set(row.message_id, tooLarge ? BODY_LEFT_OUT : letter.body);
       assertEquals(row.reason, want.reason);

@@ -5,19 +5,12 @@
 import { buildConfig } from "../config.ts";
 import { secretsOf } from "../secrets.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
-import { createLogger } from "../log.ts";
+import { createLogger, writeStderr } from "../log.ts";
 import { createMetrics, serveMetrics } from "../metrics.ts";
 import { createProgress } from "../progress.ts";
 import { runMasq, type RunOptions } from "../masq.ts";
 import type { PipelineEvent } from "../types.ts";
 import type { Command } from "./command.ts";
-
-const encoder = new TextEncoder();
-function writeStderr(text: string): void {
-  const bytes = encoder.encode(text);
-  let off = 0;
-  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
-}
 
 export const run: Command = {
   usage: "run [--follow] [flags]   consume the queue into user_logins; exit once it is drained",

@@ -166,8 +166,6 @@ export interface PostgresSinkOptions {
  * import {
  *   classify,
  *   createPostgresSink,
- *   isDataError,
- *   isTransientDbError,
  *   type LoginRecord,
  *   type PostgresSink,
  *   type PostgresSinkOptions,
@@ -191,10 +189,10 @@ export interface PostgresSinkOptions {
  * };
  * const records: SinkRecord[] = [rejection, login];
  * try {
- *   const result: WriteResult = await sink.write(records); // one WRITE_SQL statement
+ *   const [result]: WriteResult[] = await sink.writeBatches([records]); // one WRITE_SQL statement
  *   console.log(result, toParameters([records]).map(textArray), WRITE_SQL.length, pgTypes);
  * } catch (err) {
- *   console.error(classify(err), isDataError(err), isTransientDbError(err), sqlState(err));
+ *   console.error(classify(err), sqlState(err));
  * }
  * await sink.close();
  * ```
@@ -258,9 +256,6 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
       return new Set(res.rows.map((r: { message_id: string }) => r.message_id));
     },
     classify,
-    async write(records) {
-      return (await writeBatches([records]))[0];
-    },
     writeBatches,
     async close() {
       await pool.end();
@@ -294,14 +289,4 @@ export function classify(err: unknown): ErrorClass {
     s === "55P03" || s === "57014"
   ) return "transient";
   return "fatal";
-}
-
-/** True for errors in the data of a batch (`classify` says `data`). */
-export function isDataError(err: unknown): boolean {
-  return classify(err) === "data";
-}
-
-/** True for errors worth another try (`classify` says `transient`). */
-export function isTransientDbError(err: unknown): boolean {
-  return classify(err) === "transient";
 }

@@ -18,6 +18,7 @@ import { roleNames } from "../../lib/sink/schema.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { LoginRecord } from "../../lib/types.ts";
 import { createVaultCipher, vaultAad } from "../../lib/vault.ts";
+import { writeOne } from "../fakes.ts";
 
 const vaultEnv = { PII_VAULT_KEY: VAULT_KEY_B64 };
 
@@ -254,8 +255,8 @@ Deno.test("masq recover decrypts what the sink's batch statement stored in pii_v
       a.vault![0].ciphertext = await vault.encrypt(ip, vaultAad("ip", token, "k1"));
       const b = record("m2"); // the same value again: stored once, the first copy kept
       b.vault![0].ciphertext = await vault.encrypt(ip, vaultAad("ip", token, "k1"));
-      assertEquals((await sink.write([a])).inserted, 1);
-      assertEquals((await sink.write([b])).inserted, 1);
+      assertEquals((await writeOne(sink, [a])).inserted, 1);
+      assertEquals((await writeOne(sink, [b])).inserted, 1);
     } finally {
       await sink.close();
     }

@@ -2,8 +2,6 @@ import { assert, assertEquals, assertRejects } from "../assert.ts";
 import {
   classify,
   createPostgresSink,
-  isDataError,
-  isTransientDbError,
   type LoginRecord,
   type PostgresSink,
   type RejectionRecord,
@@ -14,6 +12,7 @@ import {
 import fc from "fast-check";
 import { silentLogger } from "../../lib/log.ts";
 import { startDatabase, type TestDatabase } from "../integration/harness.ts";
+import { writeOne } from "../fakes.ts";
 
 function login(messageId: string, over: Partial<LoginRecord> = {}): LoginRecord {
   return {
@@ -73,12 +72,12 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     });
 
     await t.step("write() of nothing is a no-op", async () => {
-      assertEquals(await s.write([]), { inserted: 0, rejected: 0, duplicates: 0 });
+      assertEquals(await writeOne(s, []), { inserted: 0, rejected: 0, duplicates: 0 });
     });
 
     await t.step("write() inserts logins and rejections in one batch", async () => {
       await reset();
-      const result = await s.write([
+      const result = await writeOne(s, [
         login("m2"),
         rejection("m3", {
           reason: "user_id must be a string, got number 42",
@@ -146,29 +145,33 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     await t.step("write() of the same message ids again counts duplicates and adds nothing", async () => {
       await reset();
       const batch = [login("a"), login("b"), rejection("c")];
-      assertEquals(await s.write(batch), { inserted: 2, rejected: 1, duplicates: 0 });
-      assertEquals(await s.write(batch), { inserted: 0, rejected: 0, duplicates: 3 });
+      assertEquals(await writeOne(s, batch), { inserted: 2, rejected: 1, duplicates: 0 });
+      assertEquals(await writeOne(s, batch), { inserted: 0, rejected: 0, duplicates: 3 });
       // A redelivery whose content now parses differently is still the same message.
-      assertEquals(await s.write([rejection("a"), login("c")]), { inserted: 0, rejected: 0, duplicates: 2 });
+      assertEquals(await writeOne(s, [rejection("a"), login("c")]), {
+        inserted: 0,
+        rejected: 0,
+        duplicates: 2,
+      });
       assertEquals(await counts(db), { logins: 2, rejected: 1, ledger: 3 });
     });
 
     await t.step("written() returns exactly the ids the ledger holds", async () => {
       await reset();
       assertEquals(await s.written(["w1", "w2"]), new Set());
-      await s.write([login("w1"), rejection("w2")]);
+      await writeOne(s, [login("w1"), rejection("w2")]);
       assertEquals(await s.written(["w1", "w2", "w3"]), new Set(["w1", "w2"]));
     });
 
     await t.step("write() of a batch mixing new and written ids writes only the new ones", async () => {
       await reset();
-      assertEquals(await s.write([login("x1"), rejection("x2")]), {
+      assertEquals(await writeOne(s, [login("x1"), rejection("x2")]), {
         inserted: 1,
         rejected: 1,
         duplicates: 0,
       });
       assertEquals(
-        await s.write([login("x1"), login("x3"), rejection("x2"), rejection("x4")]),
+        await writeOne(s, [login("x1"), login("x3"), rejection("x2"), rejection("x4")]),
         { inserted: 1, rejected: 1, duplicates: 2 },
       );
       assertEquals(await counts(db), { logins: 2, rejected: 2, ledger: 4 });
@@ -179,7 +182,7 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     await t.step("write() counts a message id repeated inside one batch as a duplicate", async () => {
       await reset();
       assertEquals(
-        await s.write([login("d1"), login("d1"), rejection("d2"), rejection("d2"), login("d2")]),
+        await writeOne(s, [login("d1"), login("d1"), rejection("d2"), rejection("d2"), login("d2")]),
         { inserted: 1, rejected: 1, duplicates: 3 },
       );
       assertEquals(await counts(db), { logins: 1, rejected: 1, ledger: 2 });
@@ -188,7 +191,7 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     await t.step("write() stores text literally, whatever it looks like", async () => {
       await reset();
       const hostile = ["'; DROP TABLE user_logins; --", "x' OR '1'='1", "$1", "\\x00", "ü\u{1F600}"];
-      await s.write(hostile.map((h, i) => login(`h${i}`, { userId: h, locale: h.slice(0, 32) })));
+      await writeOne(s, hostile.map((h, i) => login(`h${i}`, { userId: h, locale: h.slice(0, 32) })));
       const rows = await db.query<{ user_id: string; locale: string }>(
         "SELECT user_id, locale FROM user_logins",
       );
@@ -205,14 +208,14 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
         );
         try {
           const err = await assertRejects(() =>
-            s.write([login("ok1"), login("bad", { userId: "refuse-me" }), rejection("r1")])
+            writeOne(s, [login("ok1"), login("bad", { userId: "refuse-me" }), rejection("r1")])
           );
           assertEquals(sqlState(err), "23514");
-          assert(isDataError(err), "a check violation is a data error");
-          assert(!isTransientDbError(err), "a check violation is not transient");
+          assert(classify(err) === "data", "a check violation is a data error");
+          assert(classify(err) !== "transient", "a check violation is not transient");
           assertEquals(await counts(db), { logins: 0, rejected: 0, ledger: 0 });
           // Without the refused row, the rest goes through.
-          assertEquals(await s.write([login("ok1"), rejection("r1")]), {
+          assertEquals(await writeOne(s, [login("ok1"), rejection("r1")]), {
             inserted: 1,
             rejected: 1,
             duplicates: 0,
@@ -225,11 +228,11 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
 
     await t.step("write() raises a data error for a value longer than its column", async () => {
       await reset();
-      const err = await assertRejects(() => s.write([login("long", { userId: "u".repeat(129) })]));
+      const err = await assertRejects(() => writeOne(s, [login("long", { userId: "u".repeat(129) })]));
       assertEquals(sqlState(err), "22001");
-      assert(isDataError(err));
+      assert(classify(err) === "data");
       assertEquals(await counts(db), { logins: 0, rejected: 0, ledger: 0 });
-      assertEquals(await s.write([login("long", { userId: "u".repeat(128) })]), {
+      assertEquals(await writeOne(s, [login("long", { userId: "u".repeat(128) })]), {
         inserted: 1,
         rejected: 0,
         duplicates: 0,
@@ -240,7 +243,7 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
       "writeBatches() commits several batches in one statement and counts each batch apart",
       async () => {
         await reset();
-        await s.write([login("old")]);
+        await writeOne(s, [login("old")]);
         const results = await s.writeBatches([
           [login("b1"), rejection("b2")],
           [],
@@ -270,8 +273,8 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
         ciphertext: new Uint8Array([ct, 2]),
         keyId: "v1",
       });
-      await s.write([login("v1", { vault: [entry(1)] }), login("v2", { vault: [entry(9)] })]);
-      await s.write([login("v3", { vault: [entry(7), { ...entry(3), field: "device_id" }] })]);
+      await writeOne(s, [login("v1", { vault: [entry(1)] }), login("v2", { vault: [entry(9)] })]);
+      await writeOne(s, [login("v3", { vault: [entry(7), { ...entry(3), field: "device_id" }] })]);
       const rows = await db.query<{ field: string; token: string; ct: string; key_id: string }>(
         "SELECT field, token, encode(ciphertext, 'hex') AS ct, key_id FROM pii_vault ORDER BY field",
       );
@@ -302,19 +305,19 @@ function pgError(code: string): Error {
   return Object.assign(new Error(`error ${code}`), { code });
 }
 
-Deno.test("isDataError() is true for SQLSTATE classes 22 and 23 only", () => {
+Deno.test("classify() of the sink calls SQLSTATE classes 22 and 23 data, and nothing else", () => {
   for (const code of ["22001", "22P02", "22021", "23505", "23514", "23502"]) {
-    assert(isDataError(pgError(code)), code);
+    assert(classify(pgError(code)) === "data", code);
   }
   for (const code of ["08006", "40001", "42P01", "53300", "57P01", "XX000"]) {
-    assert(!isDataError(pgError(code)), code);
+    assert(classify(pgError(code)) !== "data", code);
   }
-  assert(!isDataError(new Error("no code")));
-  assert(!isDataError("22001"));
-  assert(!isDataError(undefined));
+  assert(classify(new Error("no code")) !== "data");
+  assert(classify("22001") !== "data");
+  assert(classify(undefined) !== "data");
 });
 
-Deno.test("isTransientDbError() is true for outage SQLSTATEs", () => {
+Deno.test("classify() of the sink calls outage SQLSTATEs transient", () => {
   for (
     const code of [
       "08000",
@@ -332,31 +335,31 @@ Deno.test("isTransientDbError() is true for outage SQLSTATEs", () => {
       "57014",
     ]
   ) {
-    assert(isTransientDbError(pgError(code)), code);
+    assert(classify(pgError(code)) === "transient", code);
   }
 });
 
-Deno.test("isTransientDbError() is false for errors a retry cannot fix", () => {
+Deno.test("classify() of the sink never calls an error a retry cannot fix transient", () => {
   for (
     const code of ["22001", "23505", "23514", "42P01", "42601", "42501", "28P01", "3D000", "XX000", "0A000"]
   ) {
-    assert(!isTransientDbError(pgError(code)), code);
+    assert(classify(pgError(code)) !== "transient", code);
   }
 });
 
-Deno.test("isTransientDbError() treats socket-level Errors as transient, bugs and non-Errors as not", () => {
-  assert(isTransientDbError(new Error("Connection terminated unexpectedly")));
+Deno.test("classify() of the sink calls socket-level Errors transient, bugs and non-Errors not", () => {
+  assert(classify(new Error("Connection terminated unexpectedly")) === "transient");
   assert(
-    isTransientDbError(
+    classify(
       Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }),
-    ),
+    ) === "transient",
   );
-  assert(isTransientDbError(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })));
-  assert(isTransientDbError(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
-  assert(!isTransientDbError(new TypeError("x is not a function")));
-  assert(!isTransientDbError(new RangeError("bad")));
-  assert(!isTransientDbError("08006"));
-  assert(!isTransientDbError(null));
+  assert(classify(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })) === "transient");
+  assert(classify(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })) === "transient");
+  assert(classify(new TypeError("x is not a function")) !== "transient");
+  assert(classify(new RangeError("bad")) !== "transient");
+  assert(classify("08006") !== "transient");
+  assert(classify(null) !== "transient");
 });
 
 Deno.test("sqlState() reads a five-character SQLSTATE code only", () => {
@@ -420,4 +423,9 @@ Deno.test("textArray() round-trips any strings and nulls through PostgreSQL's te
   } finally {
     await db.stop();
   }
+});
+
+Deno.test("classify() of the sink calls an EPIPE socket error transient, not a SQLSTATE", () => {
+  const err = Object.assign(new Error("write EPIPE"), { code: "EPIPE" });
+  assertEquals(classify(err), "transient", "EPIPE (server gone mid-write) is retried like ECONNRESET");
 });

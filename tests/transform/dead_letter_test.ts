@@ -1,6 +1,8 @@
+import fc from "fast-check";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { deadLetterAad, deadLetterFor, xmlSafe } from "../../lib/transform/dead_letter.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
+import { rejectionFor, toRecordSync } from "../../lib/transform/record.ts";
 import { redactBody } from "../../lib/transform/redact.ts";
 import { createVaultCipher, fromBase64 } from "../../lib/vault.ts";
 import type { Message } from "../../lib/types.ts";
@@ -49,6 +51,28 @@ Deno.test("deadLetterFor() keeps the original only encrypted, bound to the messa
   const ct = fromBase64(letter.attributes.masq_original);
   assertEquals(await vault.decrypt(ct, deadLetterAad("m-1")), BODY);
   await assertRejects(() => vault.decrypt(ct, deadLetterAad("m-2")));
+});
+
+Deno.test("deadLetterFor() writes every letter's body in printable ASCII, which SQS always carries", async () => {
+  // Bodies with what SQS refuses (U+FFFE, U+FFFF, lone surrogates, C0 controls as escapes) and what some
+  // emulators refuse (characters beyond U+FFFF), raw and as JSON escapes.
+  const body = fc.oneof(
+    fc.string({ unit: "binary" }),
+    fc.jsonValue({ stringUnit: "binary" }).map((v) => JSON.stringify(v)),
+    fc.dictionary(fc.string({ unit: "binary" }), fc.string({ unit: "binary" })).map((o) => JSON.stringify(o)),
+  );
+  await fc.assert(
+    fc.asyncProperty(body, async (text) => {
+      const m = { ...message, body: text };
+      const record = toRecordSync(m, mask);
+      const rejection = record.kind === "rejection"
+        ? record
+        : rejectionFor(m, "refused by the database", mask);
+      const letter = await deadLetterFor(m, rejection.reason, rejection.bodyRedacted, QUEUE, undefined);
+      return /^[\x20-\x7e]*$/.test(letter.body);
+    }),
+    { numRuns: 500 },
+  );
 });
 
 Deno.test("xmlSafe() replaces characters SQS attributes cannot carry", () => {

@@ -5,6 +5,7 @@ import {
   flatten,
   type LoginFields,
   MAX_DEPTH,
+  MAX_EPOCH,
   nestedDeeperThan,
   parseBody,
 } from "../../lib/transform/parse.ts";
@@ -491,4 +492,36 @@ Deno.test("parseBody() keeps SQL-looking values as plain text", () => {
   const sql = "'; DROP TABLE user_logins; --";
   const f = accept({ user_id: sql, device_type: "x' OR '1'='1", locale: "Robert'); --" });
   assertEquals([f.userId, f.deviceType, f.locale], [sql, "x' OR '1'='1", "Robert'); --"]);
+});
+
+Deno.test("MAX_EPOCH is the last second of the year 9999, the latest timestamp parseBody() takes", () => {
+  assertEquals(new Date(MAX_EPOCH * 1000).toISOString(), "9999-12-31T23:59:59.000Z");
+  const at = (timestamp: number) => parseBody(JSON.stringify({ user_id: "u", timestamp }));
+  const last = at(MAX_EPOCH);
+  assert(last.ok && last.fields.timestamp === MAX_EPOCH);
+  const after = at(MAX_EPOCH + 1);
+  assert(!after.ok || after.fields.timestamp === null);
+});
+
+Deno.test("parseBody() gives an invalid-JSON reason that echoes no part of the body", () => {
+  for (
+    const body of [
+      `{"ip":'199.172.111.135'}`,
+      `{"user_id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaa","ip":'199.172.111.135-long-secret'}`,
+      `{"a":nul, "ip":"199.172.111.135"}`,
+      `x199.172.111.135-and-more-text`,
+    ]
+  ) {
+    const r = parseBody(body);
+    assert(!r.ok);
+    assert(!r.reason.includes("199.17"), `reason echoes the body: ${r.reason}`);
+  }
+});
+
+Deno.test("parseBody() rejects a negative or fractional app_version with a reason naming app_version", () => {
+  for (const v of [-1, 1.5]) {
+    const r = parseBody(JSON.stringify({ user_id: "u", app_version: v }));
+    assert(!r.ok);
+    assert(r.reason.includes("app_version"), `reason does not name the field: ${r.reason}`);
+  }
 });

@@ -20,7 +20,7 @@ import { retry, type RetryOptions } from "./retry.ts";
 import { lease } from "./source/lease.ts";
 import { sqlState } from "./sink/postgres.ts";
 import { addResults, createWriter, type Refusal, type Writer } from "./sink/writer.ts";
-import { deadLetterFor } from "./transform/dead_letter.ts";
+import { deadLetterFor } from "./transform/letter.ts";
 import { scrubReason } from "./transform/redact.ts";
 import type {
   Message,

@@ -20,7 +20,7 @@ import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../lib/transform/ap
 import { createMasker } from "../lib/transform/mask.ts";
 import { toRecord, utcDate } from "../lib/transform/record.ts";
 import type { SinkRecord } from "../lib/sink/postgres.ts";
-import { deadLetterFor } from "../lib/transform/dead_letter.ts";
+import { deadLetterFor } from "../lib/transform/letter.ts";
 import { BODY_LEFT_OUT, letterBytes, SQS_LARGEST_MESSAGE_BYTES } from "../lib/source/sqs.ts";
 import { synthetic } from "../bench/synthetic.ts";
 import {

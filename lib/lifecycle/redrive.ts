@@ -30,7 +30,7 @@ import { redactUrl } from "../secrets.ts";
 import { errorMessage, VaultError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { classify, isSqsMessageId, REDRIVE_ID, REDRIVE_MAC, type RedriveVerifier } from "../source/sqs.ts";
-import { deadLetterAad } from "../transform/dead_letter.ts";
+import { deadLetterAad } from "../transform/letter.ts";
 import { createMasker } from "../transform/mask.ts";
 import type { Masker } from "../types.ts";
 import { fromBase64, type VaultCipher } from "../vault.ts";

@@ -43,7 +43,7 @@ interface Pending {
  *
  * @example
  * ```ts
- * import { createLetterBatcher, type EntryResult, type LetterBatcherOptions } from "./dead_letters.ts";
+ * import { createLetterBatcher, type EntryResult, type LetterBatcherOptions } from "./letter_batcher.ts";
  * import { systemClock } from "../clock.ts";
  * const options: LetterBatcherOptions = {
  *   sendBatch: (letters) => Promise.resolve(letters.map((): EntryResult => ({ status: "sent" }))),

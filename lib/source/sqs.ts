@@ -24,7 +24,7 @@ import { redactUrl } from "../secrets.ts";
 import { isAwsHost, type SqsProtocol } from "../config.ts";
 import { systemClock } from "../clock.ts";
 import type { DeadLetter, DeadLetterOutcome, ErrorClass, Source } from "../types.ts";
-import { createLetterBatcher, type EntryResult } from "./dead_letters.ts";
+import { createLetterBatcher, type EntryResult } from "./letter_batcher.ts";
 
 export type { Message, QueueCounts, Source } from "../types.ts";
 

@@ -27,7 +27,7 @@ export function xmlSafe(s: string): string {
  *
  * @example
  * ```ts
- * import { deadLetterFor } from "./dead_letter.ts";
+ * import { deadLetterFor } from "./letter.ts";
  * const letter = await deadLetterFor(
  *   { id: "m1", receiptHandle: "r", body: "not json", sentTimestamp: 0, receiveCount: 1 },
  *   "body is not valid JSON", null, "http://localhost:4566/000000000000/login-queue", undefined,

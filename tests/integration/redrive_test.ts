@@ -13,7 +13,7 @@ import pg from "pg";
 import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { redrive } from "../../lib/lifecycle/redrive.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
+import { deadLetterFor } from "../../lib/transform/letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
 import type { Message } from "../../lib/types.ts";
 import {

@@ -9,7 +9,7 @@ import pg from "pg";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { redrive } from "../../lib/lifecycle/redrive.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
+import { deadLetterFor } from "../../lib/transform/letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
 import {
   queueDepth,

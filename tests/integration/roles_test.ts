@@ -7,7 +7,7 @@
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { roleNames } from "../../lib/sink/schema.ts";
-import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
+import { deadLetterFor } from "../../lib/transform/letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
 import {
   receiveAll,

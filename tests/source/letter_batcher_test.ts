@@ -1,5 +1,5 @@
 import { assertEquals } from "../assert.ts";
-import { createLetterBatcher, type EntryResult } from "../../lib/source/dead_letters.ts";
+import { createLetterBatcher, type EntryResult } from "../../lib/source/letter_batcher.ts";
 import type { DeadLetter } from "../../lib/types.ts";
 import { fakeClock } from "../fakes.ts";
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
-import { deadLetterAad, deadLetterFor, xmlSafe } from "../../lib/transform/dead_letter.ts";
+import { deadLetterAad, deadLetterFor, xmlSafe } from "../../lib/transform/letter.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { rejectionFor, toRecordSync } from "../../lib/transform/record.ts";
 import { redactBody } from "../../lib/transform/redact.ts";

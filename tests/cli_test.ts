@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./support/assert.ts";
 import { helpText, parseCommandLine } from "../lib/cli.ts";
 import { ConfigError } from "../lib/errors.ts";
 

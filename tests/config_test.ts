@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./support/assert.ts";
 import { buildConfig, type Env, ENV_VARS, isAwsHost, type ReadFile } from "../lib/config.ts";
 import { DEMO_HMAC_KEY, isPublicKey, PUBLIC_KEYS } from "../lib/secrets.ts";
 import { ConfigError } from "../lib/errors.ts";

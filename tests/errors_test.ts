@@ -1,4 +1,4 @@
-import { assertEquals } from "./assert.ts";
+import { assertEquals } from "./support/assert.ts";
 import { BatchError, ConfigError, errorMessage, exitCodeFor, VaultError } from "../lib/errors.ts";
 
 Deno.test("exitCodeFor() is 2 for a ConfigError and 1 for every other error", () => {

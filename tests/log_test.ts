@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { createLogger, type LoggerOptions, redact } from "../lib/log.ts";
 
 /** A logger whose lines are collected instead of written to stderr. */

@@ -1,8 +1,8 @@
 import { createMetrics, METRIC_NAMES, serveMetrics } from "../lib/metrics.ts";
 import type { PipelineEvent } from "../lib/types.ts";
-import { assert, assertEquals } from "./assert.ts";
-import { FAKE_EPOCH_MS, manualClock } from "./fakes.ts";
-import { parsePrometheus } from "./prometheus.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { FAKE_EPOCH_MS, manualClock } from "./support/fakes.ts";
+import { parsePrometheus } from "./support/prometheus.ts";
 
 const RUN: PipelineEvent[] = [
   { type: "queue_ok" },

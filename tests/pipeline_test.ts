@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { inFlightBound, type PipelineOptions, runPipeline, WRITE_ROWS } from "../lib/pipeline.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 import type { PipelineEvent, Transform } from "../lib/types.ts";
@@ -14,7 +14,7 @@ import {
   plainTransform,
   sqsError,
   writeOne,
-} from "./fakes.ts";
+} from "./support/fakes.ts";
 
 function recorder() {
   const lines: Array<{ level: string; msg: string; fields: Fields }> = [];

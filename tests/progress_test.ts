@@ -1,7 +1,7 @@
 import { createProgress, formatDuration } from "../lib/progress.ts";
 import type { Fields, Logger } from "../lib/log.ts";
-import { assert, assertEquals } from "./assert.ts";
-import { manualClock } from "./fakes.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { manualClock } from "./support/fakes.ts";
 
 function recorder() {
   const lines: { msg: string; fields?: Fields }[] = [];

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./support/assert.ts";
 import fc from "fast-check";
 import { buildConfig, type Env, type ReadFile } from "../lib/config.ts";
 import {

@@ -1,7 +1,7 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { ablate, fixedTransform, parseAblations, withoutWrites } from "../../bench/ablation.ts";
 import type { Message, Sink, SinkRecord, Transform } from "../../lib/types.ts";
-import { writeOne } from "../fakes.ts";
+import { writeOne } from "../support/fakes.ts";
 
 const message = (id: string): Message => ({
   id,

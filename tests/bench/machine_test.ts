@@ -1,4 +1,4 @@
-import { assert, assertAlmostEquals, assertEquals } from "../assert.ts";
+import { assert, assertAlmostEquals, assertEquals } from "../support/assert.ts";
 import { cpuTotals, type MachineSample, startMachineSampler, usageBetween } from "../../bench/machine.ts";
 import { rateBound, type RunFigures } from "../../bench/runner.ts";
 

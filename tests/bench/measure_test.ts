@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { createMeter } from "../../bench/measure.ts";
 
 Deno.test("createMeter() reports the heap allocated between start and report, garbage included", () => {

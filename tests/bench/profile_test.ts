@@ -1,4 +1,4 @@
-import { assertEquals } from "../assert.ts";
+import { assertEquals } from "../support/assert.ts";
 import { areaOf, type HeapNode, heapProfilePath, summarize, summarizeHeap } from "../../bench/profile.ts";
 
 Deno.test("areaOf() names the package, the repository file or the runtime module of a frame", () => {

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { median, percentile, round } from "../../bench/stats.ts";
 
 Deno.test("median() takes the middle value, or the mean of the middle two", () => {

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { isBadIndex, realistic, synthetic } from "../../bench/synthetic.ts";
 import { parseBody } from "../../lib/transform/parse.ts";
 

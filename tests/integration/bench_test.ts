@@ -3,10 +3,10 @@
  * row counts checked exact inside runBench (it throws otherwise), figures for both consumers; and its
  * entry point, bench/main.ts, as `deno task bench` runs it.
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { type CompareResult, runBench } from "../../bench/runner.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { collect, ROOT, spawnWatched, taskPermissions } from "./harness.ts";
+import { collect, ROOT, spawnWatched, taskPermissions } from "../support/processes.ts";
 
 Deno.test("bench/main.ts exits 2 with one line when --messages is not a whole number from 10 to 1000000", async () => {
   for (const n of ["5", "abc", "2000000", "1e3"]) {

@@ -2,8 +2,10 @@
  * The CLI's contract at its edges: help, configuration errors (exit 2, one line, no stack, no secret), and
  * the demo end to end.
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { runMasqCli, startDatabase, startEmbeddedSqs } from "./harness.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import { runMasqCli } from "../support/processes.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const SECRET = "Sup3r-S3cret-pw";
 

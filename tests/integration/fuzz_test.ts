@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import {
   COLUMN_WIDTH,
   isPlainObject,
@@ -13,25 +13,20 @@ import {
   MAX_EPOCH,
   parseBody,
   type ParseResult,
-} from "../lib/transform/parse.ts";
-import { asciiJson as asciiJsonText } from "../lib/transform/redact.ts";
-import { findAddress } from "../lib/transform/address.ts";
-import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../lib/transform/app_version.ts";
-import { createMasker } from "../lib/transform/mask.ts";
-import { toRecord, utcDate } from "../lib/transform/record.ts";
-import type { SinkRecord } from "../lib/sink/postgres.ts";
-import { deadLetterFor } from "../lib/transform/letter.ts";
-import { BODY_LEFT_OUT, letterBytes, SQS_LARGEST_MESSAGE_BYTES } from "../lib/source/sqs.ts";
-import { synthetic } from "../bench/synthetic.ts";
-import {
-  queueDepth,
-  receiveAll,
-  runMasqCli,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-  TEST_KEY,
-} from "./integration/harness.ts";
+} from "../../lib/transform/parse.ts";
+import { asciiJson as asciiJsonText } from "../../lib/transform/redact.ts";
+import { findAddress } from "../../lib/transform/address.ts";
+import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../../lib/transform/app_version.ts";
+import { createMasker } from "../../lib/transform/mask.ts";
+import { toRecord, utcDate } from "../../lib/transform/record.ts";
+import type { SinkRecord } from "../../lib/sink/postgres.ts";
+import { deadLetterFor } from "../../lib/transform/letter.ts";
+import { BODY_LEFT_OUT, letterBytes, SQS_LARGEST_MESSAGE_BYTES } from "../../lib/source/sqs.ts";
+import { synthetic } from "../../bench/synthetic.ts";
+import { queueDepth, receiveAll, sqsClient } from "../support/sqs.ts";
+import { runMasqCli, TEST_KEY } from "../support/processes.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const SQL = [
   "'; DROP TABLE user_logins; --",

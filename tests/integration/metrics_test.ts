@@ -2,19 +2,13 @@
  * README "Operations": `masq run --follow --metrics-port N` serves /metrics, /healthz and /readyz while it
  * consumes; the counters match what it wrote; SIGTERM ends the run and closes the endpoint.
  */
-import { assert, assertEquals } from "../assert.ts";
-import { parsePrometheus } from "../prometheus.ts";
-import { ledgerCount, seedSynthetic, waitFor } from "./delivery.ts";
-import {
-  collect,
-  freePort,
-  killAndReap,
-  runMasqCliWithin,
-  spawnMasq,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-} from "./harness.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { parsePrometheus } from "../support/prometheus.ts";
+import { ledgerCount, seedSynthetic, waitFor } from "../support/delivery.ts";
+import { collect, freePort, killAndReap, runMasqCliWithin, spawnMasq } from "../support/processes.ts";
+import { sqsClient } from "../support/sqs.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const MESSAGES = 2_000;
 const BAD_EVERY = 100;

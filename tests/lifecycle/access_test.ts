@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, assertEquals, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertThrows } from "../support/assert.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { checkReason, optionalReason, requireReason } from "../../lib/lifecycle/access.ts";
 

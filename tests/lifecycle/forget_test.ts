@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { asciiJson, redactBody } from "../../lib/transform/redact.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 

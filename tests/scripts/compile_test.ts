@@ -1,7 +1,7 @@
-import { compileArgs, flagValue, isRuntimeDownloadFailure } from "../scripts/compile.ts";
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { compileArgs, flagValue, isRuntimeDownloadFailure } from "../../scripts/compile.ts";
+import { assert, assertEquals, assertThrows } from "../support/assert.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
 const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
 
 Deno.test("compileArgs() bakes the masq task's permissions, with only absolute reads and the home's .aws", () => {

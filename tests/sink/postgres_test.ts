@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import {
   classify,
   createPostgresSink,
@@ -11,8 +11,8 @@ import {
 } from "../../lib/sink/postgres.ts";
 import fc from "fast-check";
 import { silentLogger } from "../../lib/log.ts";
-import { startDatabase, type TestDatabase } from "../integration/harness.ts";
-import { writeOne } from "../fakes.ts";
+import { startDatabase, type TestDatabase } from "../support/databases.ts";
+import { writeOne } from "../support/fakes.ts";
 
 function login(messageId: string, over: Partial<LoginRecord> = {}): LoginRecord {
   return {

@@ -1,7 +1,7 @@
-import { assertEquals } from "../assert.ts";
+import { assertEquals } from "../support/assert.ts";
 import { createLetterBatcher, type EntryResult } from "../../lib/source/letter_batcher.ts";
 import type { DeadLetter } from "../../lib/types.ts";
-import { fakeClock } from "../fakes.ts";
+import { fakeClock } from "../support/fakes.ts";
 
 const letter = (id: string, body = "{}"): DeadLetter => ({ messageId: id, body, attributes: {} });
 

@@ -3,7 +3,7 @@ import {
   type MessageAttributeValue,
   SendMessageCommand,
 } from "@aws-sdk/client-sqs";
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import {
   BODY_LEFT_OUT,
   classify,
@@ -21,8 +21,9 @@ import {
 } from "../../lib/source/sqs.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { type Fields, type Logger, silentLogger } from "../../lib/log.ts";
-import { receiveAll, sqsClient, startEmbeddedSqs } from "../integration/harness.ts";
-import { sqsError } from "../fakes.ts";
+import { receiveAll, sqsClient } from "../support/sqs.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
+import { sqsError } from "../support/fakes.ts";
 
 Deno.test("classify() of the source: transient for outages, data for refused contents, fatal for bugs and the rest", () => {
   assertEquals(classify(sqsError("ServiceUnavailable", 503)), "transient");

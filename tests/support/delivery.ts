@@ -4,7 +4,9 @@
  */
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { isBadIndex, mulberry32, synthetic } from "../../bench/synthetic.ts";
-import { type EmbeddedSqs, queueDepth, receiveAll, type TestDatabase } from "./harness.ts";
+import { type EmbeddedSqs } from "../../lib/embedded.ts";
+import { queueDepth, receiveAll } from "./sqs.ts";
+import { type TestDatabase } from "./databases.ts";
 
 /** What was seeded: the user id of every good message (unique: "user-<i>") and the id of every bad one. */
 export interface Seeded {

@@ -4,7 +4,7 @@
  * the pipeline relies on (visibility and receipt handles; one atomic statement, a ledger of message ids)
  * and record every call with the fake time and a global sequence number, so tests can check order.
  */
-import type { Clock } from "../lib/clock.ts";
+import type { Clock } from "../../lib/clock.ts";
 import type {
   DeadLetter,
   DeadLetterOutcome,
@@ -16,14 +16,14 @@ import type {
   Source,
   Transform,
   WriteResult,
-} from "../lib/types.ts";
-import { classify as classifySql } from "../lib/sink/postgres.ts";
+} from "../../lib/types.ts";
+import { classify as classifySql } from "../../lib/sink/postgres.ts";
 import {
   BODY_LEFT_OUT,
   classify as classifySqs,
   DEFAULT_MAX_MESSAGE_BYTES,
   letterBytes,
-} from "../lib/source/sqs.ts";
+} from "../../lib/source/sqs.ts";
 
 /** A clock whose time moves only when the test says so. */
 export interface FakeClock extends Clock {

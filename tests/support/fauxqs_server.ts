@@ -4,7 +4,7 @@
  * SQLite there), and so that a test process blocked by an embedded PGlite does not freeze the queue too.
  *
  * Usage: deno run --allow-net --allow-env --allow-read=<data-dir>,<npm cache> --allow-write=<data-dir>
- *          --allow-sys tests/integration/fauxqs_server.ts --port <n|0> [--data-dir <dir>]
+ *          --allow-sys tests/support/fauxqs_server.ts --port <n|0> [--data-dir <dir>]
  * Prints `fauxqs ready <port>` on stdout once it listens; SIGTERM/SIGINT stop it cleanly.
  */
 import { parseArgs } from "node:util";

@@ -7,7 +7,7 @@ import pg from "pg";
 import { pgTypes } from "../../lib/sink/postgres.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { createVaultCipher, toBase64, vaultAad } from "../../lib/vault.ts";
-import { assertEquals } from "../assert.ts";
+import { assertEquals } from "./assert.ts";
 import {
   collect,
   killAndReap,
@@ -17,9 +17,9 @@ import {
   runPermissions,
   spawnWatched,
   TEST_KEY,
-  type TestDatabase,
   waitForOutput,
-} from "./harness.ts";
+} from "./processes.ts";
+import { type TestDatabase } from "./databases.ts";
 
 export const VAULT_KEY = Uint8Array.from(
   "f04a539bc5c3ee7fcf72f66334bf63653b0a8947e2c171e2587bf984277103e9".match(/../g)!,

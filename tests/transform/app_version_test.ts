@@ -1,7 +1,7 @@
 import fc from "fast-check";
-import { assert, assertEquals, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertThrows } from "../support/assert.ts";
 import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../../lib/transform/app_version.ts";
-import { createSchema, startDatabase } from "../integration/harness.ts";
+import { createSchema, startDatabase } from "../support/databases.ts";
 
 Deno.test("packAppVersion() packs the contract's examples", () => {
   assertEquals(packAppVersion("2.3.0"), 2003000);

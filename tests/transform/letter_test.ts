@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import { deadLetterAad, deadLetterFor, xmlSafe } from "../../lib/transform/letter.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { rejectionFor, toRecordSync } from "../../lib/transform/record.ts";

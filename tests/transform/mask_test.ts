@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../support/assert.ts";
 import { canonicalIp, createMasker, looksLikeIp } from "../../lib/transform/mask.ts";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";

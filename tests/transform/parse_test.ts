@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../support/assert.ts";
 import {
   codePointLength,
   COLUMN_WIDTH,
@@ -10,7 +10,7 @@ import {
   parseBody,
 } from "../../lib/transform/parse.ts";
 import { findAddress } from "../../lib/transform/address.ts";
-import { ADDRESS_SPELLINGS, handWrittenBodies, NOT_ADDRESSES } from "../integration/hostile_corpus.ts";
+import { ADDRESS_SPELLINGS, handWrittenBodies, NOT_ADDRESSES } from "../support/hostile_corpus.ts";
 
 const TAKE_HOME =
   '{"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0", "device_type": "android", "ip": "199.172.111.135", "locale": "RU", "device_id": "593-47-5928"}';

@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { addressText, findAddress } from "../../lib/transform/address.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { ALLOWED_FIELDS, KNOWN_KEYS, MARKER, redactBody, scrubReason } from "../../lib/transform/redact.ts";
@@ -8,7 +8,7 @@ import {
   DEVICE_IDS,
   handWrittenBodies,
   plantedAddress,
-} from "../integration/hostile_corpus.ts";
+} from "../support/hostile_corpus.ts";
 
 const mask = createMasker("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0");
 const IP = "199.172.111.135";

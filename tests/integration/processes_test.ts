@@ -1,10 +1,10 @@
 /**
- * The harness's subprocess rules, tested on small `deno eval` children: a child that outlives its time
- * limit is killed and reaped and the error names it; a wait for output ends when the line comes, and fails
- * when the child ends without it.
+ * The tests' subprocess rules (tests/support/processes.ts), tested on small `deno eval` children: a child
+ * that outlives its time limit is killed and reaped and the error names it; a wait for output ends when
+ * the line comes, and fails when the child ends without it.
  */
-import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
-import { collect, hasExited, killAndReap, spawnWatched, waitForOutput } from "./harness.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../support/assert.ts";
+import { collect, hasExited, killAndReap, spawnWatched, waitForOutput } from "../support/processes.ts";
 
 const deno = Deno.execPath();
 

@@ -25,8 +25,12 @@ Deno.test("every masq task runs through the one permission list of the masq task
   for (const name of ["start", "demo"]) {
     assert(tasks[name].startsWith("deno task masq "), `${name}: ${tasks[name]}`);
   }
-  // The bench starts its emulator and consumers as processes of their own: the masq list plus running deno.
-  assertEquals(tasks.bench, tasks.masq.replace(/^deno run /, "deno run --allow-run=deno ") + " bench");
+  // The bench (bench/main.ts) starts its emulator and consumers as processes of their own: the masq list
+  // plus running deno.
+  assertEquals(
+    tasks.bench,
+    tasks.masq.replace(/^deno run /, "deno run --allow-run=deno ").replace(/ main\.ts$/, " bench/main.ts"),
+  );
   assert(!tasks.masq.includes(" -A") && !tasks.masq.includes("--allow-all"), tasks.masq);
   assert(!tasks.masq.includes(".cache/deno"), "no Deno cache path: npm packages live in ./node_modules");
 });

@@ -10,6 +10,7 @@ import type {
   DeadLetterOutcome,
   LoginRecord,
   Message,
+  PipelineEvent,
   QueueCounts,
   Sink,
   SinkRecord,
@@ -125,6 +126,26 @@ export function manualClock(): Clock & { advance(ms: number): void } {
     },
   };
 }
+
+/** The events of a small run: 17 received, 15 inserted, one duplicate, one rejected, retries of both sides. */
+export const RUN_EVENTS: readonly PipelineEvent[] = [
+  { type: "queue_ok" },
+  { type: "received", messages: 10, oldestSentAt: FAKE_EPOCH_MS - 30_000 },
+  { type: "in_flight", messages: 10 },
+  { type: "received", messages: 7 },
+  { type: "in_flight", messages: 17 },
+  { type: "retry", what: "database write", kind: "database" },
+  { type: "written", rows: 10, inserted: 8, duplicates: 1, rejected: 1, ms: 12 },
+  { type: "database_ok" },
+  { type: "dead_lettered", messages: 1 },
+  { type: "deleted", messages: 10, latenciesMs: Array(10).fill(40) },
+  { type: "written", rows: 7, inserted: 7, duplicates: 0, rejected: 0, ms: 3000 },
+  { type: "deleted", messages: 7, latenciesMs: Array(7).fill(3100) },
+  { type: "in_flight", messages: 0 },
+  { type: "retry", what: "receive", kind: "sqs" },
+  { type: "retry", what: "receive", kind: "sqs" },
+  { type: "queue_counts", counts: { visible: 5, inFlight: 2, delayed: 1 } },
+];
 
 /** A global order of recorded calls across fakes. */
 let order = 0;
@@ -408,3 +429,10 @@ export function loginRecord(messageId: string, userId = `user-${messageId}`): Lo
     createDate: "2024-01-01",
   };
 }
+
+/** A dead letter's id of SQS's shape, the one MAC verifyReplay() accepts for it, and a String attribute. */
+export const LETTER_ID = "0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10";
+export const GOOD_MAC = "a".repeat(64);
+/** Accepts exactly GOOD_MAC for LETTER_ID, as masq.ts's verifier does for the real MAC. */
+export const verifyReplay = (id: string, mac: string): boolean => id === LETTER_ID && mac === GOOD_MAC;
+export const stringAttribute = (value: string) => ({ DataType: "String", StringValue: value });

@@ -5,14 +5,14 @@
  * emulator's own CPU time beside it. The bench reads it for each run's window
  * (from "go" to the last delete) to show where a message's CPU goes on the machine, not only in the
  * consumer: on two cores the consumer, the emulator and PostgreSQL share the same cores, so what
- * PostgreSQL spends per row is throughput the consumer cannot have (README "Performance").
+ * PostgreSQL spends per row is throughput the consumer cannot have (see bench/BENCHMARKS.md).
  *
  * @module
  */
 
 /**
- * How often the emulator's process samples the counters, ms. A sample (`os.cpus()`) costs that process
- * about 0.1 ms of CPU: 0.4% of a core, charged alike to the runs of both consumers.
+ * How often the emulator's process samples the counters, ms. A sample (`os.cpus()`) costs that process a
+ * little CPU, charged alike to the runs of both consumers.
  */
 export const SAMPLE_EVERY_MS = 25;
 

@@ -580,7 +580,7 @@ async function compare(
   for (let r = 1; r <= rounds; r++) {
     const ceiling = (await runOnce(rig, "ceiling", n, processes, { concurrency: best })).figures;
     // masq and its ablated runs swap places every other round: whichever runs right after the ceiling
-    // meets the server in a different state (measured: a few % of CPU and up to 10% of msg/s between two
+    // meets the server in a different state (see bench/BENCHMARKS.md for what that is worth between two
     // runs of the same code), and that must not read as the cost of a part.
     const ablated: RunFigures[] = [];
     const runAblated = async () => {

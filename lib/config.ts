@@ -201,8 +201,8 @@ export const SETTINGS: readonly Setting[] = [
     key: "concurrency",
     flag: "concurrency",
     env: ["MASQ_CONCURRENCY"],
-    // Measured (`deno task bench`): 32 receivers cost masq 1.0 to 1.2 times the bare loop's CPU per
-    // message, 8 cost 1.3 to 1.5 (each event-loop turn handles more answers at once); latency rises a little.
+    // More receivers cost less CPU per message (each event-loop turn handles more answers at once), for a
+    // little more latency (see bench/BENCHMARKS.md).
     default: "32",
     help: "concurrent long-polling receivers",
     defaultHelp: "32",

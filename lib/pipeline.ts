@@ -37,20 +37,18 @@ import type { VaultCipher } from "./vault.ts";
 
 export type { Summary } from "./types.ts";
 
-/** Rows per write statement, at most (measured: see the README's performance section). */
+/** Rows per write statement, at most (see bench/BENCHMARKS.md). */
 export const WRITE_ROWS = 250;
 /**
- * How long rows wait for more before they are written anyway, ms. A statement costs masq about 0.3 to
- * 0.6 ms of CPU whatever its size, besides a few µs per row (`bench/sink_cpu.ts`: 30 µs per row at 25
- * rows a statement, 9 at 250), and the server a commit; with no wait, statements under load averaged 19
- * rows. Waiting up to 10 ms (not at all once WRITE_ROWS are queued) made them about 110 rows, for 10 ms
- * more between receive and delete at most.
+ * How long rows wait for more before they are written anyway, ms: a statement costs masq and the server
+ * much the same whatever its size, so a short wait (none once WRITE_ROWS are queued) makes statements
+ * larger and fewer, for at most this long more between receive and delete (see bench/BENCHMARKS.md).
  */
 export const WRITE_LINGER_MS = 10;
 /**
  * Write statements under way at once, at most (fewer if the pool is smaller). Two: while one commits,
- * rows gather for the next; more only split the same rows into smaller statements (4 gave 19 rows per
- * statement under load), and two statements of 250 rows keep up with any receive rate here.
+ * rows gather for the next; more only split the same rows into smaller statements (see
+ * bench/BENCHMARKS.md).
  */
 export const WRITE_STATEMENTS = 2;
 /**

@@ -125,8 +125,8 @@ const NEEDS_ESCAPE = /["\\]/;
 /**
  * A PostgreSQL array literal of text (or numbers, dates) for a `$n::type[]` parameter, built as one flat
  * string. node-postgres encodes a JavaScript array itself, but element by element, with two regular
- * expressions per element and a string of thousands of concatenated pieces: on the 2,750 values of a
- * 250-row statement that cost masq about 17 µs per row (`deno task bench --profile`). Every element is
+ * expressions per element and a string of thousands of concatenated pieces, a cost per row that showed
+ * in the profiles (see bench/BENCHMARKS.md). Every element is
  * quoted, so `"NULL"` the string and `NULL` stay apart; only `"` and `\` are escaped.
  * So `textArray(["a", null, 'say "hi"'])` is `{"a",NULL,"say \"hi\""}`.
  */
@@ -240,9 +240,9 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
           },
         );
       }
-      // A named statement is parsed and planned once per connection (about 40% less time per batch on
-      // PostgreSQL 15), but PGlite's multiplexer shares one backend between clients, where the name would
-      // clash: there each batch is an unnamed statement.
+      // A named statement is parsed and planned once per connection, not once per batch, but PGlite's
+      // multiplexer shares one backend between clients, where the name would clash: there each batch is
+      // an unnamed statement.
       const version = await pool.query("SELECT version() AS v");
       prepare = !String(version.rows[0]?.v).includes("PGlite");
     },

@@ -1,7 +1,7 @@
 /**
- * Dead letters gathered into batch sends. Every SQS request costs the consumer about as much CPU as the
- * ten messages a receive brings (signing, HTTP, parsing: `deno task bench --profile`), so one SendMessage
- * per rejected message cost masq more than its whole transform at a 1% bad rate. Letters sent while one is
+ * Dead letters gathered into batch sends: an SQS request costs the consumer about as much CPU as the
+ * messages a receive brings (signing, HTTP, parsing), so one SendMessage per rejected message cost more
+ * than the whole transform (see bench/BENCHMARKS.md). Letters sent while one is
  * waiting share a SendMessageBatch of up to ten: the first waits at most `lingerMs` for company, and a
  * full batch (ten letters, or SQS's size limit for one request) goes at once. Only batches that carry a
  * rejection wait; a flood of bad messages fills batches at once.

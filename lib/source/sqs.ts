@@ -379,8 +379,8 @@ function startupError(err: unknown, url: string): ConfigError {
 }
 
 /**
- * How long a dead letter waits for others to share its SendMessageBatch, ms. Only batches holding a
- * rejection wait; at a 1% bad rate this turns about 300 requests per 30,000 messages into a third as many.
+ * How long a dead letter waits for others to share its SendMessageBatch, ms: fewer requests for the same
+ * letters (see bench/BENCHMARKS.md). Only batches holding a rejection wait.
  */
 export const DEAD_LETTER_LINGER_MS = 20;
 

@@ -2,35 +2,14 @@ import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import {
   classify,
   createPostgresSink,
-  type LoginRecord,
   type PostgresSink,
-  type RejectionRecord,
   sqlState,
   textArray,
 } from "../../lib/sink/postgres.ts";
 import fc from "fast-check";
 import { silentLogger } from "../../lib/log.ts";
 import { startDatabase, type TestDatabase } from "../support/databases.ts";
-import { writeOne } from "../support/fakes.ts";
-
-function login(messageId: string, over: Partial<LoginRecord> = {}): LoginRecord {
-  return {
-    kind: "login",
-    messageId,
-    userId: `user-${messageId}`,
-    deviceType: "android",
-    maskedIp: "a".repeat(64),
-    maskedDeviceId: "b".repeat(64),
-    locale: "RU",
-    appVersion: 2003000,
-    createDate: "2024-05-17",
-    ...over,
-  };
-}
-
-function rejection(messageId: string, over: Partial<RejectionRecord> = {}): RejectionRecord {
-  return { kind: "rejection", messageId, reason: "user_id is missing", bodyRedacted: '{"foo":"x"}', ...over };
-}
+import { fullLogin, fullRejection, writeOne } from "../support/fakes.ts";
 
 async function count(db: TestDatabase, table: string): Promise<number> {
   return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0].n;
@@ -77,19 +56,19 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     await t.step("write() inserts logins and rejections in one batch", async () => {
       await reset();
       const result = await writeOne(s, [
-        login("m2"),
-        rejection("m3", {
+        fullLogin("m2"),
+        fullRejection("m3", {
           reason: "user_id must be a string, got number 42",
           bodyRedacted: '{"user_id":42}',
         }),
-        login("m1", {
+        fullLogin("m1", {
           deviceType: null,
           locale: null,
           maskedIp: null,
           maskedDeviceId: null,
           appVersion: null,
         }),
-        rejection("m4", { bodyRedacted: null }),
+        fullRejection("m4", { bodyRedacted: null }),
       ]);
       assertEquals(result, { inserted: 2, rejected: 2, duplicates: 0 });
       assertEquals(
@@ -143,11 +122,11 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
 
     await t.step("write() of the same message ids again counts duplicates and adds nothing", async () => {
       await reset();
-      const batch = [login("a"), login("b"), rejection("c")];
+      const batch = [fullLogin("a"), fullLogin("b"), fullRejection("c")];
       assertEquals(await writeOne(s, batch), { inserted: 2, rejected: 1, duplicates: 0 });
       assertEquals(await writeOne(s, batch), { inserted: 0, rejected: 0, duplicates: 3 });
       // A redelivery whose content now parses differently is still the same message.
-      assertEquals(await writeOne(s, [rejection("a"), login("c")]), {
+      assertEquals(await writeOne(s, [fullRejection("a"), fullLogin("c")]), {
         inserted: 0,
         rejected: 0,
         duplicates: 2,
@@ -158,19 +137,19 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     await t.step("written() returns exactly the ids the ledger holds", async () => {
       await reset();
       assertEquals(await s.written(["w1", "w2"]), new Set());
-      await writeOne(s, [login("w1"), rejection("w2")]);
+      await writeOne(s, [fullLogin("w1"), fullRejection("w2")]);
       assertEquals(await s.written(["w1", "w2", "w3"]), new Set(["w1", "w2"]));
     });
 
     await t.step("write() of a batch mixing new and written ids writes only the new ones", async () => {
       await reset();
-      assertEquals(await writeOne(s, [login("x1"), rejection("x2")]), {
+      assertEquals(await writeOne(s, [fullLogin("x1"), fullRejection("x2")]), {
         inserted: 1,
         rejected: 1,
         duplicates: 0,
       });
       assertEquals(
-        await writeOne(s, [login("x1"), login("x3"), rejection("x2"), rejection("x4")]),
+        await writeOne(s, [fullLogin("x1"), fullLogin("x3"), fullRejection("x2"), fullRejection("x4")]),
         { inserted: 1, rejected: 1, duplicates: 2 },
       );
       assertEquals(await counts(db), { logins: 2, rejected: 2, ledger: 4 });
@@ -181,7 +160,13 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     await t.step("write() counts a message id repeated inside one batch as a duplicate", async () => {
       await reset();
       assertEquals(
-        await writeOne(s, [login("d1"), login("d1"), rejection("d2"), rejection("d2"), login("d2")]),
+        await writeOne(s, [
+          fullLogin("d1"),
+          fullLogin("d1"),
+          fullRejection("d2"),
+          fullRejection("d2"),
+          fullLogin("d2"),
+        ]),
         { inserted: 1, rejected: 1, duplicates: 3 },
       );
       assertEquals(await counts(db), { logins: 1, rejected: 1, ledger: 2 });
@@ -190,7 +175,7 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
     await t.step("write() stores text literally, whatever it looks like", async () => {
       await reset();
       const hostile = ["'; DROP TABLE user_logins; --", "x' OR '1'='1", "$1", "\\x00", "ü\u{1F600}"];
-      await writeOne(s, hostile.map((h, i) => login(`h${i}`, { userId: h, locale: h.slice(0, 32) })));
+      await writeOne(s, hostile.map((h, i) => fullLogin(`h${i}`, { userId: h, locale: h.slice(0, 32) })));
       const rows = await db.query<{ user_id: string; locale: string }>(
         "SELECT user_id, locale FROM user_logins",
       );
@@ -207,14 +192,14 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
         );
         try {
           const err = await assertRejects(() =>
-            writeOne(s, [login("ok1"), login("bad", { userId: "refuse-me" }), rejection("r1")])
+            writeOne(s, [fullLogin("ok1"), fullLogin("bad", { userId: "refuse-me" }), fullRejection("r1")])
           );
           assertEquals(sqlState(err), "23514");
           assert(classify(err) === "data", "a check violation is a data error");
           assert(classify(err) !== "transient", "a check violation is not transient");
           assertEquals(await counts(db), { logins: 0, rejected: 0, ledger: 0 });
           // Without the refused row, the rest goes through.
-          assertEquals(await writeOne(s, [login("ok1"), rejection("r1")]), {
+          assertEquals(await writeOne(s, [fullLogin("ok1"), fullRejection("r1")]), {
             inserted: 1,
             rejected: 1,
             duplicates: 0,
@@ -227,11 +212,11 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
 
     await t.step("write() raises a data error for a value longer than its column", async () => {
       await reset();
-      const err = await assertRejects(() => writeOne(s, [login("long", { userId: "u".repeat(129) })]));
+      const err = await assertRejects(() => writeOne(s, [fullLogin("long", { userId: "u".repeat(129) })]));
       assertEquals(sqlState(err), "22001");
       assert(classify(err) === "data");
       assertEquals(await counts(db), { logins: 0, rejected: 0, ledger: 0 });
-      assertEquals(await writeOne(s, [login("long", { userId: "u".repeat(128) })]), {
+      assertEquals(await writeOne(s, [fullLogin("long", { userId: "u".repeat(128) })]), {
         inserted: 1,
         rejected: 0,
         duplicates: 0,
@@ -242,12 +227,12 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
       "writeBatches() commits several batches in one statement and counts each batch apart",
       async () => {
         await reset();
-        await writeOne(s, [login("old")]);
+        await writeOne(s, [fullLogin("old")]);
         const results = await s.writeBatches([
-          [login("b1"), rejection("b2")],
+          [fullLogin("b1"), fullRejection("b2")],
           [],
-          [login("old"), login("b3"), login("b1")],
-          [rejection("b4"), rejection("b5")],
+          [fullLogin("old"), fullLogin("b3"), fullLogin("b1")],
+          [fullRejection("b4"), fullRejection("b5")],
         ]);
         assertEquals(results, [
           { inserted: 1, rejected: 1, duplicates: 0 },
@@ -272,8 +257,8 @@ Deno.test("createPostgresSink() writes batches idempotently and atomically", asy
         ciphertext: new Uint8Array([ct, 2]),
         keyId: "v1",
       });
-      await writeOne(s, [login("v1", { vault: [entry(1)] }), login("v2", { vault: [entry(9)] })]);
-      await writeOne(s, [login("v3", { vault: [entry(7), { ...entry(3), field: "device_id" }] })]);
+      await writeOne(s, [fullLogin("v1", { vault: [entry(1)] }), fullLogin("v2", { vault: [entry(9)] })]);
+      await writeOne(s, [fullLogin("v3", { vault: [entry(7), { ...entry(3), field: "device_id" }] })]);
       const rows = await db.query<{ field: string; token: string; ct: string; key_id: string }>(
         "SELECT field, token, encode(ciphertext, 'hex') AS ct, key_id FROM pii_vault ORDER BY field",
       );

@@ -1,31 +1,6 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import {
-  classify,
-  type LoginRecord,
-  type RejectionRecord,
-  sqlState,
-  textArray,
-  toParameters,
-} from "../../lib/sink/postgres.ts";
-
-function login(messageId: string, over: Partial<LoginRecord> = {}): LoginRecord {
-  return {
-    kind: "login",
-    messageId,
-    userId: `user-${messageId}`,
-    deviceType: "android",
-    maskedIp: "a".repeat(64),
-    maskedDeviceId: "b".repeat(64),
-    locale: "RU",
-    appVersion: 2003000,
-    createDate: "2024-05-17",
-    ...over,
-  };
-}
-
-function rejection(messageId: string, over: Partial<RejectionRecord> = {}): RejectionRecord {
-  return { kind: "rejection", messageId, reason: "user_id is missing", bodyRedacted: '{"foo":"x"}', ...over };
-}
+import { classify, sqlState, textArray, toParameters } from "../../lib/sink/postgres.ts";
+import { fullLogin, fullRejection } from "../support/fakes.ts";
 
 Deno.test("classify() of the sink: data for classes 22 and 23, transient for outages, fatal for bugs and the rest", () => {
   assertEquals(classify(pgError("23514")), "data");
@@ -110,9 +85,9 @@ Deno.test("sqlState() reads a five-character SQLSTATE code only", () => {
 
 Deno.test("toParameters() sorts by message id, keeps the first of repeated ids with its batch, and fills column arrays", () => {
   const cols = toParameters([
-    [login("m3", { userId: "third" }), rejection("m1", { reason: "r1", bodyRedacted: "{}" })],
-    [login("m2", { userId: "second", appVersion: null }), login("m3", { userId: "third again" })],
-    [rejection("m1", { reason: "r1 again" })],
+    [fullLogin("m3", { userId: "third" }), fullRejection("m1", { reason: "r1", bodyRedacted: "{}" })],
+    [fullLogin("m2", { userId: "second", appVersion: null }), fullLogin("m3", { userId: "third again" })],
+    [fullRejection("m1", { reason: "r1 again" })],
   ]);
   assertEquals(cols.length, 16);
   for (const c of cols.slice(0, 12)) assertEquals(c.length, 3);
@@ -130,7 +105,7 @@ Deno.test("toParameters() sorts by message id, keeps the first of repeated ids w
 
 Deno.test("toParameters() gives each vault entry once, as hex", () => {
   const entry = { field: "ip" as const, token: "t1", ciphertext: new Uint8Array([0, 1, 255]), keyId: "v1" };
-  const cols = toParameters([[login("m1", { vault: [entry] }), login("m2", { vault: [entry] })]]);
+  const cols = toParameters([[fullLogin("m1", { vault: [entry] }), fullLogin("m2", { vault: [entry] })]]);
   assertEquals(cols.slice(12), [["ip"], ["t1"], ["0001ff"], ["v1"]]);
 });
 

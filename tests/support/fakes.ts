@@ -12,6 +12,7 @@ import type {
   Message,
   PipelineEvent,
   QueueCounts,
+  RejectionRecord,
   Sink,
   SinkRecord,
   Source,
@@ -428,6 +429,27 @@ export function loginRecord(messageId: string, userId = `user-${messageId}`): Lo
     appVersion: null,
     createDate: "2024-01-01",
   };
+}
+
+/** A login row with every column set (masked values of the right shape), `over` replacing any of them. */
+export function fullLogin(messageId: string, over: Partial<LoginRecord> = {}): LoginRecord {
+  return {
+    kind: "login",
+    messageId,
+    userId: `user-${messageId}`,
+    deviceType: "android",
+    maskedIp: "a".repeat(64),
+    maskedDeviceId: "b".repeat(64),
+    locale: "RU",
+    appVersion: 2003000,
+    createDate: "2024-05-17",
+    ...over,
+  };
+}
+
+/** A rejection row with a reason and a redacted body, `over` replacing either. */
+export function fullRejection(messageId: string, over: Partial<RejectionRecord> = {}): RejectionRecord {
+  return { kind: "rejection", messageId, reason: "user_id is missing", bodyRedacted: '{"foo":"x"}', ...over };
 }
 
 /** A dead letter's id of SQS's shape, the one MAC verifyReplay() accepts for it, and a String attribute. */

@@ -132,7 +132,7 @@ export interface Sink {
 }
 
 /**
- * message -> record, as the pipeline sees it (run.ts binds the masker and the vault cipher). Either may
+ * message -> record, as the pipeline sees it (masq.ts binds the masker and the vault cipher). Either may
  * be synchronous.
  */
 export interface Transform {

@@ -46,7 +46,7 @@ export interface SqsSourceOptions {
   /** Receivers that will poll at once (sizes the connection pool; default 8). */
   concurrency?: number;
   /**
-   * Says whether a replayed message's `masq_redrive_mac` is the MAC of its `masq_redrive_id` (run.ts binds
+   * Says whether a replayed message's `masq_redrive_mac` is the MAC of its `masq_redrive_id` (masq.ts binds
    * it to the HMAC key, so that this module never sees the key). Without it no replay key is trusted.
    */
   verifyRedrive?: RedriveVerifier;

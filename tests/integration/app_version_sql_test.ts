@@ -1,3 +1,7 @@
+/**
+ * The SQL side of app_version (lib/sink/schema.ts `app_version_text()`) against a real database, agreeing
+ * with lib/transform/app_version.ts. Its pure tests are in tests/transform/app_version_test.ts.
+ */
 import fc from "fast-check";
 import { assertEquals } from "../support/assert.ts";
 import { MAX_MAJOR, packAppVersion, unpackAppVersion } from "../../lib/transform/app_version.ts";

@@ -1,6 +1,7 @@
 /**
  * README "Operations": `masq run --follow --metrics-port N` serves /metrics, /healthz and /readyz while it
- * consumes; the counters match what it wrote; SIGTERM ends the run and closes the endpoint.
+ * consumes; the counters match what it wrote; SIGTERM ends the run and closes the endpoint. And
+ * serveMetrics() over a real port (createMetrics()'s own tests, which need none, are tests/metrics_test.ts).
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { parsePrometheus } from "../support/prometheus.ts";

@@ -1,3 +1,8 @@
+/**
+ * lib/sink/postgres.ts against a real database (TEST_DATABASE_URL, else PGlite): the write statement's
+ * idempotence and atomicity, and textArray() through PostgreSQL's text[]. Its pure tests are in
+ * tests/sink/postgres_test.ts.
+ */
 import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import {
   classify,

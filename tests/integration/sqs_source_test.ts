@@ -1,3 +1,8 @@
+/**
+ * lib/source/sqs.ts against the SQS emulator (fauxqs, in-process, over the real AWS SDK): the dead-letter
+ * queue it creates, letters sized by it and sent in batches, URLs without credentials, the replay
+ * attributes of a receive. Its pure tests are in tests/source/sqs_test.ts.
+ */
 import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import {

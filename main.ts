@@ -1,9 +1,9 @@
 /**
- * masq CLI: parse arguments, run a command from lib/commands/, map errors to exit codes
- * (0 done, 2 bad usage or configuration, 1 fatal runtime error).
+ * masq CLI: parse arguments, run a command from lib/commands/, map errors to exit codes by their class
+ * (lib/errors.ts exitCodeFor(): 0 done, 2 bad usage or configuration, 1 fatal runtime error).
  */
-import { helpText, parseCommandLine } from "./lib/config.ts";
-import { ConfigError, errorMessage } from "./lib/errors.ts";
+import { helpText, parseCommandLine } from "./lib/cli.ts";
+import { BatchError, ConfigError, errorMessage, exitCodeFor } from "./lib/errors.ts";
 import { createLogger, type Logger, redact } from "./lib/log.ts";
 import { COMMANDS } from "./lib/commands/mod.ts";
 
@@ -76,18 +76,16 @@ async function main(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`masq: ${redact(err.message, secrets)}`);
-      return 2;
+    } else {
+      if (env("MASQ_DEBUG_STACK")) {
+        console.error(redact(err instanceof Error ? err.stack ?? "" : String(err), secrets));
+      }
+      log.error("fatal", {
+        error: errorMessage(err),
+        ...(err instanceof BatchError ? { message_ids: err.messageIds } : {}),
+      });
     }
-    if (env("MASQ_DEBUG_STACK")) {
-      console.error(redact(err instanceof Error ? err.stack ?? "" : String(err), secrets));
-    }
-    log.error("fatal", {
-      error: errorMessage(err),
-      ...((err as { messageIds?: string[] }).messageIds
-        ? { message_ids: (err as { messageIds: string[] }).messageIds }
-        : {}),
-    });
-    return 1;
+    return exitCodeFor(err);
   }
 }
 

@@ -5,10 +5,11 @@
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import { configFromFlags, DEMO_HMAC_KEY } from "./config.ts";
+import { configFromFlags } from "./config.ts";
+import { DEMO_HMAC_KEY } from "./secrets.ts";
 import type { Logger } from "./log.ts";
 import type { Summary } from "./pipeline.ts";
-import { runMasq } from "./run.ts";
+import { runMasq } from "./masq.ts";
 import { startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
 import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";
@@ -100,7 +101,7 @@ export async function runDemo(
     try {
       // What `masq migrate` does: masq run itself never runs DDL.
       await migrate(client);
-      const summary = await runMasq(config, { log, progressEveryMs: 0 });
+      const summary = await runMasq(config, { log });
       const rows = await client.query(
         "SELECT * FROM user_logins_readable ORDER BY create_date DESC, user_id LIMIT 10",
       );

@@ -30,8 +30,19 @@ export interface LoggerOptions {
 }
 
 const encoder = new TextEncoder();
-function writeStderr(line: string): void {
-  const bytes = encoder.encode(line + "\n");
+
+/**
+ * Writes text to stderr synchronously and whole (a write may take only part of it), so that the last line
+ * before a crash is not lost. No newline is added.
+ *
+ * @example
+ * ```ts
+ * import { writeStderr } from "./log.ts";
+ * writeStderr("masq: 10 done\n");
+ * ```
+ */
+export function writeStderr(text: string): void {
+  const bytes = encoder.encode(text);
   let off = 0;
   while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
 }
@@ -77,7 +88,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const min = RANK[opts.level ?? "info"];
   const format = opts.format ?? "text";
   const secrets = opts.secrets ?? [];
-  const write = opts.write ?? writeStderr;
+  const write = opts.write ?? ((line: string) => writeStderr(line + "\n"));
   const emit = (level: LogLevel, msg: string, fields: Fields = {}) => {
     if (RANK[level] < min) return;
     let line: string;

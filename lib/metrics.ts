@@ -3,7 +3,7 @@
  * events (PipelineEvent), and the /healthz and /readyz answers, served over HTTP by `serveMetrics()` when
  * `--metrics-port` is set.
  *
- * Health rules (clock injected, so they are tested without waiting):
+ * Health rules (on the injected clock's monotonic time, so they are tested without waiting):
  * - /healthz (liveness): the pipeline loop is alive, i.e. some event arrived within `stallMs` (or the run
  *   started less than `stallMs` ago). Receives report every long poll and retries every backoff, so a
  *   silent loop is wedged; restarting it is the cure. An outage is not a wedge: retries keep it talking.
@@ -20,16 +20,12 @@
  * @module
  */
 import client from "prom-client";
+import { type Clock, systemClock } from "./clock.ts";
 import type { PipelineEvent } from "./types.ts";
 
-/** Time, injected for tests. */
-export interface MetricsClock {
-  /** Wall-clock milliseconds (Date.now): SQS SentTimestamps are wall-clock too. */
-  now(): number;
-}
-
 export interface MetricsOptions {
-  clock?: MetricsClock;
+  /** Monotonic time for the health rules, wall-clock time for SentTimestamp ages (no timers are set). */
+  clock?: Pick<Clock, "now" | "wallNow">;
   /** A dependency failing longer than this since its last answer makes /readyz 503 (default 60 s). */
   readyWithinMs?: number;
   /** No event for this long makes /healthz 503 (default 5 min). */
@@ -97,14 +93,13 @@ function usable(d: DependencyState, now: number, withinMs: number): boolean {
  *   type HealthAnswer,
  *   METRIC_NAMES,
  *   type Metrics,
- *   type MetricsClock,
  *   type MetricsOptions,
  *   type MetricsServer,
  *   serveMetrics,
  * } from "./metrics.ts";
  *
- * const clock: MetricsClock = { now: () => Date.now() };
- * const options: MetricsOptions = { clock, readyWithinMs: 60_000 };
+ * import { systemClock } from "./clock.ts";
+ * const options: MetricsOptions = { clock: systemClock, readyWithinMs: 60_000 };
  * const metrics: Metrics = createMetrics(options);
  * metrics.onEvent({ type: "queue_ok" });
  * metrics.onEvent({ type: "received", messages: 10 });
@@ -116,7 +111,7 @@ function usable(d: DependencyState, now: number, withinMs: number): boolean {
  * ```
  */
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
-  const clock = opts.clock ?? { now: () => Date.now() };
+  const clock = opts.clock ?? systemClock;
   const readyWithinMs = opts.readyWithinMs ?? 60_000;
   const stallMs = opts.stallMs ?? 300_000;
   const started = clock.now();
@@ -181,7 +176,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       "Age (from its SentTimestamp) of the oldest message of the latest receive; 0 once nothing is visible.",
     registers,
     collect() {
-      this.set(oldestSentAt === undefined ? 0 : Math.max(0, (clock.now() - oldestSentAt) / 1000));
+      this.set(oldestSentAt === undefined ? 0 : Math.max(0, (clock.wallNow() - oldestSentAt) / 1000));
     },
   });
   new client.Gauge({
@@ -220,7 +215,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
   });
   new client.Gauge({ name: "process_start_time_seconds", help: "Start time, Unix seconds.", registers })
-    .set(Math.floor(started / 1000));
+    .set(Math.floor(clock.wallNow() / 1000));
 
   function onEvent(e: PipelineEvent): void {
     const now = clock.now();

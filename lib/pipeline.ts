@@ -13,16 +13,16 @@
  * @module
  */
 import type { Logger } from "./log.ts";
-import { redactUrl } from "./config.ts";
-import { errorMessage } from "./errors.ts";
-import { retry, type RetryOptions, systemClock } from "./retry.ts";
+import { redactUrl } from "./secrets.ts";
+import { BatchError, errorMessage } from "./errors.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { retry, type RetryOptions } from "./retry.ts";
 import { lease } from "./source/lease.ts";
 import { sqlState } from "./sink/postgres.ts";
-import { createWriter, type Refusal, type Writer } from "./sink/writer.ts";
-import { deadLetterFor } from "./transform/dead_letter.ts";
+import { addResults, createWriter, type Refusal, type Writer } from "./sink/writer.ts";
+import { deadLetterFor } from "./transform/letter.ts";
 import { scrubReason } from "./transform/redact.ts";
 import type {
-  Clock,
   Message,
   PipelineEvent,
   RejectionRecord,
@@ -37,20 +37,18 @@ import type { VaultCipher } from "./vault.ts";
 
 export type { Summary } from "./types.ts";
 
-/** Rows per write statement, at most (measured: see the README's performance section). */
+/** Rows per write statement, at most (see bench/BENCHMARKS.md). */
 export const WRITE_ROWS = 250;
 /**
- * How long rows wait for more before they are written anyway, ms. A statement costs masq about 0.3 to
- * 0.6 ms of CPU whatever its size, besides a few µs per row (`bench/sink_cpu.ts`: 30 µs per row at 25
- * rows a statement, 9 at 250), and the server a commit; with no wait, statements under load averaged 19
- * rows. Waiting up to 10 ms (not at all once WRITE_ROWS are queued) made them about 110 rows, for 10 ms
- * more between receive and delete at most.
+ * How long rows wait for more before they are written anyway, ms: a statement costs masq and the server
+ * much the same whatever its size, so a short wait (none once WRITE_ROWS are queued) makes statements
+ * larger and fewer, for at most this long more between receive and delete (see bench/BENCHMARKS.md).
  */
 export const WRITE_LINGER_MS = 10;
 /**
  * Write statements under way at once, at most (fewer if the pool is smaller). Two: while one commits,
- * rows gather for the next; more only split the same rows into smaller statements (4 gave 19 rows per
- * statement under load), and two statements of 250 rows keep up with any receive rate here.
+ * rows gather for the next; more only split the same rows into smaller statements (see
+ * bench/BENCHMARKS.md).
  */
 export const WRITE_STATEMENTS = 2;
 /**
@@ -85,25 +83,12 @@ export interface PipelineOptions {
   vault?: VaultCipher;
   /** Aborting it stops receiving; in-flight batches are finished, committed and deleted. */
   stop?: AbortSignal;
-  /** Interval of progress lines on the log, ms (0: none). */
-  progressEveryMs?: number;
   onEvent?: (e: PipelineEvent) => void;
   clock?: Clock;
 }
 
-/** Error carrying the SQS message ids it concerns. */
-export class BatchError extends Error {
-  readonly messageIds: readonly string[];
-  constructor(message: string, messageIds: readonly string[], cause: unknown) {
-    super(message, { cause });
-    this.name = "BatchError";
-    this.messageIds = messageIds;
-  }
-}
-
 /** Bounds the messages in flight: a receiver takes room before it receives and gives back what it did not use. */
 interface Gate {
-  readonly used: number;
   /** Resolves true once `n` fit, or false when `signal` aborts first. */
   take(n: number, signal: AbortSignal): Promise<boolean>;
   give(n: number): void;
@@ -118,9 +103,6 @@ function createGate(limit: number): Gate {
     for (const f of w) f();
   };
   return {
-    get used() {
-      return used;
-    },
     async take(n, signal) {
       while (used > 0 && used + n > limit) {
         if (signal.aborted) return false;
@@ -161,14 +143,6 @@ interface Run {
   sourceQueue: string;
   /** Whether the delayed messages left at the end of a drain were logged. */
   delayedReported: boolean;
-}
-
-function add(a: WriteResult, b: WriteResult): WriteResult {
-  return {
-    inserted: a.inserted + b.inserted,
-    rejected: a.rejected + b.rejected,
-    duplicates: a.duplicates + b.duplicates,
-  };
 }
 
 /** Retry options for one side: its own classify() decides what is transient, one rule per module. */
@@ -372,7 +346,7 @@ async function write(run: Run, records: SinkRecord[], byId: Map<string, Message>
   const { result, refused } = await run.writer.submit(records);
   let total = result;
   for (const refusal of refused) {
-    total = add(total, await write(run, [await replacementFor(run, refusal, byId)], byId));
+    total = addResults(total, await write(run, [await replacementFor(run, refusal, byId)], byId));
   }
   return total;
 }
@@ -465,18 +439,6 @@ function watchQueue(run: Run): () => void {
   };
 }
 
-function startProgress(run: Run): () => void {
-  const every = run.opts.progressEveryMs ?? 5000;
-  if (every <= 0) return () => {};
-  let timer: unknown;
-  const tick = () => {
-    run.opts.log.info("progress", { ...run.totals, in_flight: run.gate.used });
-    timer = run.clock.setTimeout(tick, every);
-  };
-  timer = run.clock.setTimeout(tick, every);
-  return () => run.clock.clearTimeout(timer);
-}
-
 /**
  * Drains (or, with `follow`, keeps consuming) the source into the sink and returns the run's summary.
  * Throws a BatchError on a fatal error, once the other batches in flight are finished (the failed
@@ -485,7 +447,6 @@ function startProgress(run: Run): () => void {
  * @example
  * ```ts
  * import {
- *   BatchError,
  *   inFlightBound,
  *   type PipelineOptions,
  *   RECEIVE_GRACE_MS,
@@ -495,6 +456,7 @@ function startProgress(run: Run): () => void {
  *   WRITE_ROWS,
  *   WRITE_STATEMENTS,
  * } from "./pipeline.ts";
+ * import { BatchError } from "./errors.ts";
  * import type { Sink, Source, Transform } from "./types.ts";
  * import { silentLogger } from "./log.ts";
  * declare const source: Source, sink: Sink, transform: Transform;
@@ -543,7 +505,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   };
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();
-  const stopProgress = startProgress(run);
   const stopWatching = watchQueue(run);
   try {
     await Promise.all(
@@ -551,7 +512,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     );
     while (run.batches.size > 0) await Promise.all(run.batches);
   } finally {
-    stopProgress();
     stopWatching();
     opts.stop?.removeEventListener("abort", onStop);
   }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type Clock, systemClock } from "./clock.ts";
 import type { Logger } from "./log.ts";
 import type { PipelineEvent } from "./types.ts";
 
@@ -15,8 +16,8 @@ export interface ProgressOptions {
   terminal: boolean;
   /** Where the periodic `progress` line goes when not on a terminal. */
   log: Logger;
-  /** Monotonic milliseconds (injected for tests). */
-  now?: () => number;
+  /** Time and the timers of redraws and log lines (default: the real clock). */
+  clock?: Clock;
   /** Least time between two redraws of the terminal line (default 250 ms). */
   redrawEveryMs?: number;
   /** Interval of the `progress` log line off a terminal (default 5000 ms; 0: none). */
@@ -92,7 +93,8 @@ export function formatDuration(seconds: number): string {
  * ```
  */
 export function createProgress(opts: ProgressOptions): Progress {
-  const now = opts.now ?? (() => performance.now());
+  const clock = opts.clock ?? systemClock;
+  const now = () => clock.now();
   const redrawEveryMs = opts.redrawEveryMs ?? 250;
   const logEveryMs = opts.logEveryMs ?? 5000;
   const t = { received: 0, done: 0, inserted: 0, duplicates: 0, rejected: 0, inFlight: 0 };
@@ -101,7 +103,15 @@ export function createProgress(opts: ProgressOptions): Progress {
   const samples: { at: number; done: number }[] = [{ at: now(), done: 0 }];
   let drawnAt = -Infinity;
   let shown = false;
-  let timer: ReturnType<typeof setInterval> | undefined;
+  let timer: unknown;
+  /** Runs `tick` every `ms` until stop(). */
+  const every = (ms: number, tick: () => void) => {
+    const again = () => {
+      tick();
+      timer = clock.setTimeout(again, ms);
+    };
+    timer = clock.setTimeout(again, ms);
+  };
 
   function sample(at: number): void {
     samples.push({ at, done: t.done });
@@ -187,9 +197,9 @@ export function createProgress(opts: ProgressOptions): Progress {
     },
     start() {
       if (opts.terminal) {
-        timer = setInterval(() => draw(true), 1000);
+        every(1000, () => draw(true));
       } else if (logEveryMs > 0) {
-        timer = setInterval(() => {
+        every(logEveryMs, () => {
           sample(now());
           const s = state();
           opts.log.info("progress", {
@@ -202,11 +212,11 @@ export function createProgress(opts: ProgressOptions): Progress {
             ...(s.queueDepth !== undefined ? { queue: s.queueDepth } : {}),
             rate: Math.round(s.rate * 10) / 10,
           });
-        }, logEveryMs);
+        });
       }
     },
     stop() {
-      clearInterval(timer);
+      clock.clearTimeout(timer);
       timer = undefined;
       if (opts.terminal && shown) {
         draw(true);

@@ -1,13 +1,6 @@
 import type { Logger } from "./log.ts";
 import { errorMessage } from "./errors.ts";
-import type { Clock } from "./types.ts";
-
-/** The real clock: `performance.now()` and the global timers. */
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout> | undefined),
-};
+import { type Clock, systemClock } from "./clock.ts";
 
 export interface RetryOptions {
   /** What is being retried, for the log: "write batch", "receive". */
@@ -60,7 +53,8 @@ export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClo
  *
  * @example
  * ```ts
- * import { backoffDelay, retry, type RetryOptions, sleep, systemClock } from "./retry.ts";
+ * import { backoffDelay, retry, type RetryOptions, sleep } from "./retry.ts";
+ * import { systemClock } from "./clock.ts";
  * import { silentLogger } from "./log.ts";
  * const options: RetryOptions = {
  *   what: "ping",

@@ -48,15 +48,6 @@ export type DeadLetterOutcome = { status: "sent" } | { status: "refused"; why: s
  */
 export type ErrorClass = "transient" | "data" | "fatal";
 
-/** Time and timers, injected so that heartbeats, lingers and backoffs can be tested without waiting. */
-export interface Clock {
-  /** Monotonic milliseconds. */
-  now(): number;
-  /** Returns an opaque handle for `clearTimeout`. */
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
-}
-
 /** The queue side of the pipeline. */
 export interface Source {
   /** The URL of the queue messages come from (a dead letter names it). */
@@ -129,11 +120,10 @@ export interface WriteResult {
 export interface Sink {
   /** Which of these message ids the ledger already holds (committed earlier). */
   written(messageIds: readonly string[]): Promise<Set<string>>;
-  /** Writes records atomically; message ids already in the ledger are skipped and counted. */
-  write(records: readonly SinkRecord[]): Promise<WriteResult>;
   /**
-   * Writes several batches atomically in one statement and returns each batch's own result, in order
-   * (a record whose id an earlier batch of the same call holds counts as that later batch's duplicate).
+   * Writes several batches atomically in one statement and returns each batch's own result, in order:
+   * message ids already in the ledger are skipped and counted as duplicates (so is a record whose id an
+   * earlier batch of the same call holds, as that later batch's duplicate).
    */
   writeBatches(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]>;
   /** The one rule for this sink's errors: `data` for a row the database refuses. */
@@ -142,7 +132,7 @@ export interface Sink {
 }
 
 /**
- * message -> record, as the pipeline sees it (run.ts binds the masker and the vault cipher). Either may
+ * message -> record, as the pipeline sees it (masq.ts binds the masker and the vault cipher). Either may
  * be synchronous.
  */
 export interface Transform {

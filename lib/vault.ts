@@ -9,20 +9,14 @@
  * @module
  */
 
+import { VaultError } from "./errors.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Bytes in a vault key (AES-256). */
 export const VAULT_KEY_BYTES = 32;
 const IV_BYTES = 12;
-
-/** A vault key that could not be used, or a ciphertext that does not open under it. */
-export class VaultError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "VaultError";
-  }
-}
 
 /** Encrypts and decrypts originals under one vault key. */
 export interface VaultCipher {

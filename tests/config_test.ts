@@ -1,20 +1,6 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
-import fc from "fast-check";
-import {
-  buildConfig,
-  checkKeyStrength,
-  DEMO_HMAC_KEY,
-  type Env,
-  ENV_VARS,
-  helpText,
-  isPublicKey,
-  parseCommandLine,
-  PUBLIC_KEYS,
-  type ReadFile,
-  redactUrl,
-  resolveHmacKey,
-  secretsOf,
-} from "../lib/config.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./support/assert.ts";
+import { buildConfig, type Env, ENV_VARS, isAwsHost, type ReadFile } from "../lib/config.ts";
+import { DEMO_HMAC_KEY, isPublicKey, PUBLIC_KEYS } from "../lib/secrets.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { toBase64 } from "../lib/vault.ts";
 
@@ -237,99 +223,6 @@ Deno.test("buildConfig() does not print a bad DATABASE_URL, which may hold a pas
   assert(!err.message.includes("hunter2"), err.message);
 });
 
-Deno.test("parseCommandLine() reads the command, flags and positionals", () => {
-  const inv = parseCommandLine([
-    "run",
-    "--follow",
-    "--queue-url",
-    "http://h:1/0/q",
-    "--concurrency=4",
-    "extra",
-  ], { run: { settings: true, flags: { follow: { type: "boolean" } } } });
-  assertEquals(inv.command, "run");
-  assertEquals(inv.help, false);
-  assertEquals(inv.values.follow, true);
-  assertEquals(inv.values["queue-url"], "http://h:1/0/q");
-  assertEquals(inv.values.concurrency, "4");
-  assertEquals(inv.positionals, ["extra"]);
-  assertEquals(parseCommandLine(["-h"]).help, true);
-  assertEquals(parseCommandLine([]).command, "");
-  // A command's own flag is refused by another command.
-  configError(() =>
-    parseCommandLine(["demo", "--follow"], { run: { flags: { follow: { type: "boolean" } } }, demo: {} })
-  );
-});
-
-Deno.test("parseCommandLine() rejects an unknown flag with a ConfigError", () => {
-  const err = configError(() => parseCommandLine(["run", "--queue", "http://h/0/q"]));
-  assertEquals(err.setting, "usage");
-  assertMatch(err.message, /--queue/);
-  assertMatch(err.message, /masq --help/);
-  // Secrets are never flags.
-  configError(() => parseCommandLine(["run", "--pii-hmac-key", "k"]));
-  // A string flag without its value.
-  configError(() => parseCommandLine(["run", "--queue-url"]));
-});
-
-Deno.test("resolveHmacKey() requires exactly one of PII_HMAC_KEY and PII_HMAC_KEY_FILE", () => {
-  const missing = configError(() => resolveHmacKey(envOf({}), noFile));
-  assertEquals(missing.setting, "PII_HMAC_KEY");
-  assertMatch(missing.message, /not set/);
-  assertEquals(
-    configError(() => resolveHmacKey(envOf({ PII_HMAC_KEY: "" }), noFile)).setting,
-    "PII_HMAC_KEY",
-  );
-  const both = configError(() =>
-    resolveHmacKey(envOf({ PII_HMAC_KEY: "a", PII_HMAC_KEY_FILE: "/k" }), noFile)
-  );
-  assertMatch(both.message, /both are set/);
-  assertEquals(resolveHmacKey(envOf({ PII_HMAC_KEY: "direct key" }), noFile), "direct key");
-  // buildConfig refuses to start without one.
-  assertEquals(configError(() => buildConfig({}, envOf({}), noFile)).setting, "PII_HMAC_KEY");
-});
-
-Deno.test("resolveHmacKey() reads the key file, dropping one trailing newline", async () => {
-  const path = await Deno.makeTempFile({ prefix: "masq_key_" });
-  try {
-    await Deno.writeTextFile(path, "file-key with spaces \n");
-    const env = envOf({ PII_HMAC_KEY_FILE: path });
-    assertEquals(resolveHmacKey(env, Deno.readTextFileSync), "file-key with spaces ");
-    await Deno.writeTextFile(path, "crlf-key\r\n");
-    assertEquals(resolveHmacKey(env, Deno.readTextFileSync), "crlf-key");
-    await Deno.writeTextFile(path, TEST_KEY);
-    await Deno.chmod(path, 0o600);
-    assertEquals(buildConfig({}, env, Deno.readTextFileSync).hmacKey, TEST_KEY);
-  } finally {
-    await Deno.remove(path);
-  }
-});
-
-Deno.test("resolveHmacKey() refuses an empty or missing key file", async () => {
-  const path = await Deno.makeTempFile({ prefix: "masq_key_" });
-  try {
-    const env = envOf({ PII_HMAC_KEY_FILE: path });
-    for (const content of ["", "\n"]) {
-      await Deno.writeTextFile(path, content);
-      const err = configError(() => resolveHmacKey(env, Deno.readTextFileSync));
-      assertEquals(err.setting, "PII_HMAC_KEY_FILE");
-      assertMatch(err.message, /is empty/);
-      assert(!err.message.includes(path), "the path is not echoed");
-    }
-  } finally {
-    await Deno.remove(path);
-  }
-  const err = configError(() => resolveHmacKey(envOf({ PII_HMAC_KEY_FILE: path }), Deno.readTextFileSync));
-  assertEquals(err.setting, "PII_HMAC_KEY_FILE");
-  assertMatch(err.message, /no such file/);
-  assert(!err.message.includes(path), "the path is not echoed");
-});
-
-Deno.test("resolveHmacKey() never echoes a key pasted into PII_HMAC_KEY_FILE by mistake", () => {
-  const err = configError(() => resolveHmacKey(envOf({ PII_HMAC_KEY_FILE: TEST_KEY }), noFile));
-  assertEquals(err.setting, "PII_HMAC_KEY_FILE");
-  assert(!err.message.includes(TEST_KEY), err.message);
-});
-
 Deno.test("buildConfig() refuses short, blank and public HMAC keys with a ConfigError naming the rule", () => {
   const refused: Array<[string, RegExp]> = [
     ["k", /is 1 bytes; at least 32/],
@@ -356,43 +249,6 @@ Deno.test("buildConfig() refuses short, blank and public HMAC keys with a Config
   const twoByte = "üéößçñåøæþðłąęśźżčřž";
   assertEquals(build({}, { PII_HMAC_KEY: twoByte }).hmacKey, twoByte);
   assertMatch(configError(() => build({}, { PII_HMAC_KEY: twoByte.slice(5) })).message, /is 30 bytes/);
-});
-
-Deno.test("checkKeyStrength() refuses keys of little information content, whatever their length", () => {
-  const weak: Array<[string, string]> = [
-    ["a".repeat(32), "32 times one letter"],
-    ["a".repeat(64), "64 times one letter"],
-    ["0".repeat(64), "all zeros"],
-    [" ".repeat(31) + "x", "31 spaces and a letter"],
-    ["\u{1F600}".repeat(8), "8 times one emoji"],
-    ["\u{1F600}\u{1F601}\u{1F602}\u{1F923}\u{1F603}\u{1F604}\u{1F605}\u{1F606}", "8 different emoji"],
-    ["example-key".repeat(3), "a public key repeated"],
-    ["EXAMPLE-KEY-and-some-more-text-here", "a public key in another case"],
-    ["0123456789abcdef0123456789abcdef", "a sequence, twice"],
-    ["abcdefghijklmnopqrstuvwxyz012345", "a run"],
-    ["Password123!Password123!Password123!x", "one piece repeated"],
-    ["ab".repeat(40), "two symbols alternating"],
-  ];
-  for (const [key, what] of weak) {
-    const err = configError(() => checkKeyStrength(key));
-    assertEquals(err.setting, "PII_HMAC_KEY", what);
-    if (key.trim().length > 3) assert(!err.message.includes(key.trim()), `${what}: the key is not echoed`);
-  }
-  configError(() => checkKeyStrength("x".repeat(2000)));
-});
-
-Deno.test("checkKeyStrength() accepts every key openssl rand -hex 32, -base64 32 and -hex 16 make", () => {
-  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  fc.assert(
-    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
-      checkKeyStrength(hex(bytes));
-      checkKeyStrength(toBase64(bytes));
-      checkKeyStrength(hex(bytes.subarray(0, 16)));
-    }),
-    { numRuns: 2000 },
-  );
-  // fast-check favours small and repeated values; real randomness too.
-  for (let i = 0; i < 2000; i++) checkKeyStrength(hex(crypto.getRandomValues(new Uint8Array(16))));
 });
 
 Deno.test("buildConfig() refuses a vault key that is not random, or that is the HMAC key", () => {
@@ -477,41 +333,6 @@ Deno.test("buildConfig() reads the vault key from PII_VAULT_KEY or PII_VAULT_KEY
   assert(!missing.message.includes(b64));
 });
 
-Deno.test("redactUrl() hides the password and nothing else", () => {
-  assertEquals(redactUrl("postgres://app:s3cret@db:5432/logins"), "postgres://app:***@db:5432/logins");
-  assertEquals(redactUrl("postgres://app@db:5432/logins"), "postgres://app@db:5432/logins");
-  assert(!redactUrl("postgres://app:p%40ss@db/x").includes("p%40ss"));
-  assertEquals(redactUrl("not a url"), "(unparseable URL)");
-});
-
-Deno.test("redactUrl() hides the whole user information of an http(s) URL and presigned query secrets", () => {
-  assertEquals(
-    redactUrl("https://AKIAEXAMPLE:s3cret@sqs.eu-west-1.amazonaws.com/1/q"),
-    "https://***@sqs.eu-west-1.amazonaws.com/1/q",
-  );
-  assertEquals(redactUrl("http://token@localhost:4566/0/q"), "http://***@localhost:4566/0/q");
-  const presigned = redactUrl("https://h/1/q?X-Amz-Signature=sig1&X-Amz-Credential=cred1&Action=x");
-  assert(!/sig1|cred1/.test(presigned), presigned);
-  assertMatch(presigned, /Action=x/);
-});
-
-Deno.test("secretsOf() lists credentials in the queue URL and the endpoint", () => {
-  const s = secretsOf({
-    databaseUrl: "postgres://u@db/x",
-    hmacKey: TEST_KEY,
-    queueUrl: "https://AKIAQ:qpw@h/1/q",
-    endpoint: "https://eu:epw@h",
-  });
-  for (const x of ["qpw", "AKIAQ", "epw", "eu"]) assert(s.includes(x), x);
-});
-
-Deno.test("redactUrl() hides password, sslpassword and sslkey query parameters", () => {
-  const url = "postgres://app@db/x?sslmode=require&password=pw%26x&sslpassword=spw&sslkey=/k/client.key";
-  const shown = redactUrl(url);
-  assertEquals(shown, "postgres://app@db/x?sslmode=require&password=***&sslpassword=***&sslkey=***");
-  for (const secret of ["pw", "spw", "client.key"]) assert(!shown.includes(secret), secret);
-});
-
 Deno.test("buildConfig() refuses a password, sslpassword or sslkey in --database-url's query string", () => {
   for (const q of ["password=pw", "sslpassword=spw", "sslkey=/k/client.key", "PassWord=pw"]) {
     const err = configError(() => build({ "database-url": `postgres://app@db/x?sslmode=require&${q}` }));
@@ -523,73 +344,6 @@ Deno.test("buildConfig() refuses a password, sslpassword or sslkey in --database
     build({}, { DATABASE_URL: "postgres://app@db/x?password=pw" }).databaseUrl,
     "postgres://app@db/x?password=pw",
   );
-});
-
-Deno.test("secretsOf() lists query-string passwords, the sslkey path and the vault key's base64 forms", () => {
-  assertEquals(
-    secretsOf({
-      databaseUrl: "postgres://app@db/x?password=p%40w&sslpassword=spw&sslkey=/k.key",
-      hmacKey: "k3y",
-    }),
-    ["k3y", "p@w", "spw", "/k.key"],
-  );
-  const vaultKey = new Uint8Array(32).fill(251);
-  const secrets = secretsOf({ databaseUrl: "postgres://app@db/x", hmacKey: "k3y", vaultKey });
-  const b64 = toBase64(vaultKey);
-  assert(secrets.includes(b64) && secrets.includes(b64.replace(/=+$/, "")), "standard base64");
-  assert(
-    secrets.includes(b64.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")),
-    "URL-safe base64",
-  );
-});
-
-Deno.test("secretsOf() lists the HMAC key and the database password, but not a well-known one", () => {
-  assertEquals(secretsOf({ databaseUrl: "postgres://app:s3cret@db/x", hmacKey: "k3y" }), ["k3y", "s3cret"]);
-  assertEquals(secretsOf({ databaseUrl: "postgres://app:p%40ss@db/x", hmacKey: "k3y" }), ["k3y", "p@ss"]);
-  assertEquals(secretsOf({ databaseUrl: "postgres://postgres:postgres@db/x", hmacKey: "k3y" }), ["k3y"]);
-  assertEquals(secretsOf({ databaseUrl: "postgres://app@db/x", hmacKey: "k3y" }), ["k3y"]);
-});
-
-Deno.test("helpText() lists each command it is given and every documented flag and variable", () => {
-  const help = helpText([
-    "run [--follow] [flags]   consume the queue",
-    "forget --user-id ID   erase a person",
-  ]);
-  assert(help.includes("masq run [--follow] [flags]"), "command usage lines are listed");
-  assert(help.includes("masq forget --user-id ID"), "command usage lines are listed");
-  assert(!helpText([]).includes("masq run"), "no usage line that was not given");
-  // Written out here, not derived from SETTINGS: dropping a setting or its variable from the help fails.
-  for (
-    const word of [
-      "--queue-url",
-      "SQS_QUEUE_URL",
-      "--endpoint",
-      "AWS_ENDPOINT_URL_SQS",
-      "--region",
-      "AWS_REGION",
-      "--database-url",
-      "DATABASE_URL",
-      "--dlq-url",
-      "SQS_DLQ_URL",
-      "--sqs-protocol",
-      "--concurrency",
-      "--batch-size",
-      "--wait-seconds",
-      "--visibility-timeout",
-      "--db-pool-size",
-      "--max-backoff-ms",
-      "--log-format",
-      "--log-level",
-      "--metrics-port",
-      "--follow",
-      "PII_HMAC_KEY or PII_HMAC_KEY_FILE",
-      "PII_HMAC_KEY_ID",
-      "PII_VAULT_KEY or PII_VAULT_KEY_FILE",
-      "PII_VAULT_KEY_ID",
-      "http://localhost:4566/000000000000/login-queue",
-    ]
-  ) assert(help.includes(word), word);
-  assert(!help.includes(":postgres@"), "the default database password is redacted");
 });
 
 Deno.test("ENV_VARS are all readable under the tasks' --allow-env lists", () => {
@@ -605,4 +359,29 @@ Deno.test("ENV_VARS are all readable under the tasks' --allow-env lists", () => 
       assert(ok, `${task} cannot read ${name}`);
     }
   }
+});
+
+Deno.test("isAwsHost() takes amazonaws.com and amazonaws.com.cn and the names under them, nothing else", () => {
+  for (
+    const host of [
+      "amazonaws.com",
+      "sqs.eu-west-1.amazonaws.com",
+      "amazonaws.com.cn",
+      "sqs.cn-north-1.amazonaws.com.cn",
+    ]
+  ) assert(isAwsHost(host), host);
+  for (
+    const host of [
+      "localhost",
+      "127.0.0.1",
+      "notamazonaws.com",
+      "amazonaws.com.evil.test",
+      "amazonaws.cn",
+      "",
+    ]
+  ) assert(!isAwsHost(host), host);
+  // The same rule picks the endpoint: the SDK's own for an AWS queue, the queue's origin otherwise.
+  assertEquals(build({ "queue-url": "https://sqs.cn-north-1.amazonaws.com.cn/1/q" }).endpoint, undefined);
+  assertEquals(build({ "queue-url": "https://amazonaws.com.cn/1/q" }).endpoint, undefined);
+  assertEquals(build({ "queue-url": "http://elasticmq:9324/1/q" }).endpoint, "http://elasticmq:9324");
 });

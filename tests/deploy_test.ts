@@ -1,7 +1,7 @@
 import { parseAllDocuments } from "yaml";
 import { METRIC_NAMES } from "../lib/metrics.ts";
 import { SETTINGS } from "../lib/config.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { createLogger, type LoggerOptions, redact } from "../lib/log.ts";
 
 /** A logger whose lines are collected instead of written to stderr. */
@@ -95,4 +95,16 @@ Deno.test("createLogger() drops lines below its level", () => {
   def.log.debug("d");
   def.log.info("i");
   assertEquals(def.lines.length, 1, "info is the default level");
+});
+
+Deno.test("createLogger() redacts a secret with a quote, backslash or control character, in text and JSON", () => {
+  for (const secret of ['pa"ss', "pa\\ss", "pa\tss"]) {
+    for (const format of ["text", "json"] as const) {
+      const lines: string[] = [];
+      const log = createLogger({ format, secrets: [secret], write: (l) => lines.push(l) });
+      log.error(`failed for ${secret}`, { error: new Error(`password ${secret} rejected`) });
+      const leaked = lines[0].includes(JSON.stringify(secret).slice(1, -1)) || lines[0].includes(secret);
+      assert(!leaked, `${format} leaks ${JSON.stringify(secret)}: ${lines[0]}`);
+    }
+  }
 });

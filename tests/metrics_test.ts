@@ -1,36 +1,12 @@
-import { createMetrics, METRIC_NAMES, serveMetrics } from "../lib/metrics.ts";
-import type { PipelineEvent } from "../lib/types.ts";
-import { assert, assertEquals } from "./assert.ts";
-import { parsePrometheus } from "./prometheus.ts";
-
-function fakeClock(start = 1_700_000_000_000) {
-  let t = start;
-  return { now: () => t, advance: (ms: number) => void (t += ms) };
-}
-
-const RUN: PipelineEvent[] = [
-  { type: "queue_ok" },
-  { type: "received", messages: 10, oldestSentAt: 1_700_000_000_000 - 30_000 },
-  { type: "in_flight", messages: 10 },
-  { type: "received", messages: 7 },
-  { type: "in_flight", messages: 17 },
-  { type: "retry", what: "database write", kind: "database" },
-  { type: "written", rows: 10, inserted: 8, duplicates: 1, rejected: 1, ms: 12 },
-  { type: "database_ok" },
-  { type: "dead_lettered", messages: 1 },
-  { type: "deleted", messages: 10, latenciesMs: Array(10).fill(40) },
-  { type: "written", rows: 7, inserted: 7, duplicates: 0, rejected: 0, ms: 3000 },
-  { type: "deleted", messages: 7, latenciesMs: Array(7).fill(3100) },
-  { type: "in_flight", messages: 0 },
-  { type: "retry", what: "receive", kind: "sqs" },
-  { type: "retry", what: "receive", kind: "sqs" },
-  { type: "queue_counts", counts: { visible: 5, inFlight: 2, delayed: 1 } },
-];
+import { createMetrics, METRIC_NAMES } from "../lib/metrics.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { manualClock, RUN_EVENTS } from "./support/fakes.ts";
+import { parsePrometheus } from "./support/prometheus.ts";
 
 Deno.test("createMetrics() counts a synthetic run's events into the Prometheus exposition", async () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock });
-  for (const e of RUN) metrics.onEvent(e);
+  for (const e of RUN_EVENTS) metrics.onEvent(e);
   const s = parsePrometheus(await metrics.scrape());
   assertEquals(s.get("masq_messages_received_total"), 17);
   assertEquals(s.get("masq_rows_inserted_total"), 15);
@@ -66,9 +42,9 @@ Deno.test("createMetrics() counts a synthetic run's events into the Prometheus e
 });
 
 Deno.test("createMetrics() ages the oldest message with the clock and resets it once nothing is visible", async () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock });
-  metrics.onEvent({ type: "received", messages: 3, oldestSentAt: clock.now() - 5_000 });
+  metrics.onEvent({ type: "received", messages: 3, oldestSentAt: clock.wallNow() - 5_000 });
   clock.advance(10_000);
   assertEquals(parsePrometheus(await metrics.scrape()).get("masq_queue_oldest_message_age_seconds"), 15);
   metrics.onEvent({ type: "queue_counts", counts: { visible: 0, inFlight: 3, delayed: 0 } });
@@ -76,7 +52,7 @@ Deno.test("createMetrics() ages the oldest message with the clock and resets it 
 });
 
 Deno.test("createMetrics() is not ready before the run's first event, and ready once the queue answers", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock });
   assertEquals(metrics.ready().status, 503);
   assertEquals(metrics.health().status, 200);
@@ -85,7 +61,7 @@ Deno.test("createMetrics() is not ready before the run's first event, and ready 
 });
 
 Deno.test("createMetrics() /readyz goes 503 when the database has failed and not answered for readyWithinMs", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock, readyWithinMs: 30_000 });
   metrics.onEvent({ type: "queue_ok" });
   metrics.onEvent({ type: "database_ok" });
@@ -110,7 +86,7 @@ Deno.test("createMetrics() /readyz goes 503 when the database has failed and not
 });
 
 Deno.test("createMetrics() /readyz goes 503 when the queue keeps failing, /healthz when the loop falls silent", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   const metrics = createMetrics({ clock, readyWithinMs: 30_000, stallMs: 120_000 });
   metrics.onEvent({ type: "queue_ok" });
   for (let i = 0; i < 5; i++) {
@@ -121,50 +97,4 @@ Deno.test("createMetrics() /readyz goes 503 when the queue keeps failing, /healt
   assertEquals(metrics.health().status, 200);
   clock.advance(120_001);
   assertEquals(metrics.health(), { status: 503, body: { alive: false, last_event_seconds_ago: 120 } });
-});
-
-Deno.test("serveMetrics() serves /metrics, /healthz and /readyz over HTTP and 404s anything else", async () => {
-  const clock = fakeClock();
-  const metrics = createMetrics({ clock, readyWithinMs: 1000 });
-  const server = serveMetrics(metrics, { port: 0, hostname: "127.0.0.1" });
-  const base = `http://127.0.0.1:${server.port}`;
-  try {
-    for (const e of RUN) metrics.onEvent(e);
-    const res = await fetch(`${base}/metrics`);
-    assertEquals(res.status, 200);
-    assert(res.headers.get("content-type")?.startsWith("text/plain; version=0.0.4"), "content type");
-    const s = parsePrometheus(await res.text());
-    assertEquals(s.get("masq_messages_received_total"), 17);
-
-    const health = await fetch(`${base}/healthz`);
-    assertEquals([health.status, await health.json()], [200, { alive: true, last_event_seconds_ago: 0 }]);
-    const ready = await fetch(`${base}/readyz`);
-    assertEquals([ready.status, (await ready.json()).ready], [200, true]);
-
-    clock.advance(5_000);
-    metrics.onEvent({ type: "retry", what: "receive", kind: "sqs" });
-    const unready = await fetch(`${base}/readyz`);
-    assertEquals([unready.status, await unready.json()], [503, {
-      ready: false,
-      database: true,
-      queue: false,
-    }]);
-
-    const missing = await fetch(`${base}/nope`);
-    assertEquals(missing.status, 404);
-    await missing.body?.cancel();
-    const post = await fetch(`${base}/metrics`, { method: "POST" });
-    assertEquals(post.status, 405);
-    await post.body?.cancel();
-  } finally {
-    await server.close();
-  }
-  // Closed: nothing listens any more.
-  let refused = false;
-  try {
-    await fetch(`${base}/healthz`);
-  } catch {
-    refused = true;
-  }
-  assert(refused, "the server still answers after close()");
 });

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { inFlightBound, type PipelineOptions, runPipeline, WRITE_ROWS } from "../lib/pipeline.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 import type { PipelineEvent, Transform } from "../lib/types.ts";
@@ -13,7 +13,8 @@ import {
   pgError,
   plainTransform,
   sqsError,
-} from "./fakes.ts";
+  writeOne,
+} from "./support/fakes.ts";
 
 function recorder() {
   const lines: Array<{ level: string; msg: string; fields: Fields }> = [];
@@ -59,7 +60,6 @@ function setup(bodies: readonly string[], s: Setup = {}) {
       concurrency: 4,
       connections: 2,
       maxBackoffMs: 1000,
-      progressEveryMs: 0,
       clock,
       onEvent: (e) => events.push(e),
       ...s.pipeline,
@@ -255,7 +255,7 @@ Deno.test("runPipeline() names the source queue in dead letters without its cred
 
 Deno.test("runPipeline() does not dead-letter again a redelivered rejection that is already recorded", async () => {
   const t = setup(["not json"], { source: { visibilityTimeout: 30 } });
-  await t.sink.write([{
+  await writeOne(t.sink, [{
     kind: "rejection",
     messageId: "m000000",
     reason: "body is not valid JSON",
@@ -275,7 +275,7 @@ Deno.test("runPipeline() does not dead-letter again a replay whose rejection is 
   const replay = "redrive:0b9c6f1e-1d2a-4c7e-9a51-2f8e5b7c3d10";
   // A second copy of one dead letter (a redrive crashed between its send and its delete): a new SQS
   // message, received once, keyed like the first copy, whose rejection is recorded.
-  await t.sink.write([{
+  await writeOne(t.sink, [{
     kind: "rejection",
     messageId: replay,
     reason: "body is not valid JSON",

@@ -1,6 +1,7 @@
 import { createProgress, formatDuration } from "../lib/progress.ts";
 import type { Fields, Logger } from "../lib/log.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { manualClock } from "./support/fakes.ts";
 
 function recorder() {
   const lines: { msg: string; fields?: Fields }[] = [];
@@ -13,11 +14,6 @@ function recorder() {
   return { log, lines };
 }
 
-function fakeClock() {
-  let t = 1000;
-  return { now: () => t, advance: (ms: number) => void (t += ms) };
-}
-
 Deno.test("formatDuration() writes m:ss under an hour and h:mm:ss above", () => {
   assertEquals(formatDuration(0), "0:00");
   assertEquals(formatDuration(65.4), "1:05");
@@ -25,10 +21,10 @@ Deno.test("formatDuration() writes m:ss under an hour and h:mm:ss above", () => 
 });
 
 Deno.test("createProgress() on a terminal redraws one line with done, queue depth, rate and ETA", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   let out = "";
   const { log, lines } = recorder();
-  const p = createProgress({ write: (t) => void (out += t), terminal: true, log, now: clock.now });
+  const p = createProgress({ write: (t) => void (out += t), terminal: true, log, clock });
   p.onEvent({ type: "queue_counts", counts: { visible: 900, inFlight: 100, delayed: 0 } });
   for (let i = 0; i < 10; i++) {
     clock.advance(1000);
@@ -53,13 +49,13 @@ Deno.test("createProgress() on a terminal redraws one line with done, queue dept
 });
 
 Deno.test("createProgress() redraws at most every redrawEveryMs however many events arrive", () => {
-  const clock = fakeClock();
+  const clock = manualClock();
   let draws = 0;
   const p = createProgress({
     write: (t) => void (draws += t.startsWith("\r") ? 1 : 0),
     terminal: true,
     log: recorder().log,
-    now: clock.now,
+    clock,
     redrawEveryMs: 250,
   });
   for (let i = 0; i < 1000; i++) {

@@ -3,7 +3,7 @@
  * subprocesses only through the harness (which gives each a time limit and kills and reaps it), and nothing
  * cites a document that is not in the repository.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals } from "./support/assert.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -31,8 +31,8 @@ Deno.test("tests start subprocesses only through the harness's spawnWatched() (a
   // Built from parts so that this file does not match itself.
   const spawn = new RegExp(["new Deno", "\\.Command\\(|Deno\\.run\\("].join(""));
   const offenders = filesUnder("tests/", [".ts"])
-    .filter((p) => p !== "tests/integration/harness.ts" && spawn.test(read(p)));
-  assertEquals(offenders, [], "use spawnWatched() / spawnMasq() from tests/integration/harness.ts");
+    .filter((p) => p !== "tests/support/processes.ts" && spawn.test(read(p)));
+  assertEquals(offenders, [], "use spawnWatched() / spawnMasq() from tests/support/processes.ts");
 });
 
 Deno.test("no code, test or document cites a specification outside the repository", () => {

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { backoffDelay, retry, sleep } from "../lib/retry.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 

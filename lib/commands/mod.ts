@@ -1,6 +1,6 @@
 /** The CLI's commands, by name. */
 import type { Command } from "./command.ts";
-import { bench } from "./bench.ts";
+import { ConfigError } from "../errors.ts";
 import { demo } from "./demo.ts";
 import { forget } from "./forget.ts";
 import { migrate } from "./migrate.ts";
@@ -10,6 +10,17 @@ import { rekey } from "./rekey.ts";
 import { run } from "./run.ts";
 
 export type { Command, CommandContext } from "./command.ts";
+
+/** `masq bench` only points at the benchmark, a program of its own (bench/main.ts) outside the binary. */
+const bench: Command = {
+  usage: "bench                    the benchmark is `deno task bench` (bench/), not part of masq",
+  run() {
+    throw new ConfigError(
+      "bench",
+      "the benchmark is `deno task bench` (see bench/main.ts), not part of masq",
+    );
+  },
+};
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   run,

@@ -6,14 +6,9 @@
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
-import {
-  lifecycleSecrets,
-  osUser,
-  requireReason,
-  requireVaultKey,
-  resolveVaultKeyId,
-  settingsWithoutHmacKey,
-} from "../lifecycle/keys.ts";
+import { lifecycleSecrets, requireVaultKey, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import { osUser, requireReason } from "../lifecycle/access.ts";
+import { resolveVaultKeyId } from "../secrets.ts";
 import { parseField, parseToken, recoverTokens } from "../lifecycle/recover.ts";
 import { requireSchema } from "../sink/schema.ts";
 import { createVaultCipher } from "../vault.ts";

@@ -4,18 +4,13 @@
  * signed with the HMAC key `masq run` uses. Prints a JSON summary with how many were redriven and how many
  * were left, and why.
  */
-import { checkKeyStrength, type Env, type ReadFile, refuseSharedKey, resolveHmacKey } from "../config.ts";
+import { checkKeyStrength, refuseSharedKey, resolveHmacKey, resolveVaultKeyId } from "../secrets.ts";
+import { type Env, type ReadFile } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
-import {
-  lifecycleSecrets,
-  optionalReason,
-  osUser,
-  requireVaultKey,
-  resolveVaultKeyId,
-  settingsWithoutHmacKey,
-} from "../lifecycle/keys.ts";
+import { lifecycleSecrets, requireVaultKey, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import { optionalReason, osUser } from "../lifecycle/access.ts";
 import { redrive as runRedrive } from "../lifecycle/redrive.ts";
 import { requireSchema } from "../sink/schema.ts";
 import { createSqsClient } from "../source/sqs.ts";

@@ -3,19 +3,12 @@
  * (run it again after a crash). Progress on stderr: a live line on a terminal, else a log line every few
  * seconds. Switch `masq run` to the new key first, so that no new rows arrive under the old one.
  */
-import { checkKeyStrength } from "../config.ts";
+import { checkKeyStrength, isKeyId, readKeyFile, resolveVaultKeyId } from "../secrets.ts";
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
-import {
-  lifecycleSecrets,
-  optionalReason,
-  osUser,
-  readKeyFile,
-  requireVaultKey,
-  resolveVaultKeyId,
-  settingsWithoutHmacKey,
-} from "../lifecycle/keys.ts";
+import { lifecycleSecrets, requireVaultKey, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import { optionalReason, osUser } from "../lifecycle/access.ts";
 import { rekey as runRekey } from "../lifecycle/rekey.ts";
 import { requireSchema } from "../sink/schema.ts";
 import { createVaultCipher, parseVaultKey, toBase64 } from "../vault.ts";
@@ -55,7 +48,7 @@ export const rekey: Command = {
       );
     }
     const keyId = ctx.values["to-key-id"];
-    if (typeof keyId !== "string" || !/^[A-Za-z0-9._-]{1,32}$/.test(keyId)) {
+    if (typeof keyId !== "string" || !isKeyId(keyId)) {
       throw new ConfigError("--to-key-id", "required: the new key's id (1-32 of A-Z a-z 0-9 . _ -), e.g. k2");
     }
     const batchText = ctx.values.batch ?? "500";

@@ -2,21 +2,15 @@
  * `masq run`: consume the queue into PostgreSQL; the summary is the last line of stdout. Metrics (with
  * `--metrics-port`) and progress subscribe to the run's events.
  */
-import { buildConfig, secretsOf } from "../config.ts";
+import { buildConfig } from "../config.ts";
+import { secretsOf } from "../secrets.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
-import { createLogger } from "../log.ts";
+import { createLogger, writeStderr } from "../log.ts";
 import { createMetrics, serveMetrics } from "../metrics.ts";
 import { createProgress } from "../progress.ts";
-import { runMasq, type RunOptions } from "../run.ts";
+import { runMasq, type RunOptions } from "../masq.ts";
 import type { PipelineEvent } from "../types.ts";
 import type { Command } from "./command.ts";
-
-const encoder = new TextEncoder();
-function writeStderr(text: string): void {
-  const bytes = encoder.encode(text);
-  let off = 0;
-  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
-}
 
 export const run: Command = {
   usage: "run [--follow] [flags]   consume the queue into user_logins; exit once it is drained",
@@ -56,14 +50,7 @@ export const run: Command = {
       progress.onEvent(e);
     };
     const stop = ctx.stopOnSignals(log);
-    // progressEveryMs 0: lib/progress.ts reports progress instead of the pipeline's own log line.
-    const opts: RunOptions = {
-      log,
-      stop,
-      env: ctx.env,
-      progressEveryMs: 0,
-      onEvent,
-    };
+    const opts: RunOptions = { log, stop, env: ctx.env, onEvent };
     progress.start();
     let summary;
     try {

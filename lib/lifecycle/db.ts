@@ -1,10 +1,12 @@
 /**
- * One PostgreSQL connection for a lifecycle command, the transaction helper, and the access log.
+ * One PostgreSQL connection for a lifecycle command, the transaction helper, the access log, and the test
+ * hook that stops a command inside its transaction.
  *
  * @module
  */
 import pg from "pg";
-import { redactUrl } from "../config.ts";
+import type { Env } from "../config.ts";
+import { redactUrl } from "../secrets.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { pgTypes } from "../sink/postgres.ts";
 
@@ -13,13 +15,16 @@ import { pgTypes } from "../sink/postgres.ts";
  *
  * @example
  * ```ts
- * import { type AccessEntry, connectDatabase, inTransaction, logAccess } from "./db.ts";
+ * import { type AccessEntry, connectDatabase, inTransaction, logAccess, pausePoint } from "./db.ts";
  *
  * const client = await connectDatabase("postgres://postgres@127.0.0.1:5432/test", "recover");
  * const entry: AccessEntry = {
  *   action: "forget_token", osUser: "dpo", reason: "ticket 1", outcome: "removed", field: "ip", token: "ab".repeat(32),
  * };
- * await inTransaction(client, () => logAccess(client, [entry]));
+ * await inTransaction(client, async () => {
+ *   await logAccess(client, [entry]);
+ *   await pausePoint((name) => Deno.env.get(name), "forget"); // returns at once unless MASQ_TEST_PAUSE=forget
+ * });
  * await client.end();
  * ```
  */
@@ -89,4 +94,17 @@ export async function logAccess(client: pg.Client, entries: readonly AccessEntry
       entries.map((e) => e.messageId ?? null),
     ],
   );
+}
+
+/**
+ * Test hook (for the crash tests of forget and rekey), harmless in production: with MASQ_TEST_PAUSE=<point> set, a command reaching that point
+ * writes "masq: paused at <point>" to stderr and waits forever, so a test can SIGKILL it mid-transaction.
+ * Points: `forget` (after the rows are deleted, before the vault and the commit) and `rekey` (after the
+ * first batch committed, before the next).
+ */
+export async function pausePoint(env: Env, point: string): Promise<void> {
+  if (env("MASQ_TEST_PAUSE") !== point) return;
+  console.error(`masq: paused at ${point}`);
+  // A timer keeps the event loop alive (a bare pending promise would end the process).
+  await new Promise(() => setInterval(() => {}, 60_000));
 }

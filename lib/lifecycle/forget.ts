@@ -11,9 +11,9 @@
 import type pg from "pg";
 import type { Env } from "../config.ts";
 import { asciiJson } from "../transform/redact.ts";
-import { inTransaction, logAccess } from "./db.ts";
-import { pausePoint } from "./keys.ts";
-import type { PiiField, Requester } from "./recover.ts";
+import { inTransaction, logAccess, pausePoint } from "./db.ts";
+import type { PiiField } from "./recover.ts";
+import type { Requester } from "./access.ts";
 
 /** What forgetUser() removed. */
 export interface ForgetUserResult {

@@ -8,8 +8,8 @@
  * @module
  */
 import type pg from "pg";
-import { ConfigError } from "../errors.ts";
-import { vaultAad, type VaultCipher, VaultError } from "../vault.ts";
+import { ConfigError, VaultError } from "../errors.ts";
+import { vaultAad, type VaultCipher } from "../vault.ts";
 
 export type PiiField = "ip" | "device_id";
 
@@ -48,7 +48,8 @@ export function parseToken(text: string, where: string): string {
  * ```ts
  * import pg from "pg";
  * import { createVaultCipher } from "../vault.ts";
- * import { parseField, parseToken, type PiiField, type Recovered, recoverTokens, type Requester } from "./recover.ts";
+ * import { parseField, parseToken, type PiiField, type Recovered, recoverTokens } from "./recover.ts";
+ * import { type Requester } from "./access.ts";
  *
  * const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * await client.connect();

@@ -26,14 +26,14 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type pg from "pg";
-import { redactUrl } from "../config.ts";
-import { errorMessage } from "../errors.ts";
+import { redactUrl } from "../secrets.ts";
+import { errorMessage, VaultError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { classify, isSqsMessageId, REDRIVE_ID, REDRIVE_MAC, type RedriveVerifier } from "../source/sqs.ts";
-import { deadLetterAad } from "../transform/dead_letter.ts";
+import { deadLetterAad } from "../transform/letter.ts";
 import { createMasker } from "../transform/mask.ts";
 import type { Masker } from "../types.ts";
-import { fromBase64, type VaultCipher, VaultError } from "../vault.ts";
+import { fromBase64, type VaultCipher } from "../vault.ts";
 import { inTransaction, logAccess } from "./db.ts";
 
 /** The domain of a replay key's MAC: no other token masq makes is under it. */

@@ -17,13 +17,13 @@
  */
 import type pg from "pg";
 import type { Env } from "../config.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, VaultError } from "../errors.ts";
 import { recordKeyUse } from "../sink/schema.ts";
 import { createMasker } from "../transform/mask.ts";
-import { vaultAad, type VaultCipher, VaultError } from "../vault.ts";
-import { inTransaction } from "./db.ts";
-import { pausePoint } from "./keys.ts";
-import type { PiiField, Requester } from "./recover.ts";
+import { vaultAad, type VaultCipher } from "../vault.ts";
+import { inTransaction, pausePoint } from "./db.ts";
+import type { PiiField } from "./recover.ts";
+import type { Requester } from "./access.ts";
 
 export interface RekeyOptions {
   /** The new HMAC key and its id. */

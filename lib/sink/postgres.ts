@@ -125,8 +125,8 @@ const NEEDS_ESCAPE = /["\\]/;
 /**
  * A PostgreSQL array literal of text (or numbers, dates) for a `$n::type[]` parameter, built as one flat
  * string. node-postgres encodes a JavaScript array itself, but element by element, with two regular
- * expressions per element and a string of thousands of concatenated pieces: on the 2,750 values of a
- * 250-row statement that cost masq about 17 µs per row (`deno task bench --profile`). Every element is
+ * expressions per element and a string of thousands of concatenated pieces, a cost per row that showed
+ * in the profiles (see bench/BENCHMARKS.md). Every element is
  * quoted, so `"NULL"` the string and `NULL` stay apart; only `"` and `\` are escaped.
  * So `textArray(["a", null, 'say "hi"'])` is `{"a",NULL,"say \"hi\""}`.
  */
@@ -166,8 +166,6 @@ export interface PostgresSinkOptions {
  * import {
  *   classify,
  *   createPostgresSink,
- *   isDataError,
- *   isTransientDbError,
  *   type LoginRecord,
  *   type PostgresSink,
  *   type PostgresSinkOptions,
@@ -191,10 +189,10 @@ export interface PostgresSinkOptions {
  * };
  * const records: SinkRecord[] = [rejection, login];
  * try {
- *   const result: WriteResult = await sink.write(records); // one WRITE_SQL statement
+ *   const [result]: WriteResult[] = await sink.writeBatches([records]); // one WRITE_SQL statement
  *   console.log(result, toParameters([records]).map(textArray), WRITE_SQL.length, pgTypes);
  * } catch (err) {
- *   console.error(classify(err), isDataError(err), isTransientDbError(err), sqlState(err));
+ *   console.error(classify(err), sqlState(err));
  * }
  * await sink.close();
  * ```
@@ -242,9 +240,9 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
           },
         );
       }
-      // A named statement is parsed and planned once per connection (about 40% less time per batch on
-      // PostgreSQL 15), but PGlite's multiplexer shares one backend between clients, where the name would
-      // clash: there each batch is an unnamed statement.
+      // A named statement is parsed and planned once per connection, not once per batch, but PGlite's
+      // multiplexer shares one backend between clients, where the name would clash: there each batch is
+      // an unnamed statement.
       const version = await pool.query("SELECT version() AS v");
       prepare = !String(version.rows[0]?.v).includes("PGlite");
     },
@@ -258,9 +256,6 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
       return new Set(res.rows.map((r: { message_id: string }) => r.message_id));
     },
     classify,
-    async write(records) {
-      return (await writeBatches([records]))[0];
-    },
     writeBatches,
     async close() {
       await pool.end();
@@ -294,14 +289,4 @@ export function classify(err: unknown): ErrorClass {
     s === "55P03" || s === "57014"
   ) return "transient";
   return "fatal";
-}
-
-/** True for errors in the data of a batch (`classify` says `data`). */
-export function isDataError(err: unknown): boolean {
-  return classify(err) === "data";
-}
-
-/** True for errors worth another try (`classify` says `transient`). */
-export function isTransientDbError(err: unknown): boolean {
-  return classify(err) === "transient";
 }

@@ -292,9 +292,9 @@ const FUNCTIONS = {
 /**
  * Token lookups for forget (is a token still referenced?), rekey (which rows carry it?) and analysts (the
  * logins of one address); without them each is a full scan. Hash indexes (schema version 2): every token
- * lookup is an equality, and on random 64-character tokens a hash index costs PostgreSQL about a third
- * of a btree's work per insert and a quarter of its size (600,000 rows: 3 against 7 to 10 µs per row,
- * 20 against 71 MB). Version 1 made btrees; migrating replaces them. They still slow bulk inserts, so
+ * lookup is an equality, and on random 64-character tokens a hash index costs PostgreSQL less work per
+ * insert and less room than a btree (see bench/BENCHMARKS.md). Version 1 made btrees; migrating replaces
+ * them. They still slow bulk inserts, so
  * `migrate --no-token-indexes` leaves them out.
  */
 export const TOKEN_INDEX_SQL = `

@@ -13,8 +13,9 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import { retry, systemClock } from "../retry.ts";
-import type { Clock, PipelineEvent, Sink, SinkRecord, WriteResult } from "../types.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { retry } from "../retry.ts";
+import type { PipelineEvent, Sink, SinkRecord, WriteResult } from "../types.ts";
 import { sqlState } from "./postgres.ts";
 
 export interface WriterOptions {
@@ -62,7 +63,8 @@ interface Pending {
 
 const none = (): WriteResult => ({ inserted: 0, rejected: 0, duplicates: 0 });
 
-function add(a: WriteResult, b: WriteResult): WriteResult {
+/** The sum of two write results. */
+export function addResults(a: WriteResult, b: WriteResult): WriteResult {
   return {
     inserted: a.inserted + b.inserted,
     rejected: a.rejected + b.rejected,
@@ -112,7 +114,15 @@ export function refusalReason(err: unknown, record?: SinkRecord): string {
  *
  * @example
  * ```ts
- * import { createWriter, type Refusal, refusalReason, type Writer, type WriterOptions, type Written } from "./writer.ts";
+ * import {
+ *   addResults,
+ *   createWriter,
+ *   type Refusal,
+ *   refusalReason,
+ *   type Writer,
+ *   type WriterOptions,
+ *   type Written,
+ * } from "./writer.ts";
  * import type { Sink } from "../types.ts";
  * import { silentLogger } from "../log.ts";
  * declare const sink: Sink;
@@ -123,6 +133,7 @@ export function refusalReason(err: unknown, record?: SinkRecord): string {
  * ]);
  * const refused: Refusal[] = written.refused; // each with refusalReason(error) as its reason
  * console.log(written.result.rejected, refused.length, refusalReason(new Error("x")));
+ * console.log(addResults(written.result, { inserted: 1, rejected: 0, duplicates: 0 }).inserted);
  * ```
  */
 export function createWriter(sink: Sink, opts: WriterOptions): Writer {
@@ -185,7 +196,7 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
       fields: { messages: rows, first_message_id: batches.find((b) => b.length > 0)?.[0]?.messageId },
       onRetry: () => emit({ type: "retry", what: "database write", kind: "database" }),
     });
-    const sum = results.reduce(add, none());
+    const sum = results.reduce(addResults, none());
     emit({ type: "written", rows, ...sum, ms: clock.now() - started });
     emit({ type: "database_ok" });
     return results;
@@ -211,7 +222,10 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
       const mid = Math.ceil(records.length / 2);
       const [left] = await isolating([records.slice(0, mid)]);
       const [right] = await isolating([records.slice(mid)]);
-      return [{ result: add(left.result, right.result), refused: [...left.refused, ...right.refused] }];
+      return [{
+        result: addResults(left.result, right.result),
+        refused: [...left.refused, ...right.refused],
+      }];
     }
   }
 

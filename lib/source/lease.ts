@@ -8,8 +8,9 @@
  */
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { retry, systemClock } from "../retry.ts";
-import type { Clock, Message, Source } from "../types.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { retry } from "../retry.ts";
+import type { Message, Source } from "../types.ts";
 
 export interface LeaseOptions {
   log: Logger;

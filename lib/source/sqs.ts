@@ -20,10 +20,11 @@ import http from "node:http";
 import https from "node:https";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { redactUrl, type SqsProtocol } from "../config.ts";
-import { systemClock } from "../retry.ts";
+import { redactUrl } from "../secrets.ts";
+import { isAwsHost, type SqsProtocol } from "../config.ts";
+import { systemClock } from "../clock.ts";
 import type { DeadLetter, DeadLetterOutcome, ErrorClass, Source } from "../types.ts";
-import { createLetterBatcher, type EntryResult } from "./dead_letters.ts";
+import { createLetterBatcher, type EntryResult } from "./letter_batcher.ts";
 
 export type { Message, QueueCounts, Source } from "../types.ts";
 
@@ -45,7 +46,7 @@ export interface SqsSourceOptions {
   /** Receivers that will poll at once (sizes the connection pool; default 8). */
   concurrency?: number;
   /**
-   * Says whether a replayed message's `masq_redrive_mac` is the MAC of its `masq_redrive_id` (run.ts binds
+   * Says whether a replayed message's `masq_redrive_mac` is the MAC of its `masq_redrive_id` (masq.ts binds
    * it to the HMAC key, so that this module never sees the key). Without it no replay key is trusted.
    */
   verifyRedrive?: RedriveVerifier;
@@ -56,12 +57,6 @@ const QUERY_SETTINGS = {
   xmlNamespace: "http://queue.amazonaws.com/doc/2012-11-05/",
   version: "2012-11-05",
 };
-
-function isAwsEndpoint(endpoint: string | undefined): boolean {
-  if (endpoint === undefined) return true;
-  const host = new URL(endpoint).hostname;
-  return host.endsWith(".amazonaws.com") || host.endsWith(".amazonaws.com.cn");
-}
 
 /**
  * An SQS client for one wire protocol. Against a non-AWS endpoint with no credentials configured in the
@@ -85,7 +80,7 @@ export function createSqsClient(
   return new SQSClient({
     region: opts.region,
     ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-    ...(!isAwsEndpoint(opts.endpoint) && !hasCredentials
+    ...(opts.endpoint !== undefined && !isAwsHost(new URL(opts.endpoint).hostname) && !hasCredentials
       ? { credentials: { accessKeyId: "test", secretAccessKey: "test" } }
       : {}),
     // The pipeline retries with its own logged, capped backoff; the SDK adds one quick retry.
@@ -137,25 +132,6 @@ export function classify(err: unknown): ErrorClass {
 function isRefusedContent(err: unknown): boolean {
   return /InvalidMessageContents|InvalidAttributeValue|InvalidParameterValue|MessageTooLong|BatchRequestTooLong|too long|shorter than/i
     .test(`${errName(err)} ${errorMessage(err)}`);
-}
-
-/** True for SQS errors worth another try (`classify` says `transient`). */
-export function isTransientSqsError(err: unknown): boolean {
-  return classify(err) === "transient";
-}
-
-/**
- * A JSON text with every character SQS cannot carry (outside XML's character set: U+FFFE, U+FFFF, C0
- * controls, lone surrogates) written as a `\uXXXX` escape: the same JSON value, in characters SQS accepts.
- * A redacted body holds such characters when the original had them as escapes. Characters beyond U+FFFF
- * are escaped too (as their surrogate pair), since some emulators refuse them.
- * So `{"note":"<U+FFFF>"}` becomes `{"note":"\\uffff"}`.
- */
-export function sqsSafeJson(json: string): string {
-  return json.replace(
-    /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
 }
 
 /**
@@ -218,11 +194,6 @@ export function* batchesOfTen<T>(items: readonly T[]): Generator<T[]> {
   for (let i = 0; i < items.length; i += 10) yield items.slice(i, i + 10);
 }
 
-/** SQS accepts only XML characters in attribute values; anything else becomes U+FFFD. */
-export function xmlSafe(s: string): string {
-  return s.toWellFormed().replace(/[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\ud800-\udfff]/g, "\ufffd");
-}
-
 function queueName(url: string): string {
   const parts = new URL(url).pathname.split("/").filter(Boolean);
   return parts[parts.length - 1];
@@ -258,7 +229,6 @@ async function queueAttributes(
  *   isAbort,
  *   isMissingQueue,
  *   isProtocolMismatch,
- *   isTransientSqsError,
  *   BODY_LEFT_OUT,
  *   DEFAULT_MAX_MESSAGE_BYTES,
  *   isSqsMessageId,
@@ -277,9 +247,7 @@ async function queueAttributes(
  *   SQS_LARGEST_MESSAGE_BYTES,
  *   type SqsSource,
  *   type SqsSourceOptions,
- *   sqsSafeJson,
  *   sqsSource,
- *   xmlSafe,
  * } from "./sqs.ts";
  * import { silentLogger } from "../log.ts";
  * const queueUrl = "http://localhost:4566/000000000000/login-queue";
@@ -296,7 +264,7 @@ async function queueAttributes(
  * const source: SqsSource = await openSqsSource(options);
  * const batch: Message[] = await source.receive();
  * const counts: QueueCounts = await source.counts();
- * const letter = { messageId: "m1", body: sqsSafeJson("{}"), attributes: { masq_reason: xmlSafe("bad") } };
+ * const letter = { messageId: "m1", body: "{}", attributes: { masq_reason: "bad" } };
  * // Sent whole when it fits the DLQ's MaximumMessageSize, else with BODY_LEFT_OUT as its body, else refused.
  * console.log(letterBytes(letter) <= DEFAULT_MAX_MESSAGE_BYTES, await source.deadLetter(letter), BODY_LEFT_OUT);
  * console.log(maxMessageBytes("1048576") === SQS_LARGEST_MESSAGE_BYTES, RECEIVE_MESSAGE_ATTRIBUTES);
@@ -309,8 +277,7 @@ async function queueAttributes(
  * const plain: Source = sqsSource(client, { ...options, visibilityTimeout: 30 }, "json");
  * plain.close();
  * const err: unknown = new Error("x");
- * console.log(counts, classify(err), isAbort(err), isMissingQueue(err), isProtocolMismatch(err),
- *   isTransientSqsError(err));
+ * console.log(counts, classify(err), isAbort(err), isMissingQueue(err), isProtocolMismatch(err));
  * ```
  */
 export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> {
@@ -412,8 +379,8 @@ function startupError(err: unknown, url: string): ConfigError {
 }
 
 /**
- * How long a dead letter waits for others to share its SendMessageBatch, ms. Only batches holding a
- * rejection wait; at a 1% bad rate this turns about 300 requests per 30,000 messages into a third as many.
+ * How long a dead letter waits for others to share its SendMessageBatch, ms: fewer requests for the same
+ * letters (see bench/BENCHMARKS.md). Only batches holding a rejection wait.
  */
 export const DEAD_LETTER_LINGER_MS = 20;
 
@@ -673,9 +640,9 @@ export function sqsSource(
         }
       }
     },
-    async deadLetter(original): Promise<DeadLetterOutcome> {
-      // Every dead letter's body is JSON (a redacted body, or a note that it was not JSON).
-      const letter = { ...original, body: sqsSafeJson(original.body) };
+    async deadLetter(letter): Promise<DeadLetterOutcome> {
+      // Every dead letter's body is ASCII JSON (a redacted body, redactBody() writes it so, or a fixed
+      // note): nothing in it is a character SQS refuses.
       // Sizes are checked here, not left to SQS: an emulator may accept what SQS refuses, and SQS may answer
       // a too-large message with an error that looks like any other client error.
       if (letterBytes(letter) <= maxLetterBytes) {

@@ -9,9 +9,9 @@
  * Why not noble's `hmac()` as it is: each call through its streaming API allocates typed-array views,
  * state arrays and a DataView, about 1 KB per token even with one scratch state reused (masq's previous
  * implementation), and in a running consumer every such byte makes the garbage collector run sooner while
- * hundreds of messages are held in flight. Here a token allocates about 170 bytes (the token string and
- * `encodeInto`'s result) and costs 1.4 to 1.8 µs of CPU, against 1.5 to 2.4 µs for the scratch state, 10
- * µs for a fresh `clone()` and 20 µs for node:crypto's `createHmac` (`deno run bench/hmac_cpu.ts`).
+ * hundreds of messages are held in flight. Here a token allocates only the token string and
+ * `encodeInto`'s result, and costs less CPU than noble's streaming API or node:crypto's `createHmac`
+ * (bench/micro/hmac_cpu.ts; see bench/BENCHMARKS.md).
  * Checked against node:crypto by a property test over keys and texts of every length across block edges
  * (tests/transform/hmac_test.ts), and by the README's test vectors.
  *
@@ -119,7 +119,7 @@ export function hmacSha256Hex(key: Uint8Array): (text: string) => string {
       }
     }
     // One flat string, decoded at once: a string built by `+=` is a rope of 64 pieces, which every
-    // later reader (node-postgres escaping and measuring each parameter) pays to walk: about 7 µs a row.
+    // later reader (node-postgres escaping and measuring each parameter) pays to walk.
     return decoder.decode(hex);
   };
 }

@@ -4,11 +4,11 @@
  * duplicates), keyed (without K nobody can brute-force the 2^32 IPv4 addresses back, unlike a bare SHA-256),
  * and domain-separated (an IP and a device id with the same text never share a token).
  *
- * Synchronous, with the key set up once (lib/transform/hmac.ts: a token costs about 1.5 µs and allocates little
- * beyond itself, against ~20 µs for node:crypto's createHmac and more for a Web Crypto promise). No cache of tokens: on realistic login
- * traffic (about a third of the values repeat) a bounded cache cost more than it saved, 17.1 against
- * 13.7 µs per message (`deno run bench/transform_cpu.ts`), because the strings it keeps outlive the young
- * generation and make every garbage collection dearer; and it kept raw addresses in memory.
+ * Synchronous, with the key set up once (lib/transform/hmac.ts: cheaper than node:crypto's createHmac, and
+ * no Web Crypto promise per token). No cache of tokens: on realistic login traffic a bounded cache cost
+ * more than it saved (bench/micro/transform_cpu.ts; see bench/BENCHMARKS.md), because the strings it
+ * keeps outlive the young generation and make every garbage collection dearer; and it kept raw addresses
+ * in memory.
  *
  * @module
  */
@@ -36,9 +36,9 @@ export function canonicalIp(ip: string): string {
   const trimmed = ip.trim();
   if (!trimmed.includes(":")) return trimmed;
   const [written, zone] = splitZone(trimmed);
-  // Hex groups and colons only, the way clients send addresses: read here, about 1.6 µs of CPU an address
-  // against 4.4 through ipaddr.js (a scratch loop over the bench's IPv6 shape). Anything else (a dotted
-  // tail, an invalid spelling) ipaddr.js decides; a property test holds the two to the same answers.
+  // Hex groups and colons only, the way clients send addresses: read here, cheaper than through ipaddr.js
+  // (see bench/BENCHMARKS.md). Anything else (a dotted tail, an invalid spelling) ipaddr.js decides; a
+  // property test holds the two to the same answers.
   const groups = hexGroups(written);
   if (groups !== undefined) return withZone(rfc5952(groups), zone);
   // ipaddr.js reads every dotted tail as IPv4-mapped (::ffff:a.b.c.d); only that form keeps its dots, so

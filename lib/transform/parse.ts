@@ -137,7 +137,8 @@ const LoginSchema = v.object({
 
 const KNOWN = new Set(Object.keys(LoginSchema.entries));
 
-function isPlainObject(x: unknown): x is Record<string, unknown> {
+/** Whether a parsed JSON value is an object (not null, not an array). */
+export function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
@@ -213,7 +214,7 @@ function emptyToNull(s: string | null | undefined): string | null {
 }
 
 /** Latest epoch second PostgreSQL's `date` and JS `Date` both represent comfortably (year 9999). */
-const MAX_EPOCH = 253402300799;
+export const MAX_EPOCH = 253402300799;
 
 function epochSeconds(t: string | number | null | undefined): number | null {
   if (t === null || t === undefined) return null;

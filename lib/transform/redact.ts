@@ -31,7 +31,7 @@ import type { Masker } from "../types.ts";
 import { findAddress } from "./address.ts";
 import { packAppVersion } from "./app_version.ts";
 import { looksLikeIp } from "./mask.ts";
-import { codePointLength, COLUMN_WIDTH, MAX_DEPTH } from "./parse.ts";
+import { codePointLength, COLUMN_WIDTH, isPlainObject, MAX_DEPTH } from "./parse.ts";
 
 export { looksLikeIp };
 
@@ -142,10 +142,6 @@ function keepsInClear(key: string, value: unknown, sentTimestamp: number): boole
     default:
       return false;
   }
-}
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
 /**

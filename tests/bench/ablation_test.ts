@@ -1,6 +1,7 @@
-import { assert, assertEquals } from "../assert.ts";
-import { ablate, fixedTransform, parseAblations, withoutWrites } from "../../lib/bench/ablation.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { ablate, fixedTransform, parseAblations, withoutWrites } from "../../bench/ablation.ts";
 import type { Message, Sink, SinkRecord, Transform } from "../../lib/types.ts";
+import { writeOne } from "../support/fakes.ts";
 
 const message = (id: string): Message => ({
   id,
@@ -17,7 +18,6 @@ function refusingSink(): Sink & { closed(): boolean } {
   return {
     closed: () => closed,
     written: () => Promise.resolve(new Set<string>()),
-    write: refuse,
     writeBatches: refuse,
     classify: () => "fatal",
     close() {
@@ -38,7 +38,7 @@ Deno.test("withoutWrites() answers each batch with its own counts and never writ
     { inserted: 0, rejected: 0, duplicates: 0 },
     { inserted: 0, rejected: 1, duplicates: 0 },
   ]);
-  assertEquals(await sink.write([login]), { inserted: 1, rejected: 0, duplicates: 0 });
+  assertEquals(await writeOne(sink, [login]), { inserted: 1, rejected: 0, duplicates: 0 });
   await sink.close();
   assert(real.closed(), "the rest of the sink stays the real one");
 });

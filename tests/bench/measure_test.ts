@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "../assert.ts";
-import { createMeter } from "../../lib/bench/measure.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { createMeter } from "../../bench/measure.ts";
 
 Deno.test("createMeter() reports the heap allocated between start and report, garbage included", () => {
   const meter = createMeter();

@@ -1,5 +1,5 @@
-import { assertEquals } from "../assert.ts";
-import { areaOf, type HeapNode, heapProfilePath, summarize, summarizeHeap } from "../../lib/bench/profile.ts";
+import { assertEquals } from "../support/assert.ts";
+import { areaOf, type HeapNode, heapProfilePath, summarize, summarizeHeap } from "../../bench/profile.ts";
 
 Deno.test("areaOf() names the package, the repository file or the runtime module of a frame", () => {
   const npm = "file:///root/.cache/deno/npm/registry.npmjs.org/";

@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "../assert.ts";
-import { median, percentile, round } from "../../lib/bench/stats.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { median, percentile, round } from "../../bench/stats.ts";
 
 Deno.test("median() takes the middle value, or the mean of the middle two", () => {
   assertEquals(median([5, 1, 3]), 3);

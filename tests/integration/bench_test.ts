@@ -1,10 +1,32 @@
 /**
- * `masq bench` end to end at a small size: the emulator and every consumer in processes of their own, the
- * row counts checked exact inside runBench (it throws otherwise), figures for both consumers.
+ * The benchmark end to end at a small size: the emulator and every consumer in processes of their own, the
+ * row counts checked exact inside runBench (it throws otherwise), figures for both consumers; and its
+ * entry point, bench/main.ts, as `deno task bench` runs it.
  */
-import { assert, assertEquals } from "../assert.ts";
-import { type CompareResult, runBench } from "../../lib/bench.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import { type CompareResult, runBench } from "../../bench/runner.ts";
 import { silentLogger } from "../../lib/log.ts";
+import { collect, ROOT, spawnWatched, taskPermissions } from "../support/processes.ts";
+
+Deno.test("bench/main.ts exits 2 with one line when --messages is not a whole number from 10 to 1000000", async () => {
+  for (const n of ["5", "abc", "2000000", "1e3"]) {
+    const res = await collect(
+      spawnWatched(Deno.execPath(), [
+        "run",
+        ...taskPermissions("bench"),
+        `${ROOT}bench/main.ts`,
+        "--messages",
+        n,
+      ], { env: { NO_COLOR: "1" }, cwd: ROOT }),
+    );
+    assertEquals(res.code, 2, res.stderr);
+    assertEquals(res.stdout, "");
+    assertMatch(
+      res.stderr,
+      new RegExp(`^masq: --messages: "${n}" is not a whole number from 10 to 1000000\n$`),
+    );
+  }
+});
 
 const env = (name: string) =>
   name === "BENCH_DATABASE_URL" ? Deno.env.get("TEST_DATABASE_URL") : Deno.env.get(name);

@@ -9,20 +9,13 @@
  * received and is writing. (On embedded
  * PGlite, which cannot show other sessions' lock waits, how many processes got work is only reported.)
  */
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { WRITE_STATEMENTS } from "../../lib/pipeline.ts";
-import { checkExactlyOnce, deadLetterIds, queueTotal, seedSynthetic, waitFor } from "./delivery.ts";
-import {
-  collect,
-  createSchema,
-  hasExited,
-  killAndReap,
-  queryOnce,
-  spawnMasq,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-} from "./harness.ts";
+import { checkExactlyOnce, deadLetterIds, queueTotal, seedSynthetic, waitFor } from "../support/delivery.ts";
+import { collect, hasExited, killAndReap, spawnMasq } from "../support/processes.ts";
+import { createSchema, queryOnce, startDatabase } from "../support/databases.ts";
+import { sqsClient } from "../support/sqs.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const MESSAGES = 4_000;
 const BAD_EVERY = 100;

@@ -15,7 +15,7 @@
  * per good message and one rejection per bad one. The seed (fixed; MASQ_CRASH_SEED replays another) draws
  * how many rows a "between commits" kill waits for; MASQ_CRASH_MESSAGES overrides the message count.
  */
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import {
   checkExactlyOnce,
   deadLetterIds,
@@ -24,20 +24,19 @@ import {
   queueTotal,
   seedSynthetic,
   waitFor,
-} from "./delivery.ts";
+} from "../support/delivery.ts";
 import {
   collect,
   hasExited,
   killAndReap,
-  queryOnce,
   runMasqCli,
   spawnMasq,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
   stderrSoFar,
   waitForOutput,
-} from "./harness.ts";
+} from "../support/processes.ts";
+import { queryOnce, startDatabase } from "../support/databases.ts";
+import { sqsClient } from "../support/sqs.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const REAL_PG = Boolean(Deno.env.get("TEST_DATABASE_URL"));
 const MESSAGES = Number(Deno.env.get("MASQ_CRASH_MESSAGES") ?? 10_000);

@@ -3,22 +3,18 @@
  * letter whose encrypted original fits only without the redacted body goes without it: an original that
  * fits is never lost. The real CLI (run, then redrive) against fauxqs and PostgreSQL, with a vault key.
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import {
   ChangeMessageVisibilityCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
 } from "@aws-sdk/client-sqs";
 import { BODY_LEFT_OUT } from "../../lib/source/sqs.ts";
-import {
-  receiveAll,
-  runMasqCliWithin,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-  TEST_KEY,
-} from "./harness.ts";
-import { masq, VAULT_KEY_B64 } from "./lifecycle.ts";
+import { receiveAll, sqsClient } from "../support/sqs.ts";
+import { runMasqCliWithin, TEST_KEY } from "../support/processes.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
+import { masq, VAULT_KEY_B64 } from "../support/lifecycle.ts";
 
 /**
  * A rejected body of about `bytes` bytes (app_version is malformed): one long note, which its redacted

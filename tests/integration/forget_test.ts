@@ -2,11 +2,19 @@
  * `masq forget`: a person's rows and the vault entries nobody else needs go, shared entries stay, one
  * entry can go alone; all logged, all in one transaction (SIGKILL mid-way, run again: consistent).
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { redactBody } from "../../lib/transform/redact.ts";
-import { startDatabase, TEST_KEY, type TestDatabase } from "./harness.ts";
-import { insertLogins, killAtPause, masq, tokensOf, VAULT_KEY_B64, vaultCount } from "./lifecycle.ts";
+import { startDatabase, type TestDatabase } from "../support/databases.ts";
+import { TEST_KEY } from "../support/processes.ts";
+import {
+  insertLogins,
+  killAtPause,
+  masq,
+  tokensOf,
+  VAULT_KEY_B64,
+  vaultCount,
+} from "../support/lifecycle.ts";
 
 const SHARED_IP = "100.64.0.1";
 

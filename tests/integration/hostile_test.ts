@@ -1,6 +1,6 @@
 /**
  * The proof the "hostile producers" issue asks for: a corpus of hostile bodies and message attributes
- * (tests/integration/hostile_corpus.ts: every known trick, hand-written, plus generated ones) goes through
+ * (tests/support/hostile_corpus.ts: every known trick, hand-written, plus generated ones) goes through
  * the real CLI between the SQS emulator and real PostgreSQL, with and without a vault key; then a pg_dump
  * of the test's schema, every dead letter (body and attributes), stdout and stderr (at --log-level debug)
  * are searched for every planted address and device id, as written, as the outputs escape it (JSON \u
@@ -9,20 +9,19 @@
  */
 import fc from "fast-check";
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { addressText } from "../../lib/transform/address.ts";
 import { toBase64 } from "../../lib/vault.ts";
-import { attributeProbes, generatedBody, handWrittenBodies, type HostileBody } from "./hostile_corpus.ts";
 import {
-  collect,
-  receiveAll,
-  runMasqCli,
-  spawnWatched,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-  type TestDatabase,
-} from "./harness.ts";
+  attributeProbes,
+  generatedBody,
+  handWrittenBodies,
+  type HostileBody,
+} from "../support/hostile_corpus.ts";
+import { collect, runMasqCli, spawnWatched } from "../support/processes.ts";
+import { receiveAll, sqsClient } from "../support/sqs.ts";
+import { startDatabase, type TestDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const SEED = Number(Deno.env.get("MASQ_HOSTILE_SEED") ?? Date.now() % 1_000_000);
 

@@ -5,10 +5,12 @@
  * stored. A real PostgreSQL database of its own on TEST_DATABASE_URL's server, the real CLI and fauxqs.
  */
 import pg from "pg";
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
 import { dropRoles, migrate } from "../../lib/sink/schema.ts";
-import { queueDepth, receiveAll, runMasqCliWithin, sqsClient, startEmbeddedSqs } from "./harness.ts";
+import { queueDepth, receiveAll, sqsClient } from "../support/sqs.ts";
+import { runMasqCliWithin } from "../support/processes.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const BASE = Deno.env.get("TEST_DATABASE_URL");
 

@@ -1,20 +1,17 @@
 /**
  * README "Operations": `masq run --follow --metrics-port N` serves /metrics, /healthz and /readyz while it
- * consumes; the counters match what it wrote; SIGTERM ends the run and closes the endpoint.
+ * consumes; the counters match what it wrote; SIGTERM ends the run and closes the endpoint. And
+ * serveMetrics() over a real port (createMetrics()'s own tests, which need none, are tests/metrics_test.ts).
  */
-import { assert, assertEquals } from "../assert.ts";
-import { parsePrometheus } from "../prometheus.ts";
-import { ledgerCount, seedSynthetic, waitFor } from "./delivery.ts";
-import {
-  collect,
-  freePort,
-  killAndReap,
-  runMasqCliWithin,
-  spawnMasq,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-} from "./harness.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { parsePrometheus } from "../support/prometheus.ts";
+import { manualClock, RUN_EVENTS } from "../support/fakes.ts";
+import { createMetrics, serveMetrics } from "../../lib/metrics.ts";
+import { ledgerCount, seedSynthetic, waitFor } from "../support/delivery.ts";
+import { collect, freePort, killAndReap, runMasqCliWithin, spawnMasq } from "../support/processes.ts";
+import { sqsClient } from "../support/sqs.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const MESSAGES = 2_000;
 const BAD_EVERY = 100;
@@ -108,4 +105,50 @@ Deno.test("masq run --metrics-port on a port already in use exits 2 naming the s
   } finally {
     taken.close();
   }
+});
+
+Deno.test("serveMetrics() serves /metrics, /healthz and /readyz over HTTP and 404s anything else", async () => {
+  const clock = manualClock();
+  const metrics = createMetrics({ clock, readyWithinMs: 1000 });
+  const server = serveMetrics(metrics, { port: 0, hostname: "127.0.0.1" });
+  const base = `http://127.0.0.1:${server.port}`;
+  try {
+    for (const e of RUN_EVENTS) metrics.onEvent(e);
+    const res = await fetch(`${base}/metrics`);
+    assertEquals(res.status, 200);
+    assert(res.headers.get("content-type")?.startsWith("text/plain; version=0.0.4"), "content type");
+    const s = parsePrometheus(await res.text());
+    assertEquals(s.get("masq_messages_received_total"), 17);
+
+    const health = await fetch(`${base}/healthz`);
+    assertEquals([health.status, await health.json()], [200, { alive: true, last_event_seconds_ago: 0 }]);
+    const ready = await fetch(`${base}/readyz`);
+    assertEquals([ready.status, (await ready.json()).ready], [200, true]);
+
+    clock.advance(5_000);
+    metrics.onEvent({ type: "retry", what: "receive", kind: "sqs" });
+    const unready = await fetch(`${base}/readyz`);
+    assertEquals([unready.status, await unready.json()], [503, {
+      ready: false,
+      database: true,
+      queue: false,
+    }]);
+
+    const missing = await fetch(`${base}/nope`);
+    assertEquals(missing.status, 404);
+    await missing.body?.cancel();
+    const post = await fetch(`${base}/metrics`, { method: "POST" });
+    assertEquals(post.status, 405);
+    await post.body?.cancel();
+  } finally {
+    await server.close();
+  }
+  // Closed: nothing listens any more.
+  let refused = false;
+  try {
+    await fetch(`${base}/healthz`);
+  } catch {
+    refused = true;
+  }
+  assert(refused, "the server still answers after close()");
 });

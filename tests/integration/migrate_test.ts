@@ -3,10 +3,13 @@
  * role can do its part and nothing else (against the real database: PostgreSQL, or PGlite without
  * TEST_DATABASE_URL).
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { roleNames, SCHEMA_VERSION } from "../../lib/sink/schema.ts";
-import { runMasqCliWithin, sqsClient, startDatabase, startEmbeddedSqs } from "./harness.ts";
-import { asRole, insertLogins, masq, tokensOf, VAULT_KEY_B64 } from "./lifecycle.ts";
+import { runMasqCliWithin } from "../support/processes.ts";
+import { sqsClient } from "../support/sqs.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
+import { asRole, insertLogins, masq, tokensOf, VAULT_KEY_B64 } from "../support/lifecycle.ts";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 
 Deno.test("masq run exits 2 naming migrate when the schema is missing or older, and creates nothing", async () => {
@@ -201,7 +204,7 @@ Deno.test("migrate upgrades a version 2 database in place: every row, vault entr
   const db = await startDatabase({ migrated: false });
   try {
     const r = roleNames(db.rolePrefix);
-    const v2 = await Deno.readTextFile(new URL("./schema_v2.sql", import.meta.url));
+    const v2 = await Deno.readTextFile(new URL("../testdata/schema_v2.sql", import.meta.url));
     await db.query(v2.replaceAll("__PREFIX__", db.rolePrefix));
     await insertLogins(db, [
       { userId: "u1", ip: "10.0.0.1", deviceId: "dev-1" },

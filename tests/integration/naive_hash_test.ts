@@ -4,7 +4,7 @@
  * README's threat model quotes); the same search finds nothing against masq's HMAC token without the key.
  */
 import { createHash } from "node:crypto";
-import { assertEquals } from "../assert.ts";
+import { assertEquals } from "../support/assert.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");

@@ -1,6 +1,8 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
-import { createSchema, ROOT, runMasqCliWithin, startDatabase, startEmbeddedSqs } from "./harness.ts";
+import { createSchema, startDatabase } from "../support/databases.ts";
+import { ROOT, runMasqCliWithin } from "../support/processes.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const MIGRATION = Deno.readTextFileSync(`${ROOT}sql/partition_user_logins_by_create_date.sql`);
 

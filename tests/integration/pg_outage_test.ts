@@ -5,22 +5,17 @@
  * A throwaway cluster (initdb, scram-sha-256 password auth) is stopped with `pg_ctl stop -m fast` while one
  * masq process is writing into it, kept down ~10 s, and started again on the same port.
  */
-import { assert, assertEquals } from "../assert.ts";
-import { isBadIndex, synthetic } from "../../lib/synthetic.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { isBadIndex, synthetic } from "../../bench/synthetic.ts";
+import { collect, hasExited, killAndReap, spawnMasq } from "../support/processes.ts";
 import {
-  collect,
   createSchema,
-  hasExited,
-  killAndReap,
   queryOnce,
-  queueDepth,
-  receiveAll,
   scratchPostgresUnavailable,
-  spawnMasq,
-  sqsClient,
-  startEmbeddedSqs,
   startScratchPostgres,
-} from "./harness.ts";
+} from "../support/databases.ts";
+import { queueDepth, receiveAll, sqsClient } from "../support/sqs.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const MESSAGES = 5_000;
 const BAD_EVERY = 50;

@@ -4,18 +4,13 @@
  * constraint). The batch is split until the refused row is alone; that message is rejected with the
  * database's reason (dead-letter queue + user_logins_rejected); the other nine rows are written.
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
-import { synthetic } from "../../lib/synthetic.ts";
-import {
-  createSchema,
-  queueDepth,
-  receiveAll,
-  runMasqCliWithin,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-} from "./harness.ts";
+import { synthetic } from "../../bench/synthetic.ts";
+import { createSchema, startDatabase } from "../support/databases.ts";
+import { queueDepth, receiveAll, sqsClient } from "../support/sqs.ts";
+import { runMasqCliWithin } from "../support/processes.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const POISON = JSON.stringify({
   user_id: "evil",

@@ -7,22 +7,20 @@
  */
 import fc from "fast-check";
 import type { Message as SqsMessage } from "@aws-sdk/client-sqs";
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
 import { toBase64 } from "../../lib/vault.ts";
 import {
   collect,
   type MasqEnv,
   type MasqResult,
-  receiveAll,
   ROOT,
   runMasqCli,
   spawnWatched,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-  type TestDatabase,
-} from "./harness.ts";
+} from "../support/processes.ts";
+import { receiveAll, sqsClient } from "../support/sqs.ts";
+import { startDatabase, type TestDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 /** Runs the CLI with a deadline: a hung run is killed and reaped, and the test fails naming it. */
 function masq(args: string[], env: MasqEnv, timeoutMs = 180_000): Promise<MasqResult> {

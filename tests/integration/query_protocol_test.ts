@@ -5,10 +5,12 @@
 import sqslite from "sqslite";
 import sqsliteState from "sqslite/lib/sqs.js";
 import { CreateQueueCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { createSqsClient, sqsSource } from "../../lib/source/sqs.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { receiveAll, runMasqCli, startDatabase } from "./harness.ts";
+import { receiveAll } from "../support/sqs.ts";
+import { runMasqCli } from "../support/processes.ts";
+import { startDatabase } from "../support/databases.ts";
 
 interface Fastify {
   listen(o: { port: number; host: string }): Promise<string>;

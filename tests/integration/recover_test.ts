@@ -2,8 +2,8 @@
  * `masq recover`: originals for the few who hold the vault key, every lookup on record, a wrong key or a
  * moved ciphertext an error (never another person's data).
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { startDatabase } from "./harness.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import { startDatabase } from "../support/databases.ts";
 import {
   insertLogins,
   masq,
@@ -12,12 +12,13 @@ import {
   VAULT_KEY,
   VAULT_KEY_B64,
   vaultCount,
-} from "./lifecycle.ts";
+} from "../support/lifecycle.ts";
 import { createPostgresSink } from "../../lib/sink/postgres.ts";
 import { roleNames } from "../../lib/sink/schema.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { LoginRecord } from "../../lib/types.ts";
 import { createVaultCipher, vaultAad } from "../../lib/vault.ts";
+import { writeOne } from "../support/fakes.ts";
 
 const vaultEnv = { PII_VAULT_KEY: VAULT_KEY_B64 };
 
@@ -254,8 +255,8 @@ Deno.test("masq recover decrypts what the sink's batch statement stored in pii_v
       a.vault![0].ciphertext = await vault.encrypt(ip, vaultAad("ip", token, "k1"));
       const b = record("m2"); // the same value again: stored once, the first copy kept
       b.vault![0].ciphertext = await vault.encrypt(ip, vaultAad("ip", token, "k1"));
-      assertEquals((await sink.write([a])).inserted, 1);
-      assertEquals((await sink.write([b])).inserted, 1);
+      assertEquals((await writeOne(sink, [a])).inserted, 1);
+      assertEquals((await writeOne(sink, [b])).inserted, 1);
     } finally {
       await sink.close();
     }

@@ -10,23 +10,17 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../support/assert.ts";
 import { redrive } from "../../lib/lifecycle/redrive.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
+import { deadLetterFor } from "../../lib/transform/letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
 import type { Message } from "../../lib/types.ts";
-import {
-  queueDepth,
-  receiveAll,
-  runMasqCliWithin,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-  TEST_KEY,
-} from "./harness.ts";
-import { masq, OTHER_VAULT_KEY_B64, VAULT_KEY } from "./lifecycle.ts";
-import { VAULT_KEY_B64 } from "./lifecycle.ts";
+import { queueDepth, receiveAll, sqsClient } from "../support/sqs.ts";
+import { runMasqCliWithin, TEST_KEY } from "../support/processes.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
+import { masq, OTHER_VAULT_KEY_B64, VAULT_KEY, VAULT_KEY_B64 } from "../support/lifecycle.ts";
 
 /** Message ids as SQS makes them (masq keys messages by them; a letter's masq_message_id is one). */
 const ORIG = Array.from(

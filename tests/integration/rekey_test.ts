@@ -2,8 +2,9 @@
  * `masq rekey`: every vaulted token re-made under the new key, rows rewritten, originals still
  * recoverable; resumable after a SIGKILL between batches; rows without an original reported.
  */
-import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { startDatabase, TEST_KEY, type TestDatabase } from "./harness.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import { collect, TEST_KEY } from "../support/processes.ts";
+import { startDatabase, type TestDatabase } from "../support/databases.ts";
 import {
   insertLogins,
   killAtPause,
@@ -15,8 +16,7 @@ import {
   VAULT_KEY,
   VAULT_KEY_B64,
   vaultCount,
-} from "./lifecycle.ts";
-import { collect } from "./harness.ts";
+} from "../support/lifecycle.ts";
 
 const NEW_KEY = "a-new-hmac-key-for-the-rotation-test-0123456789";
 

@@ -6,20 +6,16 @@
  */
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import pg from "pg";
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { redrive } from "../../lib/lifecycle/redrive.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
+import { deadLetterFor } from "../../lib/transform/letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
-import {
-  queueDepth,
-  receiveAll,
-  runMasqCliWithin,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-} from "./harness.ts";
-import { VAULT_KEY } from "./lifecycle.ts";
+import { queueDepth, receiveAll, sqsClient } from "../support/sqs.ts";
+import { runMasqCliWithin } from "../support/processes.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
+import { VAULT_KEY } from "../support/lifecycle.ts";
 
 const login = (user: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ user_id: user, app_version: "2.3.0", ip: "192.0.2.1", device_id: "dev-1", ...extra });

@@ -5,18 +5,14 @@
  * role it is documented for and is refused to the others.
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { roleNames } from "../../lib/sink/schema.ts";
-import { deadLetterFor } from "../../lib/transform/dead_letter.ts";
+import { deadLetterFor } from "../../lib/transform/letter.ts";
 import { createVaultCipher } from "../../lib/vault.ts";
-import {
-  receiveAll,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-  TEST_KEY,
-  type TestDatabase,
-} from "./harness.ts";
+import { receiveAll, sqsClient } from "../support/sqs.ts";
+import { startDatabase, type TestDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
+import { TEST_KEY } from "../support/processes.ts";
 import {
   createLogin,
   type DbLogin,
@@ -28,7 +24,7 @@ import {
   VAULT_KEY,
   VAULT_KEY_B64,
   vaultCount,
-} from "./lifecycle.ts";
+} from "../support/lifecycle.ts";
 
 const DENIED = "42501";
 const IPS = Array.from({ length: 22 }, (_, i) => `198.51.100.${i + 10}`);

@@ -1,18 +1,11 @@
 import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { createMasker } from "../../lib/transform/mask.ts";
 import { seedQueue } from "../../lib/demo.ts";
-import {
-  queueDepth,
-  receiveAll,
-  ROOT,
-  runMasqCli,
-  runMasqCliWithin,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
-  TEST_KEY,
-} from "./harness.ts";
+import { queueDepth, receiveAll, sqsClient } from "../support/sqs.ts";
+import { ROOT, runMasqCli, runMasqCliWithin, TEST_KEY } from "../support/processes.ts";
+import { startDatabase } from "../support/databases.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const SAMPLE = Deno.readTextFileSync(`${ROOT}data/sample_logins.jsonl`).split("\n").filter(Boolean);
 

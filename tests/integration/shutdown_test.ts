@@ -9,21 +9,19 @@
  * the batches in flight must be finished after the signal. The test waits for events (ledger rows, writes
  * waiting on the lock, the "stopping" log line), never for a fixed time.
  */
-import { assert, assertEquals } from "../assert.ts";
-import { checkExactlyOnce, ledgerCount, seedSynthetic, waitFor } from "./delivery.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { checkExactlyOnce, ledgerCount, seedSynthetic, waitFor } from "../support/delivery.ts";
 import {
   collect,
   hasExited,
   killAndReap,
-  queryOnce,
-  queueDepth,
   runMasqCli,
   spawnMasq,
-  sqsClient,
-  startDatabase,
-  startEmbeddedSqs,
   waitForOutput,
-} from "./harness.ts";
+} from "../support/processes.ts";
+import { queryOnce, startDatabase } from "../support/databases.ts";
+import { queueDepth, sqsClient } from "../support/sqs.ts";
+import { startEmbeddedSqs } from "../../lib/embedded.ts";
 
 const MESSAGES = 4_000;
 const BAD_EVERY = 100;

@@ -13,17 +13,12 @@
  * fauxqs runs in its own process: on PGlite, pg_sleep blocks the test process, which must not freeze SQS.
  */
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { seedQueue } from "../../lib/demo.ts";
-import { synthetic } from "../../lib/synthetic.ts";
-import {
-  createSchema,
-  queueDepth,
-  runMasqCliWithin,
-  sqsClient,
-  startDatabase,
-  startFauxqsProcess,
-} from "./harness.ts";
+import { synthetic } from "../../bench/synthetic.ts";
+import { createSchema, startDatabase } from "../support/databases.ts";
+import { queueDepth, sqsClient, startFauxqsProcess } from "../support/sqs.ts";
+import { runMasqCliWithin } from "../support/processes.ts";
 
 const MESSAGES = 30;
 const VISIBILITY_S = 2;

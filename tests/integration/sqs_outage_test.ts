@@ -3,7 +3,7 @@
  * exponential backoff and jitter, and logged", and "a delete that fails after a commit must not create a
  * duplicate on redelivery".
  *
- * fauxqs runs in a process of its own (tests/integration/fauxqs_server.ts) with SQLite persistence; it is
+ * fauxqs runs in a process of its own (tests/support/fauxqs_server.ts) with SQLite persistence; it is
  * SIGKILLed while masq is mid-run and started again a few seconds later on the same port and data directory.
  */
 import { DatabaseSync } from "node:sqlite";
@@ -15,23 +15,13 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { assert, assertEquals } from "../assert.ts";
-import { isBadIndex, synthetic } from "../../lib/synthetic.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { isBadIndex, synthetic } from "../../bench/synthetic.ts";
 import { createPostgresSink } from "../../lib/sink/postgres.ts";
 import { silentLogger } from "../../lib/log.ts";
-import {
-  collect,
-  type FauxqsProcess,
-  hasExited,
-  killAndReap,
-  queueDepth,
-  receiveAll,
-  spawnMasq,
-  sqsClient,
-  startDatabase,
-  startFauxqsProcess,
-  waitForOutput,
-} from "./harness.ts";
+import { collect, hasExited, killAndReap, spawnMasq, waitForOutput } from "../support/processes.ts";
+import { type FauxqsProcess, queueDepth, receiveAll, sqsClient, startFauxqsProcess } from "../support/sqs.ts";
+import { startDatabase } from "../support/databases.ts";
 
 const BAD_EVERY = 40;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,8 +1,8 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { createWriter, refusalReason } from "../../lib/sink/writer.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { PipelineEvent, SinkRecord } from "../../lib/types.ts";
-import { fakeClock, loginRecord, memorySink, pgError } from "../fakes.ts";
+import { fakeClock, loginRecord, memorySink, pgError } from "../support/fakes.ts";
 
 const login = loginRecord;
 

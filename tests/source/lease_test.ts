@@ -1,7 +1,7 @@
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import { heartbeatMs, lease } from "../../lib/source/lease.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { fakeClock, memorySource, sqsError } from "../fakes.ts";
+import { fakeClock, memorySource, sqsError } from "../support/fakes.ts";
 
 const bodies = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ user_id: `u${i}` }));
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { addressText, findAddress } from "../../lib/transform/address.ts";
 import {
   ADDRESS_SPELLINGS,
@@ -8,7 +8,7 @@ import {
   NOT_ADDRESSES,
   plantedAddress,
   SCRIPTS,
-} from "../integration/hostile_corpus.ts";
+} from "../support/hostile_corpus.ts";
 
 Deno.test("findAddress() finds every hand-written spelling, alone and inside other text", () => {
   for (const [trick, value] of ADDRESS_SPELLINGS) {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { createHmac } from "node:crypto";
-import { assertEquals } from "../assert.ts";
+import { assertEquals } from "../support/assert.ts";
 import { hmacSha256Hex } from "../../lib/transform/hmac.ts";
 
 const enc = new TextEncoder();

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../support/assert.ts";
 import { canonicalIp, createMasker, looksLikeIp } from "../../lib/transform/mask.ts";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
@@ -250,4 +250,10 @@ Deno.test("canonicalIp() of eight random groups, in any spelling, is ipaddr.js's
     }),
     { numRuns: 20_000 },
   );
+});
+
+Deno.test("canonicalIp() keeps the IPv4-compatible ::192.0.2.1 apart from the IPv4-mapped ::ffff:192.0.2.1", () => {
+  // ::192.0.2.1 is ::c000:201 (RFC 4291 §2.5.5.1), a different address from ::ffff:192.0.2.1.
+  assertEquals(canonicalIp("::192.0.2.1"), canonicalIp("::c000:201"));
+  assert(canonicalIp("::192.0.2.1") !== canonicalIp("::ffff:192.0.2.1"));
 });

@@ -1,15 +1,34 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../support/assert.ts";
 import {
   codePointLength,
   COLUMN_WIDTH,
   flatten,
+  isPlainObject,
   type LoginFields,
   MAX_DEPTH,
+  MAX_EPOCH,
   nestedDeeperThan,
   parseBody,
 } from "../../lib/transform/parse.ts";
 import { findAddress } from "../../lib/transform/address.ts";
-import { ADDRESS_SPELLINGS, handWrittenBodies, NOT_ADDRESSES } from "../integration/hostile_corpus.ts";
+import { ADDRESS_SPELLINGS, handWrittenBodies, NOT_ADDRESSES } from "../support/hostile_corpus.ts";
+
+import fc from "fast-check";
+import {
+  assertFieldsOf,
+  check,
+  checkedBodies,
+  deepBody,
+  hugeBody,
+  KIB256,
+  KNOWN,
+  knownKeysObject,
+  nestedObject,
+  rawBody,
+  SQL,
+  utf8Length,
+  validLogin,
+} from "../support/fuzz.ts";
 
 const TAKE_HOME =
   '{"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0", "device_type": "android", "ip": "199.172.111.135", "locale": "RU", "device_id": "593-47-5928"}';
@@ -491,4 +510,127 @@ Deno.test("parseBody() keeps SQL-looking values as plain text", () => {
   const sql = "'; DROP TABLE user_logins; --";
   const f = accept({ user_id: sql, device_type: "x' OR '1'='1", locale: "Robert'); --" });
   assertEquals([f.userId, f.deviceType, f.locale], [sql, "x' OR '1'='1", "Robert'); --"]);
+});
+
+Deno.test("MAX_EPOCH is the last second of the year 9999, the latest timestamp parseBody() takes", () => {
+  assertEquals(new Date(MAX_EPOCH * 1000).toISOString(), "9999-12-31T23:59:59.000Z");
+  const at = (timestamp: number) => parseBody(JSON.stringify({ user_id: "u", timestamp }));
+  const last = at(MAX_EPOCH);
+  assert(last.ok && last.fields.timestamp === MAX_EPOCH);
+  const after = at(MAX_EPOCH + 1);
+  assert(!after.ok || after.fields.timestamp === null);
+});
+
+Deno.test("parseBody() gives an invalid-JSON reason that echoes no part of the body", () => {
+  for (
+    const body of [
+      `{"ip":'199.172.111.135'}`,
+      `{"user_id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaa","ip":'199.172.111.135-long-secret'}`,
+      `{"a":nul, "ip":"199.172.111.135"}`,
+      `x199.172.111.135-and-more-text`,
+    ]
+  ) {
+    const r = parseBody(body);
+    assert(!r.ok);
+    assert(!r.reason.includes("199.17"), `reason echoes the body: ${r.reason}`);
+  }
+});
+
+Deno.test("parseBody() rejects a negative or fractional app_version with a reason naming app_version", () => {
+  for (const v of [-1, 1.5]) {
+    const r = parseBody(JSON.stringify({ user_id: "u", app_version: v }));
+    assert(!r.ok);
+    assert(r.reason.includes("app_version"), `reason does not name the field: ${r.reason}`);
+  }
+});
+
+Deno.test("parseBody() survives more than 10,000 hostile bodies and accepts only what fits user_logins", async (t) => {
+  await t.step("random JSON values (ASCII strings)", () => {
+    fc.assert(fc.property(fc.jsonValue(), (v) => void check(JSON.stringify(v))), { numRuns: 1_500 });
+  });
+
+  await t.step("random JSON values (full Unicode strings)", () => {
+    fc.assert(fc.property(fc.jsonValue({ stringUnit: "binary" }), (v) => void check(JSON.stringify(v))), {
+      numRuns: 1_000,
+    });
+  });
+
+  await t.step("objects with the known keys holding anything", () => {
+    fc.assert(
+      fc.property(knownKeysObject, (o) => {
+        const r = check(JSON.stringify(o));
+        if (r.ok) assertFieldsOf(JSON.parse(JSON.stringify(o)), r.fields);
+        if (!("user_id" in o)) assert(!r.ok, "a body without user_id is rejected");
+        else if (typeof o.user_id !== "string") assert(!r.ok, "a non-string user_id is rejected");
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+
+  await t.step("the known keys through nesting, sometimes given twice", () => {
+    fc.assert(
+      fc.property(nestedObject, (o) => {
+        const r = check(JSON.stringify(o));
+        const viaUser = isPlainObject(o.user) && "id" in o.user;
+        if (viaUser && "user_id" in o) assert(!r.ok, "user_id given twice is rejected");
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  await t.step("bodies that follow every rule are accepted with exactly their values", () => {
+    fc.assert(
+      fc.property(validLogin, (o) => {
+        const r = check(JSON.stringify(o));
+        assert(r.ok, `rejected a valid login: ${!r.ok && r.reason}`);
+        assertFieldsOf(o, r.fields);
+        const ts = o.timestamp === undefined || o.timestamp === null ? null : Number(o.timestamp);
+        assertEquals(r.fields.timestamp, ts);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  await t.step("random text, broken JSON and JSON fragments, with NUL and lone surrogates", () => {
+    fc.assert(fc.property(rawBody, (body) => void check(body)), { numRuns: 2_000 });
+  });
+
+  await t.step("SQL-looking values in every field are plain text", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...SQL),
+        fc.subarray([...KNOWN], { minLength: 1 }),
+        (sql, fields) => {
+          const o: Record<string, unknown> = { user_id: "u" };
+          for (const f of fields) o[f] = sql;
+          const r = check(JSON.stringify(o));
+          if (r.ok) {
+            if (fields.includes("user_id")) assertEquals(r.fields.userId, sql);
+            if (fields.includes("locale")) assertEquals(r.fields.locale, sql);
+            if (fields.includes("ip")) assertEquals(r.fields.ip, sql);
+          } else {
+            // Only the width or the version rule can refuse these.
+            assertMatch(r.reason, /characters long|app_version/);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  await t.step("deep nesting of objects and arrays", () => {
+    fc.assert(fc.property(deepBody, (body) => void check(body)), { numRuns: 300 });
+  });
+
+  await t.step("256 KiB bodies", () => {
+    fc.assert(
+      fc.property(hugeBody, (body) => {
+        assert(utf8Length(body) >= KIB256 - 8 && utf8Length(body) <= KIB256 + 8, `${utf8Length(body)} bytes`);
+        check(body);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  assert(checkedBodies() >= 10_000, `only ${checkedBodies()} bodies were checked`);
 });

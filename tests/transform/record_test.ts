@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import { createMasker, type Masker } from "../../lib/transform/mask.ts";
 import { rejectionFor, toRecord, utcDate } from "../../lib/transform/record.ts";
 import { createVaultCipher, vaultAad } from "../../lib/vault.ts";

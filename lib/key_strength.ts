@@ -8,7 +8,7 @@
  * (2 log2(length) bits), whatever its length. The same is done for the differences between neighbouring
  * symbols, which exposes sequences such as `abcdef` or `0123`, and the smaller estimate counts. So one
  * symbol repeated scores near zero, a key made of one piece repeated scores about that piece once, and
- * random keys score close to their true size. The README gives the rule and how generated keys score.
+ * random keys score close to their true size. docs/privacy.md gives the rule and how generated keys score.
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * Why masq keys its tokens: a plain SHA-256 of an IPv4 address is undone by trying addresses. The test
- * recovers one from its /16 and prints the time and the extrapolation to all 2^32 addresses (the figure the
- * README's threat model quotes); the same search finds nothing against masq's HMAC token without the key.
+ * recovers one from its /16 and prints the time and the extrapolation to all 2^32 addresses (what docs/threat-model.md
+ * says a plain SHA-256 gives away); the same search finds nothing against masq's HMAC token without the key.
  */
 import { createHash } from "node:crypto";
 import { assertEquals } from "../support/assert.ts";

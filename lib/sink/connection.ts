@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { type ConnectionOptions, createSecureContext } from "node:tls";
 import pg from "pg";
 import type { Env } from "../config.ts";
@@ -309,11 +309,26 @@ export function resolveTarget(
         "a client certificate needs its private key: set sslkey=<file> in the URL or PGSSLKEY",
       );
     }
-    parseCertificates(target.clientCert, "client certificate");
+    const [leaf] = parseCertificates(target.clientCert, "client certificate");
     if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(target.clientKey.pem)) {
       throw new ConfigError(
         target.clientKey.setting,
         "the client key file holds no PEM private key (-----BEGIN PRIVATE KEY-----)",
+      );
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey({ key: target.clientKey.pem, passphrase: param("sslpassword")?.value });
+    } catch (err) {
+      throw new ConfigError(
+        target.clientKey.setting,
+        `cannot load the client key (encrypted? give sslpassword in the URL): ${errorMessage(err)}`,
+      );
+    }
+    if (!leaf.checkPrivateKey(key)) {
+      throw new ConfigError(
+        target.clientKey.setting,
+        "the client key does not belong to the client certificate",
       );
     }
   } else if (keySrc) {
@@ -512,7 +527,8 @@ export async function connectTarget(
       await client.connect();
       return { client, attempt: attempts[i] };
     } catch (err) {
-      await client.end().catch(() => {});
+      // Not awaited: after a failed connect pg may never say it ended (and nothing else keeps Deno alive).
+      client.end().catch(() => {});
       first ??= err;
       if (i + 1 < attempts.length && retryable(err)) continue;
       // allow/prefer: the second way's error says more (e.g. "no encryption" after TLS was refused).

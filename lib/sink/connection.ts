@@ -87,7 +87,7 @@ export interface DatabaseTarget {
 export type ReadText = (path: string) => string;
 
 function isUnixSocket(host: string): boolean {
-  return host.startsWith("/") || host === "";
+  return host.startsWith("/");
 }
 
 function defaultDir(env: Env): string | undefined {
@@ -232,8 +232,10 @@ export function resolveTarget(
     );
   }
 
-  const host = decodeURIComponent(u.searchParams.get("host") ?? u.hostname).replace(/^\[(.+)\]$/, "$1");
-  const port = Number(u.searchParams.get("port") ?? (u.port || 5432));
+  // As pg resolves them: the URL's, else PGHOST / PGPORT, else localhost:5432.
+  const host = decodeURIComponent(u.searchParams.get("host") ?? u.hostname).replace(/^\[(.+)\]$/, "$1") ||
+    env("PGHOST") || "localhost";
+  const port = Number(u.searchParams.get("port") ?? (u.port || env("PGPORT") || 5432));
   // libpq does not use TLS over a Unix socket, whatever sslmode says.
   if (isUnixSocket(host)) mode = "disable";
 
@@ -415,7 +417,7 @@ function retryable(err: unknown): boolean {
   const msg = errorMessage(err);
   const code = (err as { code?: unknown })?.code;
   return msg.includes("does not support SSL") ||
-    (typeof code === "string" && /^28|^08/.test(code) && !/ECONN|ETIMEDOUT|ENOTFOUND/.test(code));
+    (typeof code === "string" && /^(28|08)[0-9A-Z]{3}$/.test(code));
 }
 
 const TLS_CHAIN_CODES = new Set([

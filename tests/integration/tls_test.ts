@@ -33,8 +33,6 @@ Deno.test("masq connects to PostgreSQL as libpq's sslmode says, and every TLS mi
   try {
     const certs = await makeCertificates();
     cleanups.push(() => certs.remove());
-    const outside = await Deno.makeTempDir({ prefix: "masq-tls-outside-" }); // not a path masq may read
-    cleanups.push(() => Deno.remove(outside, { recursive: true }));
     const tls = await startTlsCluster({ port: TLS_PORT, certs });
     cleanups.push(() => tls.destroy());
     const plain = await startTlsCluster({ port: PLAIN_PORT });
@@ -45,7 +43,6 @@ Deno.test("masq connects to PostgreSQL as libpq's sslmode says, and every TLS mi
     const admin = await connectClient(tls.url({ sslmode: "verify-full", sslrootcert: certs.ca }), noEnv);
     await admin.query("CREATE ROLE certuser LOGIN SUPERUSER");
     await admin.end();
-    await Deno.copyFile(certs.ca, `${outside}/ca.pem`);
     const cli = (args: string[], databaseUrl: string, extra: Record<string, string> = {}) =>
       runMasqCliWithin(60_000, args, { queueUrl, databaseUrl, extra });
 
@@ -195,7 +192,7 @@ Deno.test("masq connects to PostgreSQL as libpq's sslmode says, and every TLS mi
       },
       {
         name: "a CA file outside the paths masq may read",
-        url: tls.url({ sslmode: "verify-full", sslrootcert: `${outside}/ca.pem` }),
+        url: tls.url({ sslmode: "verify-full", sslrootcert: certs.outsideCa }),
         expect:
           /^masq: sslrootcert \(in .*\): masq may not read .*\/ca\.pem: certificate files must be under \/etc\/masq, \/run\/secrets, ~\/\.postgresql, or data\/ or secrets\/ in masq's directory \(see docs\/tls\.md\)$/,
       },
@@ -242,7 +239,7 @@ Deno.test("masq connects to PostgreSQL as libpq's sslmode says, and every TLS mi
             line: /^masq: sslrootcert \(in .*\): root certificate file .*none\.pem does not exist$/,
           },
           {
-            ca: `${outside}/ca.pem`,
+            ca: certs.outsideCa,
             line:
               /^masq: sslrootcert \(in .*\): masq may not read .*: certificate files must be under \/etc\/masq/,
           },

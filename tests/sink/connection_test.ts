@@ -172,3 +172,23 @@ Deno.test("connectionError() tells a wrong CA from an untrusted one, a host name
     `--database-url / DATABASE_URL: cannot use postgres://app:***@db.internal:5433/logins?sslmode=require: password authentication failed (28P01)`,
   );
 });
+
+Deno.test("resolveTarget() reads the deploy manifests' shape: verify-full with the CA at /etc/masq/tls/ca.pem", () => {
+  const pem = Deno.readTextFileSync(CA);
+  const read = (path: string) => {
+    if (path !== "/etc/masq/tls/ca.pem") throw new Deno.errors.NotFound(path);
+    return pem;
+  };
+  const t = resolveTarget(
+    "postgres://masq_app@postgres.example.internal:5432/logins?sslmode=verify-full&sslrootcert=/etc/masq/tls/ca.pem",
+    noEnv,
+    read,
+  );
+  assertEquals([t.mode, t.host, t.port], ["verify-full", "postgres.example.internal", 5432]);
+  assertEquals([t.tls?.ca, t.tls?.rejectUnauthorized, t.tls?.checkServerIdentity], [pem, true, undefined]);
+  assertEquals(attemptsOf(t).length, 1, "no plaintext fallback");
+  assertEquals(
+    clientConfig(t, t.tls!).connectionString,
+    "postgres://masq_app@postgres.example.internal:5432/logins",
+  );
+});

@@ -24,6 +24,8 @@ export interface TestCertificates {
   clientKey: string;
   /** A file that is not PEM. */
   notPem: string;
+  /** A copy of `ca` in a temporary directory outside the paths masq may read. */
+  outsideCa: string;
   remove(): Promise<void>;
 }
 
@@ -53,7 +55,17 @@ async function run(program: string, args: string[], cwd?: string): Promise<strin
  */
 export async function makeCertificates(): Promise<TestCertificates> {
   await Deno.mkdir(`${ROOT}secrets`, { recursive: true });
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  // What a killed earlier run left (its `finally` never ran), if older than ten minutes.
+  for (const parent of [`${ROOT}secrets`, tmp]) {
+    for (const e of Deno.readDirSync(parent)) {
+      if (!e.isDirectory || !/^(tls-test-|masq-tls-outside-)/.test(e.name)) continue;
+      const age = Date.now() - (Deno.statSync(`${parent}/${e.name}`).mtime?.getTime() ?? Date.now());
+      if (age > 600_000) await Deno.remove(`${parent}/${e.name}`, { recursive: true }).catch(() => {});
+    }
+  }
   const dir = await Deno.makeTempDir({ dir: `${ROOT}secrets`, prefix: "tls-test-" });
+  const outside = await Deno.makeTempDir({ dir: tmp, prefix: "masq-tls-outside-" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   const ca = async (name: string, cn: string) =>
     await run("openssl", [
@@ -91,8 +103,10 @@ export async function makeCertificates(): Promise<TestCertificates> {
     );
     await leaf("client", "certuser", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
     await Deno.writeTextFile(`${dir}/not-pem.pem`, "this is not a certificate\n");
+    await Deno.copyFile(`${dir}/ca.pem`, `${outside}/ca.pem`);
   } catch (err) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.remove(outside, { recursive: true }).catch(() => {});
     throw err;
   }
   return {
@@ -104,7 +118,11 @@ export async function makeCertificates(): Promise<TestCertificates> {
     clientCert: `${dir}/client.crt`,
     clientKey: `${dir}/client.key`,
     notPem: `${dir}/not-pem.pem`,
-    remove: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
+    outsideCa: `${outside}/ca.pem`,
+    async remove() {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.remove(outside, { recursive: true }).catch(() => {});
+    },
   };
 }
 
@@ -124,6 +142,28 @@ async function postgresOwner(): Promise<{ uid: number; gid: number } | undefined
 }
 
 /**
+ * Stops and removes what a killed earlier run left on `port` (a SIGKILLed test runs no `finally`): a
+ * masq-tls-pg-* cluster whose postmaster.pid names that port.
+ */
+async function removeStaleCluster(port: number, exec: (cmd: string, args: string[]) => Promise<string>) {
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  for (
+    const e of [...Deno.readDirSync(tmp)].filter((e) => e.isDirectory && e.name.startsWith("masq-tls-pg-"))
+  ) {
+    const dir = `${tmp}/${e.name}`;
+    let pid = "";
+    try {
+      pid = Deno.readTextFileSync(`${dir}/data/postmaster.pid`);
+    } catch { /* not running */ }
+    if (pid.split("\n")[3]?.trim() !== String(port)) continue;
+    await exec(`${postgresBinDir()}/pg_ctl`, ["-D", `${dir}/data`, "-m", "immediate", "-w", "stop"]).catch(
+      () => {},
+    );
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
  * A throwaway cluster on 127.0.0.1 and 127.0.0.2 at `port`. With `certs`: ssl=on with the server
  * certificate, and pg_hba `hostssl` only (trust; the role `certuser` by client certificate); without:
  * ssl=off and plain `host` lines.
@@ -136,6 +176,7 @@ export async function startTlsCluster(opts: { port: number; certs?: TestCertific
   const data = `${dir}/data`;
   const exec = (cmd: string, args: string[]) =>
     owner ? run("runuser", ["-u", "postgres", "--", cmd, ...args], dir) : run(cmd, args, dir);
+  await removeStaleCluster(opts.port, exec);
   let running = false;
   const destroy = async () => {
     if (running) {

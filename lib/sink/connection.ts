@@ -80,7 +80,6 @@ export interface DatabaseTarget {
   connectionString: string;
   /** pg's `ssl` for a TLS attempt (undefined for disable); verification as the mode says. */
   tls?: ConnectionOptions;
-  passphrase?: string;
 }
 
 /** Reads a file as text (Deno.readTextFileSync); tests substitute their own. */
@@ -283,6 +282,7 @@ export function resolveTarget(
   }
 
   // Client certificate: sslcert + sslkey, else libpq's ~/.postgresql/postgresql.{crt,key} when present.
+  const passphrase = param("sslpassword")?.value;
   const certSrc = param("sslcert") ?? fromEnv("PGSSLCERT");
   const keySrc = param("sslkey") ?? fromEnv("PGSSLKEY");
   if (certSrc) {
@@ -320,7 +320,7 @@ export function resolveTarget(
     }
     let key: KeyObject;
     try {
-      key = createPrivateKey({ key: target.clientKey.pem, passphrase: param("sslpassword")?.value });
+      key = createPrivateKey({ key: target.clientKey.pem, passphrase });
     } catch (err) {
       throw new ConfigError(
         target.clientKey.setting,
@@ -339,7 +339,6 @@ export function resolveTarget(
       "a client key without a client certificate: set sslcert=<file> too",
     );
   }
-  const passphrase = param("sslpassword")?.value;
 
   // What pg gets: contents, never paths. libpq: a root certificate makes every mode check the chain;
   // only verify-full checks the host name. allow/prefer never refuse a certificate (they would fall
@@ -356,21 +355,12 @@ export function resolveTarget(
     ...(minVersion ? { minVersion: versions[minVersion.value] } : {}),
   };
   try {
-    // A key that does not match its certificate, or that the passphrase does not open, fails here.
+    // Whatever else the TLS library refuses in these files fails here, at start-up, not at connect.
     createSecureContext(options);
   } catch (err) {
     const setting = target.clientKey?.setting ?? target.clientCert?.setting ?? URL_SETTING;
-    const msg = errorMessage(err);
-    throw new ConfigError(
-      setting,
-      /mismatch/i.test(msg)
-        ? "the client key does not belong to the client certificate"
-        : /bad decrypt|passphrase|PEM/i.test(msg)
-        ? `cannot load the client key (encrypted? give sslpassword in the URL): ${msg}`
-        : `cannot use the TLS files: ${msg}`,
-    );
+    throw new ConfigError(setting, `cannot use the TLS files: ${errorMessage(err)}`);
   }
-  if (passphrase !== undefined) target.passphrase = passphrase;
   target.tls = options;
   return target;
 }

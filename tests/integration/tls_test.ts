@@ -7,7 +7,12 @@
  */
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { type MasqResult, runMasqCliWithin } from "../support/processes.ts";
-import { makeCertificates, startTlsCluster, tlsToolsMissing } from "../support/tls_cluster.ts";
+import {
+  CLIENT_KEY_PASSPHRASE,
+  makeCertificates,
+  startTlsCluster,
+  tlsToolsMissing,
+} from "../support/tls_cluster.ts";
 import { startEmbeddedSqs } from "../../lib/embedded.ts";
 import { connectClient } from "../../lib/sink/connection.ts";
 import { VAULT_KEY_B64 } from "../support/lifecycle.ts";
@@ -175,6 +180,18 @@ Deno.test("masq connects to PostgreSQL as libpq's sslmode says, and every TLS mi
           sslrootcert: certs.ca,
           sslcert: certs.clientCert,
           sslkey: certs.clientKey,
+          user: "certuser",
+        }),
+        expect: ok,
+      },
+      {
+        name: "an encrypted client key with sslpassword",
+        url: tls.url({
+          sslmode: "verify-full",
+          sslrootcert: certs.ca,
+          sslcert: certs.clientCert,
+          sslkey: certs.clientKeyEncrypted,
+          sslpassword: CLIENT_KEY_PASSPHRASE,
           user: "certuser",
         }),
         expect: ok,

@@ -192,3 +192,20 @@ Deno.test("resolveTarget() reads the deploy manifests' shape: verify-full with t
     "postgres://masq_app@postgres.example.internal:5432/logins",
   );
 });
+
+Deno.test("resolveTarget() opens an encrypted client key with sslpassword, and says so in one line when it cannot", () => {
+  const enc = `${DATA}client-enc.key`;
+  const url = (pw?: string) =>
+    `${URL_BASE}?sslmode=require&sslcert=${CERT}&sslkey=${enc}${
+      pw === undefined ? "" : `&sslpassword=${pw}`
+    }`;
+  const t = resolveTarget(url("unit-test-pass"), noEnv);
+  assertEquals([t.tls?.key, t.tls?.passphrase], [Deno.readTextFileSync(enc), "unit-test-pass"]);
+  assertMatch(
+    configError(() => resolveTarget(url(), noEnv)),
+    /^sslkey .*cannot load the client key \(encrypted\? give sslpassword/,
+  );
+  const wrong = configError(() => resolveTarget(url("not-it"), noEnv));
+  assertMatch(wrong, /^sslkey .*cannot load the client key/);
+  assert(!wrong.includes("not-it"), wrong);
+});

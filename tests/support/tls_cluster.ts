@@ -10,6 +10,9 @@
 import { postgresBinDir } from "./databases.ts";
 import { collect, ROOT, spawnWatched } from "./processes.ts";
 
+/** The passphrase of TestCertificates.clientKeyEncrypted. */
+export const CLIENT_KEY_PASSPHRASE = "tls-test-passphrase";
+
 /** Paths of the files makeCertificates() wrote. */
 export interface TestCertificates {
   /** The directory holding them (under the repository's secrets/, which masq may read). */
@@ -22,6 +25,8 @@ export interface TestCertificates {
   /** A client certificate for the role `certuser`, signed by `ca`. */
   clientCert: string;
   clientKey: string;
+  /** clientKey encrypted with the passphrase CLIENT_KEY_PASSPHRASE. */
+  clientKeyEncrypted: string;
   /** A file that is not PEM. */
   notPem: string;
   /** A copy of `ca` in a temporary directory outside the paths masq may read. */
@@ -102,6 +107,16 @@ export async function makeCertificates(): Promise<TestCertificates> {
       "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     );
     await leaf("client", "certuser", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+    await run("openssl", [
+      "pkcs8",
+      "-topk8",
+      "-in",
+      "client.key",
+      "-out",
+      "client-enc.key",
+      "-passout",
+      `pass:${CLIENT_KEY_PASSPHRASE}`,
+    ], dir); // deno-fmt-ignore
     await Deno.writeTextFile(`${dir}/not-pem.pem`, "this is not a certificate\n");
     await Deno.copyFile(`${dir}/ca.pem`, `${outside}/ca.pem`);
   } catch (err) {
@@ -117,6 +132,7 @@ export async function makeCertificates(): Promise<TestCertificates> {
     serverKey: `${dir}/server.key`,
     clientCert: `${dir}/client.crt`,
     clientKey: `${dir}/client.key`,
+    clientKeyEncrypted: `${dir}/client-enc.key`,
     notPem: `${dir}/not-pem.pem`,
     outsideCa: `${outside}/ca.pem`,
     async remove() {

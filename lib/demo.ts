@@ -4,7 +4,6 @@
  * a preview of what landed.
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import pg from "pg";
 import { configFromFlags } from "./config.ts";
 import { DEMO_HMAC_KEY } from "./secrets.ts";
 import type { Logger } from "./log.ts";
@@ -13,6 +12,7 @@ import { runMasq } from "./masq.ts";
 import { startEmbeddedPostgres, startEmbeddedSqs } from "./embedded.ts";
 import { batchesOfTen, createSqsClient } from "./source/sqs.ts";
 import { pgTypes } from "./sink/postgres.ts";
+import { connectClient, processEnv } from "./sink/connection.ts";
 import { migrate } from "./sink/schema.ts";
 
 /** Sends lines as messages, ten per SendMessageBatch. */
@@ -88,16 +88,18 @@ export async function runDemo(
     const queueUrl = sqs.createQueue("login-queue", { VisibilityTimeout: "30" });
     await seedQueue(sqs.endpoint, queueUrl, bodies);
     log.info("seeded the embedded queue", { messages: bodies.length, queue: queueUrl });
+    // The embedded server speaks no TLS: say so, whatever PGSSLMODE the shell has (the URL wins).
+    const databaseUrl = new URL(pgl.url);
+    databaseUrl.searchParams.set("sslmode", "disable");
     const config = configFromFlags({
       "queue-url": queueUrl,
-      "database-url": pgl.url,
+      "database-url": databaseUrl.href,
       "sqs-protocol": "json",
       concurrency: "4",
       "db-pool-size": "1",
       "max-backoff-ms": "2000",
     }, DEMO_HMAC_KEY);
-    const client = new pg.Client({ connectionString: pgl.url, types: pgTypes });
-    await client.connect();
+    const client = await connectClient(databaseUrl.href, processEnv, { types: pgTypes });
     try {
       // What `masq migrate` does: masq run itself never runs DDL.
       await migrate(client);

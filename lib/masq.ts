@@ -12,6 +12,7 @@ import { runPipeline } from "./pipeline.ts";
 import { redactUrl, resolveVaultKeyId } from "./secrets.ts";
 import { redriveVerifier } from "./lifecycle/redrive.ts";
 import { createPostgresSink, type PostgresSink } from "./sink/postgres.ts";
+import { poolConfig, processEnv } from "./sink/connection.ts";
 import { recordKeyUse } from "./sink/schema.ts";
 import { openSqsSource, type SqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
@@ -73,11 +74,12 @@ export async function openParts(
   const { log } = opts;
   for (const warning of config.warnings ?? []) log.warn(warning);
   const masker = createMasker(config.hmacKey, config.hmacKeyId);
-  const sink = createPostgresSink(config.databaseUrl, {
-    poolSize: config.dbPoolSize,
-    log,
-    connectTimeoutMs: 10_000,
+  // TLS as libpq's sslmode and PGSSL* settings say, or a ConfigError line (lib/sink/connection.ts).
+  const connection = await poolConfig(config.databaseUrl, opts.env ?? processEnv, {
+    connectionTimeoutMillis: 10_000,
+    application_name: "masq",
   });
+  const sink = createPostgresSink(connection, { poolSize: config.dbPoolSize, log, connectTimeoutMs: 10_000 });
   try {
     await sink.checkSchema();
     await recordKeyUse(sink.pool, config.hmacKeyId);

@@ -43,7 +43,7 @@ export const forget: Command = {
     const secrets = lifecycleSecrets(config);
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
-    const client = await connectDatabase(config.databaseUrl, "forget");
+    const client = await connectDatabase(config.databaseUrl, "forget", ctx.env);
     const who = { osUser: osUser(ctx.env), reason };
     try {
       await requireSchema(client);

@@ -18,7 +18,7 @@ export const migrate: Command = {
     const prefix = typeof ctx.values["role-prefix"] === "string"
       ? ctx.values["role-prefix"]
       : DEFAULT_ROLE_PREFIX;
-    const client = await connectDatabase(config.databaseUrl, "migrate");
+    const client = await connectDatabase(config.databaseUrl, "migrate", ctx.env);
     try {
       const result = await runMigrate(client, {
         rolePrefix: prefix,

@@ -43,7 +43,7 @@ export const recover: Command = {
       throw new ConfigError("--token", "no token given (--token, or one per line on stdin)");
     }
     const vault = await createVaultCipher(key, resolveVaultKeyId(ctx.env));
-    const client = await connectDatabase(config.databaseUrl, "recover");
+    const client = await connectDatabase(config.databaseUrl, "recover", ctx.env);
     try {
       await requireSchema(client);
       const answers = await recoverTokens(client, vault, field, tokens, { osUser: osUser(ctx.env), reason });

@@ -53,7 +53,7 @@ export const redrive: Command = {
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
     const vault = await createVaultCipher(key, resolveVaultKeyId(ctx.env));
-    const db = await connectDatabase(config.databaseUrl, "redrive");
+    const db = await connectDatabase(config.databaseUrl, "redrive", ctx.env);
     const sqs = createSqsClient(
       { endpoint: config.endpoint, region: config.region, env: ctx.env },
       config.sqsProtocol === "query" ? "query" : "json",

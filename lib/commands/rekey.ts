@@ -90,7 +90,7 @@ export const rekey: Command = {
         log.info("rekey progress", { done, total, percent: pct, per_second: rate });
       }
     };
-    const client = await connectDatabase(config.databaseUrl, "rekey");
+    const client = await connectDatabase(config.databaseUrl, "rekey", ctx.env);
     try {
       await requireSchema(client);
       const result = await runRekey(client, {

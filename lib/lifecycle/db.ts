@@ -6,12 +6,12 @@
  */
 import pg from "pg";
 import type { Env } from "../config.ts";
-import { redactUrl } from "../secrets.ts";
-import { ConfigError, errorMessage } from "../errors.ts";
 import { pgTypes } from "../sink/postgres.ts";
+import { connectClient, processEnv } from "../sink/connection.ts";
 
 /**
- * Connects one client (a ConfigError naming DATABASE_URL, password redacted, when it cannot).
+ * Connects one client through lib/sink/connection.ts (libpq's sslmode and PGSSL* settings; a ConfigError
+ * line naming the setting, password redacted, when it cannot).
  *
  * @example
  * ```ts
@@ -28,23 +28,12 @@ import { pgTypes } from "../sink/postgres.ts";
  * await client.end();
  * ```
  */
-export async function connectDatabase(url: string, command: string): Promise<pg.Client> {
-  const client = new pg.Client({
-    connectionString: url,
+export function connectDatabase(url: string, command: string, env: Env = processEnv): Promise<pg.Client> {
+  return connectClient(url, env, {
     types: pgTypes,
     application_name: `masq ${command}`,
     connectionTimeoutMillis: 10_000,
   });
-  client.on("error", () => {}); // a lost connection fails the pending query, which reports it
-  try {
-    await client.connect();
-  } catch (err) {
-    throw new ConfigError(
-      "--database-url / DATABASE_URL",
-      `cannot use ${redactUrl(url)}: ${errorMessage(err)}`,
-    );
-  }
-  return client;
 }
 
 /** Runs `fn` in a transaction: COMMIT when it returns, ROLLBACK when it throws. */

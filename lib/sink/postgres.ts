@@ -159,7 +159,8 @@ export interface PostgresSinkOptions {
 }
 
 /**
- * Opens a pool (node-postgres) and returns the sink.
+ * Opens a pool (node-postgres) and returns the sink. `connection` is what lib/sink/connection.ts's
+ * poolConfig() made of DATABASE_URL (TLS resolved, as masq run does), or a bare URL handed to pg as is.
  *
  * @example
  * ```ts
@@ -197,9 +198,12 @@ export interface PostgresSinkOptions {
  * await sink.close();
  * ```
  */
-export function createPostgresSink(url: string, opts: PostgresSinkOptions): PostgresSink {
+export function createPostgresSink(
+  connection: string | pg.PoolConfig,
+  opts: PostgresSinkOptions,
+): PostgresSink {
   const pool = new pg.Pool({
-    connectionString: url,
+    ...(typeof connection === "string" ? { connectionString: connection } : connection),
     max: opts.poolSize,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     idleTimeoutMillis: 30_000,

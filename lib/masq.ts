@@ -77,6 +77,7 @@ export async function openParts(
     poolSize: config.dbPoolSize,
     log,
     connectTimeoutMs: 10_000,
+    namedStatements: config.dbNamedStatements,
   });
   try {
     await sink.checkSchema();

@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import { runPipeline } from "./pipeline.ts";
 import { redactUrl, resolveVaultKeyId } from "./secrets.ts";
 import { redriveVerifier } from "./lifecycle/redrive.ts";
-import { createPostgresSink, type PostgresSink } from "./sink/postgres.ts";
+import { connectionAdvice, createPostgresSink, type PostgresSink } from "./sink/postgres.ts";
 import { recordKeyUse } from "./sink/schema.ts";
 import { openSqsSource, type SqsSource } from "./source/sqs.ts";
 import { createMasker } from "./transform/mask.ts";
@@ -87,7 +87,7 @@ export async function openParts(
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(
       "--database-url / DATABASE_URL",
-      `cannot use ${redactUrl(config.databaseUrl)}: ${errorMessage(err)}`,
+      `cannot use ${redactUrl(config.databaseUrl)}: ${errorMessage(err)}${connectionAdvice(err)}`,
     );
   }
   log.info("connected to PostgreSQL", { database: redactUrl(config.databaseUrl), pool: config.dbPoolSize });

@@ -8,7 +8,7 @@ import pg from "pg";
 import type { Env } from "../config.ts";
 import { redactUrl } from "../secrets.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
-import { pgTypes } from "../sink/postgres.ts";
+import { connectionAdvice, pgTypes } from "../sink/postgres.ts";
 
 /**
  * Connects one client (a ConfigError naming DATABASE_URL, password redacted, when it cannot).
@@ -41,7 +41,7 @@ export async function connectDatabase(url: string, command: string): Promise<pg.
   } catch (err) {
     throw new ConfigError(
       "--database-url / DATABASE_URL",
-      `cannot use ${redactUrl(url)}: ${errorMessage(err)}`,
+      `cannot use ${redactUrl(url)}: ${errorMessage(err)}${connectionAdvice(err)}`,
     );
   }
   return client;

@@ -310,6 +310,17 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
   };
 }
 
+/**
+ * Advice to append to a connection error that masq can explain: PgBouncer refuses the URL's `options`
+ * parameter (`options=-c search_path=...`) whatever its pool mode. Empty for any other error.
+ */
+export function connectionAdvice(err: unknown): string {
+  return /unsupported startup parameter: options/.test(errorMessage(err))
+    ? " (a pooler such as PgBouncer passes no options=-c ...: choose the schema with the login's search_path instead, " +
+      "ALTER ROLE <login> IN DATABASE <db> SET search_path = <schema>, which migrate --writer-login sets; docs/postgres.md)"
+    : "";
+}
+
 /** SQLSTATE of a driver error, if any. */
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown })?.code;

@@ -303,7 +303,7 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
   function tooSlowForOneRow(err: TooSlow): ConfigError {
     return new ConfigError(
       "statement_timeout",
-      `PostgreSQL cancelled a one-row write ${TIMEOUTS_BEFORE_SPLIT} times in a row for running past the ` +
+      `PostgreSQL cancelled a one-row write on each of ${TIMEOUTS_BEFORE_SPLIT} attempts for running past the ` +
         `statement_timeout of masq's database role (${err.message}); no smaller write exists. Raise it for ` +
         "that role (ALTER ROLE <login> SET statement_timeout = '5s', see docs/postgres.md) or find what " +
         "slows the server down (locks, load); the messages in flight stay in the queue",

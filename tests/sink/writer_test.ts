@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { createWriter, refusalReason } from "../../lib/sink/writer.ts";
+import { createWriter, refusalReason, SUCCESSES_BEFORE_GROWTH } from "../../lib/sink/writer.ts";
 import { ConfigError, StoppedError } from "../../lib/errors.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { PipelineEvent, SinkRecord } from "../../lib/types.ts";
@@ -287,4 +287,18 @@ Deno.test("createWriter() makes no attempt after stop aborts: the batch fails wi
   assertEquals(attempts, before, "no attempt after the stop");
   assertEquals(clock.now(), at, "the backoff wait ended at once");
   assertEquals(sink.logins.size, 0);
+});
+
+Deno.test("createWriter() lets statements grow back, doubling, once SUCCESSES_BEFORE_GROWTH of them in a row passed", async () => {
+  const clock = fakeClock();
+  let slow = true;
+  const sink = memorySink({ clock, fault: (_n, rows) => slow && rows > 10 ? statementTimeout() : undefined });
+  const writer = createWriter(sink, { log: silentLogger, maxRows: 40, lingerMs: 5, maxStatements: 1, clock });
+  await clock.run(Promise.all(Array.from({ length: 4 }, (_, i) => writer.submit(batch(`g${i}-`, 10)))));
+  slow = false;
+  // At 10 rows a statement now; after SUCCESSES_BEFORE_GROWTH more at that size, 20.
+  for (let i = 0; i < SUCCESSES_BEFORE_GROWTH; i++) await clock.run(writer.submit(batch(`h${i}-`, 10)));
+  const before = sink.commits.length;
+  await clock.run(Promise.all(Array.from({ length: 4 }, (_, i) => writer.submit(batch(`k${i}-`, 10)))));
+  assertEquals(sink.commits.slice(before).map((c) => c.rows), [20, 20]);
 });

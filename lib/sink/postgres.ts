@@ -311,14 +311,21 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
 }
 
 /**
- * Advice to append to a connection error that masq can explain: PgBouncer refuses the URL's `options`
- * parameter (`options=-c search_path=...`) whatever its pool mode. Empty for any other error.
+ * Advice to append to a connection error that masq can explain, from a pooler such as PgBouncer: it refuses
+ * the URL's `options` parameter (`options=-c search_path=...`) whatever its pool mode, and a full pool ends
+ * a client's wait with `query_wait_timeout` (or refuses it past `max_client_conn`). Empty for anything else.
  */
 export function connectionAdvice(err: unknown): string {
-  return /unsupported startup parameter: options/.test(errorMessage(err))
-    ? " (a pooler such as PgBouncer passes no options=-c ...: choose the schema with the login's search_path instead, " +
-      "ALTER ROLE <login> IN DATABASE <db> SET search_path = <schema>, which migrate --writer-login sets; docs/postgres.md)"
-    : "";
+  const message = errorMessage(err);
+  if (/unsupported startup parameter: options/.test(message)) {
+    return " (a pooler such as PgBouncer passes no options=-c ...: choose the schema with the login's search_path instead, " +
+      "ALTER ROLE <login> IN DATABASE <db> SET search_path = <schema>, which migrate --writer-login sets; docs/postgres.md)";
+  }
+  if (/query_wait_timeout|no more connections allowed/.test(message)) {
+    return " (the pooler has no server connection free for this login: in session mode each masq process holds up to " +
+      "--db-pool-size of them; size the pool as docs/postgres.md says, or lower --db-pool-size / MASQ_DB_POOL_SIZE)";
+  }
+  return "";
 }
 
 /** SQLSTATE of a driver error, if any. */

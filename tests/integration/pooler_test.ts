@@ -9,7 +9,8 @@ import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { roleNames } from "../../lib/sink/schema.ts";
 import { startEmbeddedSqs } from "../../lib/embedded.ts";
 import { checkExactlyOnce, seedSynthetic } from "../support/delivery.ts";
-import { collect, killAndReap, spawnMasq, TEST_KEY } from "../support/processes.ts";
+import pg from "pg";
+import { collect, killAndReap, runMasqCli, spawnMasq, TEST_KEY } from "../support/processes.ts";
 import { queryOnce, startDatabase } from "../support/databases.ts";
 import { sqsClient } from "../support/sqs.ts";
 import { masq, tokensOf, VAULT_KEY_B64 } from "../support/lifecycle.ts";
@@ -190,3 +191,40 @@ for (const mode of ["transaction", "session"] as const) {
     }
   });
 }
+
+Deno.test({
+  name:
+    "run exits 2 with one line pointing at pool sizing when a session-mode PgBouncer has no server connection free",
+  ignore: NO_SERVER !== undefined,
+}, async () => {
+  const why = pgbouncerUnavailable();
+  if (why) throw new Error(`pgbouncer: ${why}`);
+  const db = await startDatabase();
+  const schema = db.rolePrefix.slice(0, -1);
+  const database = new URL(Deno.env.get("TEST_DATABASE_URL")!).pathname.slice(1) || "postgres";
+  const app = `${db.rolePrefix}app`;
+  const sqs = await startEmbeddedSqs();
+  const bouncer = await startPgbouncer({ mode: "session", users: [app], poolSize: 1, queryWaitTimeout: 2 });
+  let holder: pg.Client | undefined;
+  try {
+    await db.query(`CREATE ROLE ${app} LOGIN IN ROLE ${roleNames(db.rolePrefix).writer}`);
+    await db.query(`ALTER ROLE ${app} IN DATABASE ${database} SET search_path = ${schema}`);
+    // Another replica holds the pool's only server connection for as long as its session lasts.
+    holder = new pg.Client({ connectionString: bouncer.url(app) });
+    await holder.connect();
+    await holder.query("SELECT 1");
+    const res = await runMasqCli(["run"], {
+      queueUrl: sqs.createQueue("starved"),
+      databaseUrl: bouncer.url(app),
+    });
+    assertEquals(res.code, 2, res.stderr);
+    assertMatch(res.stderr, /masq: --database-url \/ DATABASE_URL: .*query_wait_timeout.*--db-pool-size/);
+    assertEquals(res.stderr.trim().split("\n").filter((l) => l.startsWith("masq:")).length, 1);
+  } finally {
+    await holder?.end().catch(() => {});
+    await bouncer.stop();
+    await sqs.stop();
+    await db.stop();
+    await queryOnce(Deno.env.get("TEST_DATABASE_URL")!, `DROP ROLE IF EXISTS ${app}`).catch(() => {});
+  }
+});

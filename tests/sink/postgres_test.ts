@@ -147,11 +147,12 @@ Deno.test("isPreparedStatementClash() is a missing (26000) or taken (42P05) stat
   assertMatch(WRITE_STATEMENT_NAME, /^masq_write_[0-9a-f]{8}$/);
 });
 
-Deno.test("connectionAdvice() explains PgBouncer's refusal of options, and nothing else", () => {
+Deno.test("connectionAdvice() explains PgBouncer's refusal of options and its full pool, and nothing else", () => {
   assertMatch(
     connectionAdvice(new Error("unsupported startup parameter: options")),
     /ALTER ROLE <login> IN DATABASE <db> SET search_path = <schema>.*migrate --writer-login/,
   );
+  assertMatch(connectionAdvice(new Error("query_wait_timeout")), /--db-pool-size.*docs\/postgres\.md/);
   assertEquals(connectionAdvice(new Error("connect ECONNREFUSED 127.0.0.1:6432")), "");
 });
 

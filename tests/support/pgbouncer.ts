@@ -56,6 +56,8 @@ export async function startPgbouncer(opts: {
   mode: "transaction" | "session";
   users: readonly string[];
   poolSize?: number;
+  /** Seconds a client waits for a server connection before PgBouncer gives up (query_wait_timeout). */
+  queryWaitTimeout?: number;
 }): Promise<Pgbouncer> {
   const why = pgbouncerUnavailable();
   if (why) throw new Error(why);
@@ -78,7 +80,7 @@ auth_file = ${dir}/users.txt
 pool_mode = ${opts.mode}
 default_pool_size = ${opts.poolSize ?? 20}
 max_client_conn = 200
-query_wait_timeout = 30
+query_wait_timeout = ${opts.queryWaitTimeout ?? 30}
 server_reset_query = DISCARD ALL
 `,
   );

@@ -246,12 +246,14 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
     if (batches.every((b) => b.length === 0)) return results;
     const values = toParameters(batches).map(textArray);
     let res;
+    // Whether this statement went out named (another one, under way at the same time, may switch modes).
+    const sentNamed = named;
     try {
       res = await pool.query(
-        named ? { name: WRITE_STATEMENT_NAME, text: WRITE_SQL, values } : { text: WRITE_SQL, values },
+        sentNamed ? { name: WRITE_STATEMENT_NAME, text: WRITE_SQL, values } : { text: WRITE_SQL, values },
       );
     } catch (err) {
-      if (!named || !isPreparedStatementClash(err)) throw err;
+      if (!sentNamed || !isPreparedStatementClash(err)) throw err;
       if (mode === "on") {
         throw new ConfigError(
           "--db-named-statements / MASQ_DB_NAMED_STATEMENTS",
@@ -260,11 +262,14 @@ export function createPostgresSink(url: string, opts: PostgresSinkOptions): Post
           }), as a pooler in transaction mode does; use auto or off there (docs/postgres.md)`,
         );
       }
+      const first = named;
       named = false;
-      opts.log.info(
-        "the server refused a named prepared statement (a pooler in transaction mode?); writing with unnamed statements from now on",
-        { error: errorMessage(err), setting: "MASQ_DB_NAMED_STATEMENTS" },
-      );
+      if (first) {
+        opts.log.info(
+          "the server refused a named prepared statement (a pooler in transaction mode?); writing with unnamed statements from now on",
+          { error: errorMessage(err), setting: "MASQ_DB_NAMED_STATEMENTS" },
+        );
+      }
       res = await pool.query({ text: WRITE_SQL, values });
     }
     for (const row of res.rows as { batch: number; fresh: number; inserted: number; rejected: number }[]) {

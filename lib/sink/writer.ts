@@ -275,6 +275,8 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
     } catch (err) {
       const rows = batches.reduce((n, b) => n + b.length, 0);
       if (err instanceof TooSlow) {
+        // Stopping: no smaller pieces either, each of which could take up to the timeout again.
+        if (opts.stop?.aborted) throw new StoppedError();
         if (rows <= 1) throw tooSlowForOneRow(err);
         shrink(rows, err);
       } else if (sink.classify(err) !== "data") throw err;

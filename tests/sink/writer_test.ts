@@ -302,3 +302,26 @@ Deno.test("createWriter() lets statements grow back, doubling, once SUCCESSES_BE
   await clock.run(Promise.all(Array.from({ length: 4 }, (_, i) => writer.submit(batch(`k${i}-`, 10)))));
   assertEquals(sink.commits.slice(before).map((c) => c.rows), [20, 20]);
 });
+
+Deno.test("createWriter() splits a timed-out statement no further once stop aborts: a StoppedError, nothing committed", async () => {
+  const clock = fakeClock();
+  const stop = new AbortController();
+  let statements = 0;
+  const sink = memorySink({
+    clock,
+    statementMs: 15,
+    fault: () => (++statements === 2 && stop.abort(), statementTimeout()),
+  });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 0,
+    maxStatements: 1,
+    clock,
+    stop: stop.signal,
+  });
+  const err = await clock.run(writer.submit(batch("z", 10)).then(() => undefined, (e) => e));
+  assert(err instanceof StoppedError, String(err));
+  assertEquals(statements, 2, "the stop came during the second attempt: no halves were tried");
+  assertEquals(sink.logins.size, 0);
+});

@@ -19,6 +19,8 @@ import {
 } from "./secrets.ts";
 
 export type SqsProtocol = "json" | "query" | "auto";
+/** Named prepared statements for the batch writes: see docs/postgres.md. */
+export type NamedStatements = "auto" | "on" | "off";
 
 /** Everything `masq run` needs, resolved and validated. */
 export interface Config {
@@ -36,6 +38,7 @@ export interface Config {
   /** Visibility timeout to request and keep extending; undefined means the queue's own. */
   visibilityTimeout: number | undefined;
   dbPoolSize: number;
+  dbNamedStatements: NamedStatements;
   maxBackoffMs: number;
   logFormat: LogFormat;
   logLevel: LogLevel;
@@ -244,6 +247,17 @@ export const SETTINGS: readonly Setting[] = [
     help: "PostgreSQL connections",
     defaultHelp: "4",
     parse: intIn(1, 100),
+  },
+  {
+    key: "dbNamedStatements",
+    flag: "db-named-statements",
+    env: ["MASQ_DB_NAMED_STATEMENTS"],
+    // Named statements save the server a parse and plan per write (bench/BENCHMARKS.md); a pooler in
+    // transaction mode refuses them, which auto notices (docs/postgres.md).
+    default: "auto",
+    help: "named prepared statements for writes: on, off, or auto (on until a pooler refuses them)",
+    defaultHelp: "auto",
+    parse: oneOf<NamedStatements>("auto", "on", "off"),
   },
   {
     key: "maxBackoffMs",

@@ -47,6 +47,18 @@ export class BatchError extends Error {
   }
 }
 
+/**
+ * A write given up because the run is stopping (SIGTERM, SIGINT, or a fatal error elsewhere): its
+ * statement failed and no further attempt was made. Nothing of it was committed; its messages stay in
+ * the queue for redelivery, so the pipeline leaves them there and the run still ends as stopped.
+ */
+export class StoppedError extends Error {
+  constructor(message = "stopped before the write succeeded") {
+    super(message);
+    this.name = "StoppedError";
+  }
+}
+
 /** A vault key that could not be used, or a ciphertext that does not open under it. */
 export class VaultError extends Error {
   constructor(message: string) {

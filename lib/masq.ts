@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import { runPipeline } from "./pipeline.ts";
 import { redactUrl, resolveVaultKeyId } from "./secrets.ts";
 import { redriveVerifier } from "./lifecycle/redrive.ts";
-import { createPostgresSink, type PostgresSink } from "./sink/postgres.ts";
+import { connectionAdvice, createPostgresSink, type PostgresSink } from "./sink/postgres.ts";
 import { poolConfig, processEnv } from "./sink/connection.ts";
 import { recordKeyUse } from "./sink/schema.ts";
 import { openSqsSource, type SqsSource } from "./source/sqs.ts";
@@ -79,7 +79,12 @@ export async function openParts(
     connectionTimeoutMillis: 10_000,
     application_name: "masq",
   });
-  const sink = createPostgresSink(connection, { poolSize: config.dbPoolSize, log, connectTimeoutMs: 10_000 });
+  const sink = createPostgresSink(connection, {
+    poolSize: config.dbPoolSize,
+    log,
+    connectTimeoutMs: 10_000,
+    namedStatements: config.dbNamedStatements,
+  });
   try {
     await sink.checkSchema();
     await recordKeyUse(sink.pool, config.hmacKeyId);
@@ -88,7 +93,7 @@ export async function openParts(
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(
       "--database-url / DATABASE_URL",
-      `cannot use ${redactUrl(config.databaseUrl)}: ${errorMessage(err)}`,
+      `cannot use ${redactUrl(config.databaseUrl)}: ${errorMessage(err)}${connectionAdvice(err)}`,
     );
   }
   log.info("connected to PostgreSQL", { database: redactUrl(config.databaseUrl), pool: config.dbPoolSize });

@@ -14,7 +14,7 @@
  */
 import type { Logger } from "./log.ts";
 import { redactUrl } from "./secrets.ts";
-import { BatchError, errorMessage } from "./errors.ts";
+import { BatchError, ConfigError, errorMessage, StoppedError } from "./errors.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { lease } from "./source/lease.ts";
@@ -135,6 +135,8 @@ interface Run {
   halt: AbortController;
   /** True when the halt came from `stop` (receives just begun are let finish). */
   stopping: boolean;
+  /** Aborted on `stop` or a fatal error (not on a drain): failed writes are no longer retried. */
+  giveUp: AbortController;
   fatal: unknown;
   batches: Set<Promise<void>>;
   /** Messages received and not yet deleted or released (the gate also counts room reserved for receives). */
@@ -175,6 +177,7 @@ function dbRetry(run: Run, what: string): RetryOptions {
 function fail(run: Run, err: unknown): void {
   run.fatal ??= err;
   run.halt.abort();
+  run.giveUp.abort();
 }
 
 /**
@@ -280,7 +283,14 @@ async function deadLetterRejections(
     .map((r) => r.messageId);
   const recorded = redelivered.length === 0
     ? new Set<string>()
-    : await retry(() => run.opts.sink.written(redelivered), dbRetry(run, "ledger lookup"));
+    : await retry(() => run.opts.sink.written(redelivered), {
+      ...dbRetry(run, "ledger lookup"),
+      signal: run.giveUp.signal,
+    }).catch((err) => {
+      throw run.giveUp.signal.aborted && run.opts.sink.classify(err) === "transient"
+        ? new StoppedError()
+        : err;
+    });
   return await Promise.all(
     records.map((r) =>
       r.kind === "rejection" && !recorded.has(r.messageId) ? deadLetter(run, byId.get(r.messageId)!, r) : r
@@ -376,6 +386,16 @@ async function processBatch(run: Run, messages: Message[], receivedAt: number): 
       latenciesMs: messages.map(() => now - receivedAt),
     });
   } catch (err) {
+    if (err instanceof StoppedError) {
+      // Nothing of it was committed, and SQS redelivers it once its visibility timeout ends.
+      log.warn("stopping: a failed write is not retried; its messages stay in the queue for redelivery", {
+        messages: messages.length,
+        first_message_id: messages[0]?.id,
+      });
+      return;
+    }
+    // The operator's to fix (e.g. statement_timeout): exit 2, the messages left in the queue.
+    if (err instanceof ConfigError) throw err;
     throw new BatchError(`batch failed: ${errorMessage(err)}`, messages.map((m) => m.id), err);
   } finally {
     await held.release();
@@ -475,11 +495,14 @@ function watchQueue(run: Run): () => void {
 export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   const clock = opts.clock ?? systemClock;
   const emit = opts.onEvent ?? (() => {});
+  const giveUp = new AbortController();
   const run: Run = {
     opts,
     clock,
     emit,
+    giveUp,
     writer: createWriter(opts.sink, {
+      stop: giveUp.signal,
       log: opts.log,
       maxRows: WRITE_ROWS,
       lingerMs: WRITE_LINGER_MS,
@@ -502,6 +525,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   const onStop = () => {
     run.stopping = !run.halt.signal.aborted;
     run.halt.abort();
+    run.giveUp.abort();
   };
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();

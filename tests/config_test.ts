@@ -45,6 +45,7 @@ Deno.test("buildConfig() uses the documented defaults", () => {
     waitSeconds: 1,
     visibilityTimeout: undefined,
     dbPoolSize: 4,
+    dbNamedStatements: "auto",
     maxBackoffMs: 10000,
     logFormat: "text",
     logLevel: "info",

@@ -128,7 +128,7 @@ Deno.test("deploy/k8s Deployment: grace covers the visibility timeout; non-root,
     pod.containers[0].image,
     "migrate and run are the same image",
   );
-  assertEquals(one(all, "Job", "masq-migrate").spec.template.spec.containers[0].args, ["migrate"]);
+  assertEquals(one(all, "Job", "masq-migrate").spec.template.spec.containers[0].args[0], "migrate");
 });
 
 Deno.test("deploy/k8s KEDA ScaledObject scales the Deployment on the queue masq consumes", () => {
@@ -167,5 +167,59 @@ Deno.test("deploy/grafana dashboard: every query uses only metrics masq exports,
   assert(exprs >= 12, `${exprs} queries`);
   for (const t of ["Throughput", "Rejects", "Retries by kind", "Write latency", "Queue depth", "Queue age"]) {
     assert(titles.has(t), `panel ${t}`);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The database connection as shipped: a LOGIN member of the writer group made by migrate, verify-full TLS
+// against the CA mounted at /etc/masq/tls/ca.pem (tests/integration/deploy_test.ts runs the same URLs and
+// role setup against a real PostgreSQL, and validates docker-compose.yml).
+
+const WRITER_GROUPS = ["masq_writer", "masq_analyst", "masq_privacy_officer"];
+const CA_PATH = "/etc/masq/tls/ca.pem";
+
+function envValue(container: Manifest, name: string): Manifest {
+  const e = container.env.find((x: Manifest) => x.name === name);
+  assert(e !== undefined, `${container.name}: env ${name}`);
+  return e;
+}
+
+Deno.test("deploy/k8s connects as a login made by the migrate Job (not a NOLOGIN group), verify-full against the mounted CA", () => {
+  const all = manifests();
+  const config = one(all, "ConfigMap", "masq-config").data as Record<string, string>;
+  const pod = one(all, "Deployment", "masq").spec.template.spec;
+  const job = one(all, "Job", "masq-migrate").spec.template.spec;
+  const [runner] = pod.containers;
+  const [migrator] = job.containers;
+  const runUrl = new URL(config.DATABASE_URL);
+  const ownerUrl = new URL(envValue(migrator, "DATABASE_URL").value);
+  for (const url of [runUrl, ownerUrl]) {
+    assertEquals(url.searchParams.get("sslmode"), "verify-full", url.href);
+    assertEquals(url.searchParams.get("sslrootcert"), CA_PATH, url.href);
+    assertEquals(url.password, "", "no password in a URL");
+  }
+  assertEquals([runUrl.host, runUrl.pathname], [ownerUrl.host, ownerUrl.pathname], "one database");
+  assert(!WRITER_GROUPS.includes(runUrl.username), `${runUrl.username} is a NOLOGIN group role`);
+  // The Job makes exactly that login, with the password the Deployment connects with.
+  const i = migrator.args.indexOf("--writer-login");
+  assert(i > 0 && migrator.args[0] === "migrate", JSON.stringify(migrator.args));
+  assertEquals(migrator.args[i + 1], runUrl.username);
+  assertEquals(
+    envValue(migrator, "MASQ_WRITER_PASSWORD").valueFrom.secretKeyRef,
+    envValue(runner, "PGPASSWORD").valueFrom.secretKeyRef,
+  );
+  // The CA file is mounted where the URLs say, read-only, in both, from a manifest that exists.
+  for (const [spec, container] of [[pod, runner], [job, migrator]]) {
+    const mount = container.volumeMounts.find((m: Manifest) => CA_PATH.startsWith(`${m.mountPath}/`));
+    assert(mount?.readOnly === true, `${container.name}: ${CA_PATH} mounted read-only`);
+    const volume = spec.volumes.find((v: Manifest) => v.name === mount.name);
+    const source = volume.configMap ?? volume.secret;
+    const name = volume.configMap?.name ?? volume.secret?.secretName;
+    const item = source.items.find((it: Manifest) => `${mount.mountPath}/${it.path}` === CA_PATH);
+    assert(item, `${container.name}: the volume puts a file at ${CA_PATH}`);
+    const holder = all.find((m) =>
+      (m.kind === "ConfigMap" || m.kind === "Secret") && m.metadata.name === name
+    );
+    assert(holder && item.key in (holder.data ?? holder.stringData ?? {}), `${name} holds ${item.key}`);
   }
 });

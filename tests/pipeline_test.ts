@@ -357,3 +357,21 @@ Deno.test("runPipeline() emits the events metrics subscribe to", async () => {
   const received = t.events.reduce((n, e) => n + (e.type === "received" ? e.messages : 0), 0);
   assertEquals(received, 21);
 });
+
+Deno.test("runPipeline() on stop during a database outage ends at once: no more retries, nothing deleted, the run not failed", async () => {
+  const stop = new AbortController();
+  const t = setup(goods(200), {
+    sink: { fault: () => pgError("the database system is shutting down", "57P03") },
+    pipeline: { stop: stop.signal, follow: true, maxBackoffMs: 60_000 },
+  });
+  const running = t.start();
+  await t.clock.advance(30_000);
+  const at = t.clock.now();
+  stop.abort();
+  const summary = await t.clock.run(running);
+  assert(summary.received > 0, "batches were in flight");
+  assertEquals(summary.inserted, 0);
+  assertEquals(t.source.remaining, 200, "nothing deleted: every message stays in the queue");
+  assert(t.clock.now() - at < 5_000, `ended ${t.clock.now() - at} fake ms after the stop`);
+  assert(t.lines.some((l) => l.msg.startsWith("stopping: a failed write is not retried")), "said so");
+});

@@ -15,6 +15,7 @@ import pg from "pg";
 import type { Env } from "../config.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { redactUrl } from "../secrets.ts";
+import { connectionAdvice } from "./postgres.ts";
 
 /** libpq's sslmode values, weakest first. */
 export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
@@ -498,7 +499,7 @@ export function connectionError(err: unknown, target: DatabaseTarget): ConfigErr
       } (${code})`,
     );
   }
-  return new ConfigError(URL_SETTING, `cannot use ${redactUrl(target.url)}: ${msg}`);
+  return new ConfigError(URL_SETTING, `cannot use ${redactUrl(target.url)}: ${msg}${connectionAdvice(err)}`);
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import type { Logger } from "../log.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
 import type { ErrorClass, Sink, SinkRecord, VaultEntry, WriteResult } from "../types.ts";
 import { excessPrivileges, requireSchema } from "./schema.ts";
 
@@ -156,6 +157,33 @@ export interface PostgresSinkOptions {
   log: Logger;
   /** Give up connecting after this long (start-up checks use it to fail fast). */
   connectTimeoutMs?: number;
+  /**
+   * Named prepared statements for the batch writes (parsed and planned once per server connection, which
+   * saved the server a tenth to a quarter of its CPU per row: bench/BENCHMARKS.md): `on`, `off`, or `auto`
+   * (default): named until the server says a name is missing or taken (SQLSTATE 26000 or 42P05, what a
+   * pooler in transaction mode causes by handing a client's statements to another server connection),
+   * then unnamed for the rest of the run, the refused statement sent again at once (it never ran).
+   * PGlite's multiplexer shares one backend between clients: there auto means off.
+   */
+  namedStatements?: "auto" | "on" | "off";
+}
+
+/**
+ * The name of the batch statement: its text's hash in it, so that a masq of another version, whose
+ * statement a pooler may have left on a server connection under the same name, cannot run the wrong one.
+ */
+export const WRITE_STATEMENT_NAME = `masq_write_${fnv1a(WRITE_SQL)}`;
+
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
+/** Whether an error is the server not knowing, or already knowing, a prepared statement's name. */
+export function isPreparedStatementClash(err: unknown): boolean {
+  const s = sqlState(err);
+  return s === "26000" || s === "42P05";
 }
 
 /**
@@ -215,14 +243,39 @@ export function createPostgresSink(
   // gets a fresh connection, and the failed write is retried by the pipeline.
   pool.on("error", (err: Error) => opts.log.warn("idle database connection lost", { error: err.message }));
 
-  let prepare = false;
+  const mode = opts.namedStatements ?? "auto";
+  let named = mode !== "off";
   async function writeBatches(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]> {
     const results: WriteResult[] = batches.map((b) => ({ inserted: 0, rejected: 0, duplicates: b.length }));
     if (batches.every((b) => b.length === 0)) return results;
     const values = toParameters(batches).map(textArray);
-    const res = await pool.query(
-      prepare ? { name: "masq_write_batches", text: WRITE_SQL, values } : { text: WRITE_SQL, values },
-    );
+    let res;
+    // Whether this statement went out named (another one, under way at the same time, may switch modes).
+    const sentNamed = named;
+    try {
+      res = await pool.query(
+        sentNamed ? { name: WRITE_STATEMENT_NAME, text: WRITE_SQL, values } : { text: WRITE_SQL, values },
+      );
+    } catch (err) {
+      if (!sentNamed || !isPreparedStatementClash(err)) throw err;
+      if (mode === "on") {
+        throw new ConfigError(
+          "--db-named-statements / MASQ_DB_NAMED_STATEMENTS",
+          `is on, but the server refused a named prepared statement (${
+            errorMessage(err)
+          }), as a pooler in transaction mode does; use auto or off there (docs/postgres.md)`,
+        );
+      }
+      const first = named;
+      named = false;
+      if (first) {
+        opts.log.info(
+          "the server refused a named prepared statement (a pooler in transaction mode?); writing with unnamed statements from now on",
+          { error: errorMessage(err), setting: "MASQ_DB_NAMED_STATEMENTS" },
+        );
+      }
+      res = await pool.query({ text: WRITE_SQL, values });
+    }
     for (const row of res.rows as { batch: number; fresh: number; inserted: number; rejected: number }[]) {
       const r = results[row.batch];
       r.inserted = row.inserted;
@@ -236,6 +289,10 @@ export function createPostgresSink(
     async checkSchema() {
       const { rolePrefix } = await requireSchema(pool);
       const excess = await excessPrivileges(pool);
+      if (mode === "auto") {
+        const version = await pool.query("SELECT version() AS v");
+        if (String(version.rows[0]?.v).includes("PGlite")) named = false;
+      }
       if (excess.length > 0) {
         opts.log.warn(
           `connected as a role that may ${excess.join(" and ")}; run as a member of ${rolePrefix}writer only`,
@@ -244,11 +301,6 @@ export function createPostgresSink(
           },
         );
       }
-      // A named statement is parsed and planned once per connection, not once per batch, but PGlite's
-      // multiplexer shares one backend between clients, where the name would clash: there each batch is
-      // an unnamed statement.
-      const version = await pool.query("SELECT version() AS v");
-      prepare = !String(version.rows[0]?.v).includes("PGlite");
     },
     async written(messageIds) {
       const res = await pool.query(
@@ -267,6 +319,24 @@ export function createPostgresSink(
   };
 }
 
+/**
+ * Advice to append to a connection error that masq can explain, from a pooler such as PgBouncer: it refuses
+ * the URL's `options` parameter (`options=-c search_path=...`) whatever its pool mode, and a full pool ends
+ * a client's wait with `query_wait_timeout` (or refuses it past `max_client_conn`). Empty for anything else.
+ */
+export function connectionAdvice(err: unknown): string {
+  const message = errorMessage(err);
+  if (/unsupported startup parameter: options/.test(message)) {
+    return " (a pooler such as PgBouncer passes no options=-c ...: choose the schema with the login's search_path instead, " +
+      "ALTER ROLE <login> IN DATABASE <db> SET search_path = <schema>, which migrate --writer-login sets; docs/postgres.md)";
+  }
+  if (/query_wait_timeout|no more connections allowed/.test(message)) {
+    return " (the pooler has no server connection free for this login: in session mode each masq process holds up to " +
+      "--db-pool-size of them; size the pool as docs/postgres.md says, or lower --db-pool-size / MASQ_DB_POOL_SIZE)";
+  }
+  return "";
+}
+
 /** SQLSTATE of a driver error, if any. */
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown })?.code;
@@ -275,16 +345,29 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 /**
+ * Whether a driver error is PostgreSQL cancelling a statement (SQLSTATE 57014, query_canceled): what
+ * `statement_timeout` does, and also a cancel request (pg_cancel_backend), which the server's words alone
+ * tell apart, and those depend on its lc_messages. Transient for classify(); the writer also makes such a
+ * statement smaller when it happens again and again.
+ */
+export function isStatementTimeout(err: unknown): boolean {
+  return sqlState(err) === "57014";
+}
+
+/**
  * The one rule for database errors. `data`: SQLSTATE class 22 (data exception) or 23 (integrity
  * violation): retrying the same rows cannot help, but splitting the batch isolates the row at fault.
  * `transient`: what an outage produces and a later attempt may not (lost or refused connections,
  * server shutdown, too many connections, serialization failures, deadlocks, lock and statement
  * timeouts), and any socket-level Error without a SQLSTATE. `fatal`: every other SQLSTATE (a missing
- * table, a permission), a TypeError or RangeError (a bug, never an outage) and anything not an Error.
+ * table, a permission), a TypeError or RangeError (a bug, never an outage), a ConfigError (the operator's to fix) and anything not an Error.
  * So SQLSTATE 22001 (value too long) is `data` and an ECONNREFUSED socket error `transient`.
  */
 export function classify(err: unknown): ErrorClass {
-  if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError) return "fatal";
+  if (
+    !(err instanceof Error) || err instanceof TypeError || err instanceof RangeError ||
+    err instanceof ConfigError
+  ) return "fatal";
   const s = sqlState(err);
   if (s === undefined) return "transient";
   if (s.startsWith("22") || s.startsWith("23")) return "data";

@@ -23,6 +23,7 @@
  * @module
  */
 import { ConfigError, errorMessage } from "../errors.ts";
+import { type WriterLogin, writerLoginSql } from "./login.ts";
 
 /** The schema version this masq writes and expects. */
 export const SCHEMA_VERSION = 3;
@@ -476,7 +477,7 @@ async function readVersion(db: Queryable): Promise<{ version: number; rolePrefix
  */
 export async function migrate(
   db: Queryable,
-  opts: { rolePrefix?: string; tokenIndexes?: boolean } = {},
+  opts: { rolePrefix?: string; tokenIndexes?: boolean; writerLogin?: WriterLogin } = {},
 ): Promise<MigrateResult> {
   const roles = roleNames(opts.rolePrefix ?? DEFAULT_ROLE_PREFIX);
   const prefix = opts.rolePrefix ?? DEFAULT_ROLE_PREFIX;
@@ -493,6 +494,7 @@ ${SCHEMA_SQL}
 ${AUDIT_SQL}
 ${opts.tokenIndexes === false ? "" : TOKEN_INDEX_SQL}
 ${grantsSql(roles)}
+${opts.writerLogin ? writerLoginSql(roles.writer, opts.writerLogin) : ""}
 INSERT INTO masq_schema_version (version, role_prefix) VALUES (${SCHEMA_VERSION}, '${prefix}')
   ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version, role_prefix = EXCLUDED.role_prefix,
   migrated_at = now();

@@ -8,6 +8,14 @@
  * split in halves, by batch and then within the batch, until the refused rows stand alone; those come
  * back to their submitter as refusals, and everything else is written.
  *
+ * A statement PostgreSQL cancels for running past `statement_timeout` (57014) is retried once as it is; if
+ * it times out again it is split the same way, and later statements are kept to the size that passed
+ * (doubled again after a run of successes). A single row that still times out is no statement that can get
+ * smaller: the writer stops the run with a ConfigError naming statement_timeout (exit 2).
+ *
+ * Once `stop` aborts, a failed write is not tried again (and a backoff wait ends at once): its batches are
+ * rejected with a StoppedError, nothing of them committed.
+ *
  * The writer holds no more than the pipeline submits; the pipeline bounds what it has in flight.
  *
  * @module
@@ -15,8 +23,14 @@
 import type { Logger } from "../log.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { retry } from "../retry.ts";
+import { ConfigError, errorMessage, StoppedError } from "../errors.ts";
 import type { PipelineEvent, Sink, SinkRecord, WriteResult } from "../types.ts";
-import { sqlState } from "./postgres.ts";
+import { isStatementTimeout, sqlState } from "./postgres.ts";
+
+/** Statement timeouts in a row, at one size, before the statement is split. */
+export const TIMEOUTS_BEFORE_SPLIT = 2;
+/** Successful statements in a row, after a timeout made statements smaller, before the size doubles again. */
+export const SUCCESSES_BEFORE_GROWTH = 50;
 
 export interface WriterOptions {
   log: Logger;
@@ -30,6 +44,15 @@ export interface WriterOptions {
   maxBackoffMs?: number;
   clock?: Clock;
   onEvent?: (e: PipelineEvent) => void;
+  /** Once aborted, no failed write is tried again (see the module's documentation). */
+  stop?: AbortSignal;
+}
+
+/** A statement that timed out TIMEOUTS_BEFORE_SPLIT times in a row: split it (internal to the writer). */
+class TooSlow extends Error {
+  constructor(cause: unknown) {
+    super(errorMessage(cause), { cause });
+  }
 }
 
 /** A record the database refused, alone, and why (the database's words, never a value of ours). */
@@ -145,12 +168,15 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
   // Set when the oldest queued rows have lingered long enough: write them as soon as a connection is free.
   let due = false;
   let timer: unknown;
+  // Rows per statement now: maxRows, unless statement timeouts made it smaller.
+  let limit = opts.maxRows;
+  let successes = 0;
 
   function pump(): void {
-    while (queue.length > 0 && active < opts.maxStatements && (due || queuedRows >= opts.maxRows)) {
+    while (queue.length > 0 && active < opts.maxStatements && (due || queuedRows >= limit)) {
       const take: Pending[] = [];
       let rows = 0;
-      while (queue.length > 0 && (take.length === 0 || rows + queue[0].records.length <= opts.maxRows)) {
+      while (queue.length > 0 && (take.length === 0 || rows + queue[0].records.length <= limit)) {
         const p = queue.shift()!;
         take.push(p);
         rows += p.records.length;
@@ -187,27 +213,73 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
   async function write(batches: readonly (readonly SinkRecord[])[]): Promise<WriteResult[]> {
     const rows = batches.reduce((n, b) => n + b.length, 0);
     const started = clock.now();
-    const results = await retry(() => sink.writeBatches(batches), {
+    let timeouts = 0;
+    const results = await retry((attempt) => {
+      if (attempt > 1 && opts.stop?.aborted) throw new StoppedError();
+      return sink.writeBatches(batches);
+    }, {
       what: "database write",
       log: opts.log,
-      retryable: (err) => sink.classify(err) === "transient",
+      retryable: (err) => {
+        if (err instanceof StoppedError) return false;
+        if (!isStatementTimeout(err)) timeouts = 0;
+        else if (++timeouts >= TIMEOUTS_BEFORE_SPLIT) return false;
+        return sink.classify(err) === "transient";
+      },
       capMs: opts.maxBackoffMs,
       clock,
+      ...(opts.stop ? { signal: opts.stop } : {}),
       fields: { messages: rows, first_message_id: batches.find((b) => b.length > 0)?.[0]?.messageId },
       onRetry: () => emit({ type: "retry", what: "database write", kind: "database" }),
+    }).catch((err) => {
+      if (isStatementTimeout(err) && timeouts >= TIMEOUTS_BEFORE_SPLIT) throw new TooSlow(err);
+      // Stopping: a failure that a retry might have cured is left to the queue's redelivery.
+      if (opts.stop?.aborted && sink.classify(err) === "transient") throw new StoppedError();
+      throw err;
     });
+    if (limit < opts.maxRows && ++successes >= SUCCESSES_BEFORE_GROWTH) {
+      successes = 0;
+      limit = Math.min(opts.maxRows, limit * 2);
+      opts.log.info("database writes: statements may grow again", { rows_per_statement: limit });
+    }
     const sum = results.reduce(addResults, none());
     emit({ type: "written", rows, ...sum, ms: clock.now() - started });
     emit({ type: "database_ok" });
     return results;
   }
 
-  /** Writes the batches; on a data error splits them until each refused row stands alone. */
+  /** The rows of a statement that timed out again and again: smaller statements from now on. */
+  function shrink(rows: number, err: TooSlow): void {
+    const smaller = Math.max(1, Math.ceil(rows / 2));
+    successes = 0;
+    if (smaller < limit) {
+      limit = smaller;
+      opts.log.warn(
+        "database write timed out again (statement_timeout); splitting it, and writing smaller statements",
+        {
+          rows,
+          rows_per_statement: limit,
+          error: err.message,
+        },
+      );
+    }
+  }
+
+  /**
+   * Writes the batches; on a data error splits them until each refused row stands alone, and on repeated
+   * statement timeouts until they pass (a single row that cannot is a ConfigError).
+   */
   async function isolating(batches: readonly (readonly SinkRecord[])[]): Promise<Written[]> {
     try {
       return (await write(batches)).map((result) => ({ result, refused: [] }));
     } catch (err) {
-      if (sink.classify(err) !== "data") throw err;
+      const rows = batches.reduce((n, b) => n + b.length, 0);
+      if (err instanceof TooSlow) {
+        // Stopping: no smaller pieces either, each of which could take up to the timeout again.
+        if (opts.stop?.aborted) throw new StoppedError();
+        if (rows <= 1) throw tooSlowForOneRow(err);
+        shrink(rows, err);
+      } else if (sink.classify(err) !== "data") throw err;
       if (batches.length > 1) {
         const mid = Math.ceil(batches.length / 2);
         return [...await isolating(batches.slice(0, mid)), ...await isolating(batches.slice(mid))];
@@ -227,6 +299,17 @@ export function createWriter(sink: Sink, opts: WriterOptions): Writer {
         refused: [...left.refused, ...right.refused],
       }];
     }
+  }
+
+  /** The error that ends the run when even one row cannot be written within statement_timeout. */
+  function tooSlowForOneRow(err: TooSlow): ConfigError {
+    return new ConfigError(
+      "statement_timeout",
+      `PostgreSQL cancelled a one-row write on each of ${TIMEOUTS_BEFORE_SPLIT} attempts for running past the ` +
+        `statement_timeout of masq's database role (${err.message}); no smaller write exists. Raise it for ` +
+        "that role (ALTER ROLE <login> SET statement_timeout = '5s', see docs/postgres.md) or find what " +
+        "slows the server down (locks, load); the messages in flight stay in the queue",
+    );
   }
 
   return {

@@ -1,5 +1,15 @@
-import { assert, assertEquals } from "../support/assert.ts";
-import { classify, sqlState, textArray, toParameters } from "../../lib/sink/postgres.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import {
+  classify,
+  connectionAdvice,
+  isPreparedStatementClash,
+  isStatementTimeout,
+  sqlState,
+  textArray,
+  toParameters,
+  WRITE_STATEMENT_NAME,
+} from "../../lib/sink/postgres.ts";
+import { ConfigError } from "../../lib/errors.ts";
 import { fullLogin, fullRejection } from "../support/fakes.ts";
 
 Deno.test("classify() of the sink: data for classes 22 and 23, transient for outages, fatal for bugs and the rest", () => {
@@ -120,4 +130,35 @@ Deno.test("textArray() quotes every element, escapes only quote and backslash, a
 Deno.test("classify() of the sink calls an EPIPE socket error transient, not a SQLSTATE", () => {
   const err = Object.assign(new Error("write EPIPE"), { code: "EPIPE" });
   assertEquals(classify(err), "transient", "EPIPE (server gone mid-write) is retried like ECONNRESET");
+});
+
+Deno.test("isStatementTimeout() is any 57014 (the server's words depend on its lc_messages), nothing else", () => {
+  const err = (message: string, code: string) => Object.assign(new Error(message), { code });
+  assert(isStatementTimeout(err("canceling statement due to statement timeout", "57014")));
+  assert(isStatementTimeout(err("Abbruch der Anweisung wegen Zeitüberschreitung", "57014")));
+  assert(!isStatementTimeout(err("canceling statement due to lock timeout", "55P03")));
+  assert(!isStatementTimeout(new Error("statement timeout")));
+});
+
+Deno.test("isPreparedStatementClash() is a missing (26000) or taken (42P05) statement name", () => {
+  const err = (code: string) => Object.assign(new Error("x"), { code });
+  assert(isPreparedStatementClash(err("26000")) && isPreparedStatementClash(err("42P05")));
+  assert(!isPreparedStatementClash(err("42P01")) && !isPreparedStatementClash(new Error("26000")));
+  assertMatch(WRITE_STATEMENT_NAME, /^masq_write_[0-9a-f]{8}$/);
+});
+
+Deno.test("connectionAdvice() explains PgBouncer's refusal of options and its full pool, and nothing else", () => {
+  assertMatch(
+    connectionAdvice(new Error("unsupported startup parameter: options")),
+    /ALTER ROLE <login> IN DATABASE <db> SET search_path = <schema>.*migrate --writer-login/,
+  );
+  assertMatch(connectionAdvice(new Error("query_wait_timeout")), /--db-pool-size.*docs\/postgres\.md/);
+  assertEquals(connectionAdvice(new Error("connect ECONNREFUSED 127.0.0.1:6432")), "");
+});
+
+Deno.test("classify() of the sink calls a ConfigError fatal: the operator's to fix, never retried", () => {
+  assertEquals(
+    classify(new ConfigError("--db-named-statements / MASQ_DB_NAMED_STATEMENTS", "is on")),
+    "fatal",
+  );
 });

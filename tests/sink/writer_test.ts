@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { createWriter, refusalReason } from "../../lib/sink/writer.ts";
+import { createWriter, refusalReason, SUCCESSES_BEFORE_GROWTH } from "../../lib/sink/writer.ts";
+import { ConfigError, StoppedError } from "../../lib/errors.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { PipelineEvent, SinkRecord } from "../../lib/types.ts";
 import { fakeClock, loginRecord, memorySink, pgError } from "../support/fakes.ts";
@@ -199,4 +200,128 @@ Deno.test("refusalReason() is ASCII, and names the column holding a character th
     german,
     "database refused the row: Wert zu lang f?r Typ character varying(8) ?x?? (SQLSTATE 22001)",
   );
+});
+
+const statementTimeout = () => pgError("canceling statement due to statement timeout", "57014");
+
+Deno.test("createWriter() splits a statement that times out again and again, and keeps later statements at the size that passed", async () => {
+  const clock = fakeClock();
+  // The "server" cancels every statement of more than 30 rows, as statement_timeout would.
+  const sink = memorySink({ clock, fault: (_n, rows) => rows > 30 ? statementTimeout() : undefined });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 5,
+    maxStatements: 1,
+    clock,
+  });
+  const first = await clock.run(
+    Promise.all(Array.from({ length: 10 }, (_, i) => writer.submit(batch(`t${i}-`, 10)))),
+  );
+  assertEquals(sink.logins.size, 100, "every row written");
+  assertEquals(first.map((w) => w.result.inserted), Array(10).fill(10));
+  assert(sink.commits.every((c) => c.rows <= 30), JSON.stringify(sink.commits.map((c) => c.rows)));
+  // Later statements start at the size that passed (25 rows: 100 halved twice), not at 100 again.
+  const before = sink.commits.length;
+  await clock.run(Promise.all(Array.from({ length: 10 }, (_, i) => writer.submit(batch(`u${i}-`, 10)))));
+  assertEquals(sink.logins.size, 200);
+  assertEquals(sink.commits.slice(before).map((c) => c.rows), [20, 20, 20, 20, 20]);
+});
+
+Deno.test("createWriter() retries a statement timeout once at the same size before splitting", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({ clock, fault: (n) => n === 1 ? statementTimeout() : undefined });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 5,
+    maxStatements: 1,
+    clock,
+  });
+  await clock.run(Promise.all(Array.from({ length: 5 }, (_, i) => writer.submit(batch(`o${i}-`, 10)))));
+  assertEquals(sink.commits.map((c) => c.rows), [50], "one timeout is retried as it is");
+});
+
+Deno.test("createWriter() stops with a ConfigError naming statement_timeout when a single row still times out", async () => {
+  const clock = fakeClock();
+  const sink = memorySink({ clock, fault: () => statementTimeout() });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 5,
+    maxStatements: 1,
+    clock,
+  });
+  const err = await clock.run(writer.submit(batch("x", 10)).then(() => undefined, (e) => e));
+  assert(err instanceof ConfigError, String(err));
+  assertEquals(err.setting, "statement_timeout");
+  assert(/one-row write .*ALTER ROLE <login> SET statement_timeout/.test(err.message), err.message);
+  assertEquals(sink.logins.size, 0);
+});
+
+Deno.test("createWriter() makes no attempt after stop aborts: the batch fails with a StoppedError, and the backoff wait ends at once", async () => {
+  const clock = fakeClock();
+  const stop = new AbortController();
+  let attempts = 0;
+  const sink = memorySink({
+    clock,
+    fault: () => (++attempts, pgError("the database system is starting up", "57P03")),
+  });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 0,
+    maxStatements: 1,
+    maxBackoffMs: 60_000,
+    clock,
+    stop: stop.signal,
+  });
+  const outcome = writer.submit(batch("s", 10)).then(() => undefined, (e) => e);
+  await clock.advance(30_000);
+  const before = attempts;
+  assert(before >= 3, `${before} attempts during the outage`);
+  const at = clock.now();
+  stop.abort();
+  const err = await clock.run(outcome);
+  assert(err instanceof StoppedError, String(err));
+  assertEquals(attempts, before, "no attempt after the stop");
+  assertEquals(clock.now(), at, "the backoff wait ended at once");
+  assertEquals(sink.logins.size, 0);
+});
+
+Deno.test("createWriter() lets statements grow back, doubling, once SUCCESSES_BEFORE_GROWTH of them in a row passed", async () => {
+  const clock = fakeClock();
+  let slow = true;
+  const sink = memorySink({ clock, fault: (_n, rows) => slow && rows > 10 ? statementTimeout() : undefined });
+  const writer = createWriter(sink, { log: silentLogger, maxRows: 40, lingerMs: 5, maxStatements: 1, clock });
+  await clock.run(Promise.all(Array.from({ length: 4 }, (_, i) => writer.submit(batch(`g${i}-`, 10)))));
+  slow = false;
+  // At 10 rows a statement now; after SUCCESSES_BEFORE_GROWTH more at that size, 20.
+  for (let i = 0; i < SUCCESSES_BEFORE_GROWTH; i++) await clock.run(writer.submit(batch(`h${i}-`, 10)));
+  const before = sink.commits.length;
+  await clock.run(Promise.all(Array.from({ length: 4 }, (_, i) => writer.submit(batch(`k${i}-`, 10)))));
+  assertEquals(sink.commits.slice(before).map((c) => c.rows), [20, 20]);
+});
+
+Deno.test("createWriter() splits a timed-out statement no further once stop aborts: a StoppedError, nothing committed", async () => {
+  const clock = fakeClock();
+  const stop = new AbortController();
+  let statements = 0;
+  const sink = memorySink({
+    clock,
+    statementMs: 15,
+    fault: () => (++statements === 2 && stop.abort(), statementTimeout()),
+  });
+  const writer = createWriter(sink, {
+    log: silentLogger,
+    maxRows: 100,
+    lingerMs: 0,
+    maxStatements: 1,
+    clock,
+    stop: stop.signal,
+  });
+  const err = await clock.run(writer.submit(batch("z", 10)).then(() => undefined, (e) => e));
+  assert(err instanceof StoppedError, String(err));
+  assertEquals(statements, 2, "the stop came during the second attempt: no halves were tried");
+  assertEquals(sink.logins.size, 0);
 });

@@ -314,8 +314,8 @@ export interface MemorySinkOptions {
   statementMs?: number;
   /** An error for a record the "database" refuses (thrown for its whole statement), or nothing. */
   refuse?: (r: SinkRecord) => Error | undefined;
-  /** Decides each statement: return an error to throw it (before anything commits). */
-  fault?: (statement: number) => unknown;
+  /** Decides each statement (its number and rows): return an error to throw it (before anything commits). */
+  fault?: (statement: number, rows: number) => unknown;
 }
 
 export interface MemorySink extends Sink {
@@ -343,7 +343,7 @@ export function memorySink(opts: MemorySinkOptions): MemorySink {
     try {
       const n = ++statements;
       if (opts.statementMs) await new Promise<void>((r) => clock.setTimeout(r, opts.statementMs!));
-      const fault = opts.fault?.(n);
+      const fault = opts.fault?.(n, batches.reduce((k, b) => k + b.length, 0));
       if (fault !== undefined) throw fault;
       for (const b of batches) {
         for (const r of b) {

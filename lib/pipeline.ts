@@ -33,7 +33,7 @@ import type {
   Transform,
   WriteResult,
 } from "./types.ts";
-import type { VaultCipher } from "./vault.ts";
+import type { IngestVault } from "./vault.ts";
 
 export type { Summary } from "./types.ts";
 
@@ -80,7 +80,7 @@ export interface PipelineOptions {
   connections: number;
   maxBackoffMs: number;
   /** Encrypts the original body of a dead letter, when a vault key is configured. */
-  vault?: VaultCipher;
+  vault?: IngestVault;
   /** Aborting it stops receiving; in-flight batches are finished, committed and deleted. */
   stop?: AbortSignal;
   onEvent?: (e: PipelineEvent) => void;

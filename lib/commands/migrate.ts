@@ -2,7 +2,8 @@
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import { lifecycleSecrets, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
-import { DEFAULT_ROLE_PREFIX, migrate as runMigrate } from "../sink/schema.ts";
+import { DEFAULT_ROLE_PREFIX, migrate as runMigrate, migrateKeystore } from "../sink/schema.ts";
+import { keystoreUrl, separateKeystore } from "../vault_keys.ts";
 import type { Command } from "./command.ts";
 
 export const migrate: Command = {
@@ -23,7 +24,18 @@ export const migrate: Command = {
       const result = await runMigrate(client, {
         rolePrefix: prefix,
         tokenIndexes: ctx.values["no-token-indexes"] !== true,
+        keystore: !separateKeystore(ctx.env, config.databaseUrl),
       });
+      if (separateKeystore(ctx.env, config.databaseUrl)) {
+        // The key store in a database of its own (PII_KEYSTORE_URL): its table, function, roles and grants.
+        const ks = await connectDatabase(keystoreUrl(ctx.env, config.databaseUrl), "migrate");
+        try {
+          await migrateKeystore(ks, { rolePrefix: prefix });
+        } finally {
+          await ks.end().catch(() => {});
+        }
+        log.info("key store migrated", { keystore: "PII_KEYSTORE_URL" });
+      }
       log.info(
         result.from === result.to ? "schema is up to date; grants re-applied" : "schema migrated",
         { from: result.from, to: result.to, ...result.roles },

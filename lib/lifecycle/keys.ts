@@ -7,7 +7,14 @@
  */
 import { buildConfig, type Config, type Env, type ReadFile } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import { secretsOf } from "../secrets.ts";
+import type pg from "pg";
+import { resolveHmacKey, resolveVaultKeyId, secretsOf } from "../secrets.ts";
+import { sealMacKey } from "../seal.ts";
+import { requireKeystore } from "../sink/schema.ts";
+import { createVaultCipher, type VaultCipher } from "../vault.ts";
+import { keystoreUrl, resolveOfficerPrivateKeys, separateKeystore } from "../vault_keys.ts";
+import { connectDatabase } from "./db.ts";
+import { createUnsealer, type Unsealer } from "./unseal.ts";
 
 /** The configuration's vault key, or a ConfigError saying the command needs it. */
 export function requireVaultKey(config: { vaultKey?: Uint8Array }, command: string): Uint8Array {
@@ -56,4 +63,73 @@ export function settingsWithoutHmacKey(
     { allowPublicKey: true }, // the placeholder above masks nothing
   );
   return rest;
+}
+
+/** The secrets of the sealed vault's settings (the private key file's keys, the HMAC key), for the redactor. */
+export function officerSecrets(env: Env, readFile: ReadFile): string[] {
+  const out: string[] = [];
+  for (
+    const [name, file] of [["PII_VAULT_PRIVATE_KEY", "PII_VAULT_PRIVATE_KEY_FILE"], [
+      "PII_HMAC_KEY",
+      "PII_HMAC_KEY_FILE",
+    ]]
+  ) {
+    let text = env(name) ?? "";
+    try {
+      if (text === "" && (env(file) ?? "") !== "") text = readFile(env(file)!);
+    } catch { /* reported by whoever needs it */ }
+    text = text.replace(/\r?\n$/, "");
+    if (text === "") continue;
+    out.push(text, ...text.split(/\s+/).filter((w) => w.length >= 40));
+  }
+  return out;
+}
+
+/**
+ * What the privacy officer's commands open the vault with: the sealed vault's unsealer (the officer's
+ * private key, the HMAC key to verify masq's MACs, the key store; the old symmetric key too while it is
+ * set), or, without PII_VAULT_PRIVATE_KEY, the old symmetric key alone. A ConfigError when neither is set.
+ * `keystore` is the key store's connection (the caller's own when it is the main database); close() ends it.
+ */
+export async function openVaultReader(
+  config: Omit<Config, "hmacKey">,
+  env: Env,
+  readFile: ReadFile,
+  command: string,
+  main: pg.Client,
+): Promise<
+  { reader: VaultCipher | Unsealer; legacy?: VaultCipher; keystore: pg.Client; close(): Promise<void> }
+> {
+  const privateKeys = await resolveOfficerPrivateKeys(env, readFile, config.warnings);
+  const legacy = config.vaultKey === undefined
+    ? undefined
+    : await createVaultCipher(config.vaultKey, resolveVaultKeyId(env));
+  if (privateKeys === undefined) {
+    const key = requireVaultKey(config, command);
+    return {
+      reader: legacy ?? await createVaultCipher(key, resolveVaultKeyId(env)),
+      keystore: main,
+      close: () => Promise.resolve(),
+    };
+  }
+  const hmac = (env("PII_HMAC_KEY") ?? "") !== "" || (env("PII_HMAC_KEY_FILE") ?? "") !== ""
+    ? resolveHmacKey(env, readFile)
+    : undefined;
+  const macKeys = new Map<string, Uint8Array>(
+    hmac === undefined ? [] : [[config.hmacKeyId, sealMacKey(hmac)]],
+  );
+  const separate = separateKeystore(env, config.databaseUrl);
+  const keystore = separate ? await connectDatabase(keystoreUrl(env, config.databaseUrl), command) : main;
+  try {
+    await requireKeystore(keystore);
+  } catch (err) {
+    if (separate) await keystore.end().catch(() => {});
+    throw err;
+  }
+  return {
+    reader: createUnsealer({ ring: privateKeys.ring, macKeys, keystore, ...(legacy ? { legacy } : {}) }),
+    ...(legacy ? { legacy } : {}),
+    keystore,
+    close: () => (separate ? keystore.end().catch(() => {}) : Promise.resolve()),
+  };
 }

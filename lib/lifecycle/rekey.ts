@@ -179,7 +179,7 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
       await client.query(
         `INSERT INTO pii_vault (field, token, ciphertext, key_id)
          SELECT f, t, c, $4 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS v(f, t, c)
-         ON CONFLICT (field, token) DO NOTHING`,
+         ON CONFLICT DO NOTHING`,
         [mapped.map((m) => m.field), mapped.map((m) => m.new), mapped.map((m) => m.ct), opts.newKeyId],
       );
       let updated = 0;

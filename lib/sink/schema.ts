@@ -18,6 +18,11 @@
  * rolls back or errors after reading cannot take the line back with it. `pii_access_log` is append-only for
  * everyone but its owner, and a trigger stamps each line's time and roles itself.
  *
+ * Version 4, the sealed vault (lib/seal.ts): a vault entry is sealed to its subject's key, so one value has
+ * an entry per (field, token, subject_key_id); the writer loses SELECT on the vault's tokens (it writes with
+ * ON CONFLICT DO NOTHING, which needs none); the key store `masq_subject_keys` (KEYSTORE_SQL) lives in
+ * PII_KEYSTORE_URL's database, by default this one.
+ *
  * Roles are cluster-wide while grants are per schema, hence the prefix (tests use one per schema).
  *
  * @module
@@ -25,7 +30,7 @@
 import { ConfigError, errorMessage } from "../errors.ts";
 
 /** The schema version this masq writes and expects. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** The default role-name prefix. */
 export const DEFAULT_ROLE_PREFIX = "masq_";
@@ -278,6 +283,103 @@ BEGIN
 END $fn$;
 `;
 
+/**
+ * Schema version 4 on the main database: the vault's key becomes (field, token, subject_key_id). Entries
+ * under the old symmetric key keep subject_key_id = ''.
+ */
+export const SEALED_SQL = `
+ALTER TABLE pii_vault ADD COLUMN IF NOT EXISTS subject_key_id text NOT NULL DEFAULT '';
+DO $$
+DECLARE pk text;
+BEGIN
+  SELECT conname INTO pk FROM pg_constraint
+  WHERE conrelid = 'pii_vault'::regclass AND contype = 'p' AND array_length(conkey, 1) = 2;
+  IF pk IS NOT NULL THEN
+    EXECUTE format('ALTER TABLE pii_vault DROP CONSTRAINT %I', pk);
+    ALTER TABLE pii_vault ADD PRIMARY KEY (field, token, subject_key_id);
+  END IF;
+END $$;
+-- forget deletes a person's entries by their subject keys.
+CREATE INDEX IF NOT EXISTS pii_vault_subject_key_id ON pii_vault (subject_key_id);
+`;
+
+/**
+ * The key store (schema version 4), in the database of PII_KEYSTORE_URL (by default the main one): one row
+ * per subject key, its private half sealed to the privacy officer. Ingest looks keys up by subject through
+ * masq_subject_keys_of() only, so it cannot list who has a key.
+ */
+export const KEYSTORE_SQL = `
+SELECT set_config('search_path', format('%I, pg_temp', current_schema()), true);
+CREATE TABLE IF NOT EXISTS masq_subject_keys(
+  key_id text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{32}$'),
+  subject text NOT NULL CHECK (length(subject) BETWEEN 1 AND 128),
+  public_key bytea NOT NULL, sealed_private bytea NOT NULL, officer_key_id text NOT NULL, mac bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX IF NOT EXISTS masq_subject_keys_subject ON masq_subject_keys (subject);
+CREATE OR REPLACE FUNCTION masq_subject_keys_of(p_subjects text[])
+  RETURNS TABLE(key_id text, subject text, public_key bytea, sealed_private bytea, officer_key_id text, mac bytea)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS
+$fn$ SELECT k.key_id, k.subject, k.public_key, k.sealed_private, k.officer_key_id, k.mac FROM masq_subject_keys k
+     WHERE k.subject = ANY(p_subjects) ORDER BY k.created_at, k.key_id $fn$;
+`;
+
+/** The key store's grants, from scratch: ingest inserts and looks up; the privacy officer reads and deletes. */
+export function keystoreGrantsSql(r: Roles): string {
+  return `
+${createRole(r.writer)}
+${createRole(r.privacyOfficer)}
+REVOKE ALL ON FUNCTION masq_subject_keys_of(text[]) FROM PUBLIC;
+DO $$
+DECLARE who text;
+BEGIN
+  FOR who IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+    FROM pg_class c, aclexplode(c.relacl) a
+    WHERE c.oid = 'masq_subject_keys'::regclass AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON masq_subject_keys FROM %s', who);
+  END LOOP;
+  FOR who IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+    FROM pg_proc p, aclexplode(p.proacl) a
+    WHERE p.oid = 'masq_subject_keys_of(text[])'::regprocedure AND a.grantee <> p.proowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION masq_subject_keys_of(text[]) FROM %s', who);
+  END LOOP;
+  EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM ${r.writer}, ${r.privacyOfficer}', current_schema());
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO ${r.writer}, ${r.privacyOfficer}', current_schema());
+END $$;
+GRANT INSERT ON masq_subject_keys TO ${r.writer};
+GRANT EXECUTE ON FUNCTION masq_subject_keys_of(text[]) TO ${r.writer}, ${r.privacyOfficer};
+GRANT SELECT, INSERT, DELETE ON masq_subject_keys TO ${r.privacyOfficer};
+`;
+}
+
+/**
+ * Creates or updates the key store in a database of its own (PII_KEYSTORE_URL), roles included, in one
+ * transaction. `migrate` does the same inside its own transaction when the key store is the main database.
+ */
+export async function migrateKeystore(db: Queryable, opts: { rolePrefix?: string } = {}): Promise<void> {
+  const roles = roleNames(opts.rolePrefix ?? DEFAULT_ROLE_PREFIX);
+  await db.query(`BEGIN;
+SELECT pg_advisory_xact_lock(${SCHEMA_LOCK});
+${KEYSTORE_SQL}
+${keystoreGrantsSql(roles)}
+COMMIT;`).catch(async (err) => {
+    await db.query("ROLLBACK").catch(() => {});
+    throw err;
+  });
+}
+
+/** Checks, without DDL, that the key store exists (a ConfigError naming `masq migrate` otherwise). */
+export async function requireKeystore(db: Queryable): Promise<void> {
+  const res = await db.query("SELECT to_regclass('masq_subject_keys') IS NOT NULL AS present");
+  if (!res.rows[0]?.present) {
+    throw new ConfigError(
+      "PII_KEYSTORE_URL",
+      "the key store has no masq_subject_keys table; run `masq migrate` (with the same PII_KEYSTORE_URL) first",
+    );
+  }
+}
+
 /** The functions masq_ grants on (signatures as GRANT and REVOKE want them). */
 const FUNCTIONS = {
   appVersion: "app_version_text(integer)",
@@ -393,7 +495,6 @@ GRANT SELECT ON masq_schema_version TO ${all};
 GRANT INSERT ON user_logins, user_logins_rejected, user_logins_ledger, pii_vault TO ${r.writer};
 GRANT SELECT ON user_logins_ledger TO ${r.writer};
 GRANT SELECT (message_id) ON user_logins_rejected TO ${r.writer};
-GRANT SELECT (field, token) ON pii_vault TO ${r.writer};
 GRANT SELECT, INSERT ON pii_keys TO ${r.writer};
 GRANT UPDATE (last_used) ON pii_keys TO ${r.writer};
 
@@ -406,7 +507,7 @@ GRANT EXECUTE ON FUNCTION ${f.caller}, ${f.recoverRequest}, ${f.recover}, ${f.re
 GRANT SELECT, DELETE ON user_logins TO ${r.privacyOfficer};
 GRANT UPDATE (masked_ip, masked_device_id) ON user_logins TO ${r.privacyOfficer};
 GRANT SELECT, DELETE ON user_logins_rejected TO ${r.privacyOfficer};
-GRANT SELECT (field, token, key_id, created_at), INSERT, DELETE ON pii_vault TO ${r.privacyOfficer};
+GRANT SELECT (field, token, key_id, subject_key_id, created_at), INSERT, DELETE ON pii_vault TO ${r.privacyOfficer};
 GRANT SELECT, INSERT (os_user, action, field, token, user_id, message_id, reason, outcome) ON pii_access_log
   TO ${r.privacyOfficer};
 GRANT SELECT, INSERT ON pii_keys TO ${r.privacyOfficer};
@@ -476,7 +577,7 @@ async function readVersion(db: Queryable): Promise<{ version: number; rolePrefix
  */
 export async function migrate(
   db: Queryable,
-  opts: { rolePrefix?: string; tokenIndexes?: boolean } = {},
+  opts: { rolePrefix?: string; tokenIndexes?: boolean; keystore?: boolean } = {},
 ): Promise<MigrateResult> {
   const roles = roleNames(opts.rolePrefix ?? DEFAULT_ROLE_PREFIX);
   const prefix = opts.rolePrefix ?? DEFAULT_ROLE_PREFIX;
@@ -491,8 +592,10 @@ export async function migrate(
 SELECT pg_advisory_xact_lock(${SCHEMA_LOCK});
 ${SCHEMA_SQL}
 ${AUDIT_SQL}
+${SEALED_SQL}
 ${opts.tokenIndexes === false ? "" : TOKEN_INDEX_SQL}
 ${grantsSql(roles)}
+${opts.keystore === false ? "" : `${KEYSTORE_SQL}\n${keystoreGrantsSql(roles)}`}
 INSERT INTO masq_schema_version (version, role_prefix) VALUES (${SCHEMA_VERSION}, '${prefix}')
   ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version, role_prefix = EXCLUDED.role_prefix,
   migrated_at = now();

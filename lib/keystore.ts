@@ -1,0 +1,149 @@
+/**
+ * The key store (`masq_subject_keys`, in PII_KEYSTORE_URL's database, by default DATABASE_URL's): one
+ * X25519 key pair per subject (user_id), its private half sealed to the privacy officer's key. Ingest reads
+ * public halves only through `masq_subject_keys_of()` (it cannot list the store) and inserts new keys; the
+ * privacy officer reads sealed private halves and deletes a person's keys (`forget`).
+ *
+ * Kept apart from the main database, the store is what makes erasure reach backups: a backup of the main
+ * database holds only originals sealed to subject keys, which `forget` destroys in the store.
+ *
+ * @module
+ */
+import type { Queryable } from "./sink/schema.ts";
+import {
+  loadPublicKey,
+  newSubjectKey,
+  type OfficerPublicKey,
+  subjectKeyGenuine,
+  type SubjectKeyRow,
+} from "./seal.ts";
+
+type DbRow = {
+  key_id: string;
+  subject: string;
+  public_key: Uint8Array;
+  sealed_private: Uint8Array;
+  officer_key_id: string;
+  mac: Uint8Array;
+};
+
+function toRow(r: DbRow): SubjectKeyRow {
+  return {
+    keyId: r.key_id,
+    subject: r.subject,
+    publicKey: new Uint8Array(r.public_key),
+    sealedPrivate: new Uint8Array(r.sealed_private),
+    officerKeyId: r.officer_key_id,
+    mac: new Uint8Array(r.mac),
+  };
+}
+
+/** A subject's current key, as ingest seals to it. */
+export interface SubjectPublicKey {
+  /** `s:<key id>`: what entries name as their recipient. */
+  recipient: string;
+  key: CryptoKey;
+}
+
+/** Ingest's view of the store: the key to seal a subject's originals to, made when first needed. */
+export interface SubjectKeyStore {
+  publicKeyFor(subject: string): Promise<SubjectPublicKey>;
+}
+
+export interface SubjectKeyStoreOptions {
+  /** Subjects whose key stays in memory (most recently used first). */
+  cacheSize?: number;
+  /** How long a cached key is used before the store is asked again (so an erased key stops being used). */
+  ttlMs?: number;
+  now?: () => number;
+  /** Told of a key store row whose MAC does not verify (it is never used). */
+  onForged?: (keyId: string) => void;
+}
+
+/**
+ * The ingest side of the store over `db` (a pool of the key store's database).
+ *
+ * @example
+ * ```ts
+ * import pg from "pg";
+ * import { createSubjectKeyStore } from "./keystore.ts";
+ * import { generateOfficerKeys, parseOfficerPublicKey, sealMacKey } from "./seal.ts";
+ * const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
+ * const officer = await parseOfficerPublicKey((await generateOfficerKeys()).publicText, "PII_VAULT_PUBLIC_KEY");
+ * const store = createSubjectKeyStore(pool, officer, sealMacKey("an HMAC key of 32 bytes or more......"));
+ * const { recipient } = await store.publicKeyFor("user-42"); // "s:<32 hex>"
+ * ```
+ */
+export function createSubjectKeyStore(
+  db: Queryable,
+  officer: OfficerPublicKey,
+  macKey: Uint8Array,
+  opts: SubjectKeyStoreOptions = {},
+): SubjectKeyStore {
+  const cacheSize = opts.cacheSize ?? 50_000;
+  const ttlMs = opts.ttlMs ?? 5 * 60_000;
+  const now = opts.now ?? (() => performance.now());
+  const cache = new Map<string, { at: number; key: Promise<SubjectPublicKey> }>();
+
+  async function lookUp(subject: string): Promise<SubjectPublicKey> {
+    const res = await db.query(
+      "SELECT key_id, subject, public_key, sealed_private, officer_key_id, mac FROM masq_subject_keys_of($1::text[])",
+      [[subject]],
+    );
+    for (const r of (res.rows as DbRow[]).map(toRow)) {
+      if (r.subject !== subject) continue;
+      if (!subjectKeyGenuine(r, macKey)) {
+        opts.onForged?.(r.keyId);
+        continue;
+      }
+      return { recipient: `s:${r.keyId}`, key: await loadPublicKey(r.publicKey) };
+    }
+    const made = await newSubjectKey(subject, officer, macKey);
+    const row = made.row;
+    await db.query(
+      `INSERT INTO masq_subject_keys (key_id, subject, public_key, sealed_private, officer_key_id, mac)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [row.keyId, row.subject, row.publicKey, row.sealedPrivate, row.officerKeyId, row.mac],
+    );
+    return { recipient: `s:${row.keyId}`, key: made.publicKey };
+  }
+
+  return {
+    publicKeyFor(subject) {
+      const hit = cache.get(subject);
+      const t = now();
+      if (hit !== undefined && t - hit.at < ttlMs) {
+        cache.delete(subject);
+        cache.set(subject, hit);
+        return hit.key;
+      }
+      const key = lookUp(subject);
+      cache.set(subject, { at: t, key });
+      key.catch(() => cache.delete(subject)); // a failed lookup is tried again next time
+      while (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
+      return key;
+    },
+  };
+}
+
+/** The privacy officer's read: the rows of these key ids (missing ones were erased). */
+export async function subjectKeysById(
+  db: Queryable,
+  keyIds: readonly string[],
+): Promise<Map<string, SubjectKeyRow>> {
+  const out = new Map<string, SubjectKeyRow>();
+  if (keyIds.length === 0) return out;
+  const res = await db.query(
+    `SELECT key_id, subject, public_key, sealed_private, officer_key_id, mac FROM masq_subject_keys
+     WHERE key_id = ANY($1::text[])`,
+    [[...new Set(keyIds)]],
+  );
+  for (const r of res.rows as DbRow[]) out.set(r.key_id, toRow(r));
+  return out;
+}
+
+/** forget: deletes every key of `subject`; returns their ids. */
+export async function deleteSubjectKeys(db: Queryable, subject: string): Promise<string[]> {
+  const res = await db.query("DELETE FROM masq_subject_keys WHERE subject = $1 RETURNING key_id", [subject]);
+  return (res.rows as { key_id: string }[]).map((r) => r.key_id);
+}

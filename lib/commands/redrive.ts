@@ -13,6 +13,7 @@ import {
   lifecycleSecrets,
   officerSecrets,
   openVaultReader,
+  requireVaultKey,
   settingsWithoutHmacKey,
 } from "../lifecycle/keys.ts";
 import { optionalReason, osUser } from "../lifecycle/access.ts";
@@ -50,6 +51,9 @@ export const redrive: Command = {
     }
     const reason = optionalReason(ctx.values.reason, DEFAULT_REASON);
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
+    const sealed = (ctx.env("PII_VAULT_PRIVATE_KEY") ?? "") !== "" ||
+      (ctx.env("PII_VAULT_PRIVATE_KEY_FILE") ?? "") !== "";
+    if (!sealed) requireVaultKey(config, "redrive"); // a key to open letters with, first
     const hmacKey = requireHmacKey(ctx.env, ctx.readFile);
     if (config.vaultKey) refuseSharedKey(hmacKey, config.vaultKey);
     const secrets = [...lifecycleSecrets(config), hmacKey, ...officerSecrets(ctx.env, ctx.readFile)];
@@ -93,7 +97,9 @@ export const redrive: Command = {
       ctx.print(JSON.stringify({ ...result, leftInDlq: leftTotal }));
       if (result.left.undecryptable > 0) {
         log.error(
-          `${result.left.undecryptable} dead letters do not decrypt: wrong PII_VAULT_KEY or PII_VAULT_PRIVATE_KEY?`,
+          unsealer === undefined
+            ? `${result.left.undecryptable} dead letters do not decrypt under vault key ${vault?.keyId}: wrong PII_VAULT_KEY?`
+            : `${result.left.undecryptable} dead letters do not decrypt: wrong PII_VAULT_PRIVATE_KEY (or PII_VAULT_KEY)?`,
         );
         return 1;
       }

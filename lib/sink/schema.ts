@@ -147,7 +147,7 @@ CREATE OR REPLACE FUNCTION pii_access_log_stamp() RETURNS trigger
   LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
   -- Lines of reads come from the request functions only; a direct INSERT runs as its caller.
-  IF NEW.action IN ('recover', 'rekey') AND current_user::text = masq_caller()
+  IF NEW.action IN ('recover', 'rekey', 'convert') AND current_user::text = masq_caller()
      AND NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
     RAISE EXCEPTION 'pii_access_log: % lines are written by masq_%_request() only', NEW.action, NEW.action
       USING ERRCODE = '42501';
@@ -301,6 +301,66 @@ BEGIN
 END $$;
 -- forget deletes a person's entries by their subject keys.
 CREATE INDEX IF NOT EXISTS pii_vault_subject_key_id ON pii_vault (subject_key_id);
+-- vault-convert's reads are on record as 'convert' lines.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'pii_access_log'::regclass
+                 AND conname = 'pii_access_log_action_check' AND pg_get_constraintdef(oid) LIKE '%convert%') THEN
+    ALTER TABLE pii_access_log DROP CONSTRAINT IF EXISTS pii_access_log_action_check;
+    ALTER TABLE pii_access_log ADD CONSTRAINT pii_access_log_action_check
+      CHECK (action IN ('recover', 'forget_token', 'forget_user', 'rekey', 'redrive', 'convert'));
+  END IF;
+END $$;
+
+-- vault-convert: one batch of entries under the old symmetric key, put on record first (as rekey's).
+CREATE OR REPLACE FUNCTION masq_convert_request(p_limit integer, p_reason text, p_os_user text)
+  RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  line bigint;
+BEGIN
+  IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'masq_convert_request: the batch size must be 1 to 10000' USING ERRCODE = '22023';
+  END IF;
+  IF p_reason IS NULL OR btrim(p_reason) = '' OR length(p_reason) > 1000 THEN
+    RAISE EXCEPTION 'masq_convert_request: a reason of 1 to 1000 characters is required' USING ERRCODE = '22023';
+  END IF;
+  DELETE FROM pii_rekey_requests r USING pii_access_log l
+  WHERE l.id = r.log_id AND l.at < now() - interval '${REQUEST_WINDOW}';
+  INSERT INTO pii_access_log (os_user, action, reason, outcome)
+  VALUES (p_os_user, 'convert', p_reason,
+          format('requested up to %s vault entries under the old vault key, to seal them', p_limit))
+  RETURNING id INTO line;
+  INSERT INTO pii_rekey_requests (log_id, new_key_id, from_key_id, batch_limit) VALUES (line, '(sealed)', NULL, p_limit);
+  RETURN line;
+END $fn$;
+
+-- One convert batch: uses up a committed request of this session user and role from the window, locks up
+-- to its size of entries under the old key (subject_key_id = '') and returns them, logging how many.
+CREATE OR REPLACE FUNCTION masq_convert_batch(p_request bigint)
+  RETURNS TABLE(field text, token text, ciphertext bytea, key_id text)
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+#variable_conflict use_column
+DECLARE
+  q record;
+  n bigint;
+BEGIN
+  DELETE FROM pii_rekey_requests r USING pii_access_log l
+  WHERE r.log_id = p_request AND l.id = r.log_id AND l.action = 'convert'
+    AND l.session_role = session_user AND l.db_role = masq_caller()
+    AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now() AND age(l.xmin) > 0
+  RETURNING r.batch_limit, l.os_user, l.reason INTO q;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'masq_convert_batch: % is no committed, unused masq_convert_request() of this role from the last ${REQUEST_WINDOW}',
+      p_request USING ERRCODE = '42501';
+  END IF;
+  RETURN QUERY
+    SELECT v.field, v.token, v.ciphertext, v.key_id FROM pii_vault v WHERE v.subject_key_id = ''
+    ORDER BY v.field, v.token LIMIT q.batch_limit FOR UPDATE SKIP LOCKED;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    INSERT INTO pii_access_log (os_user, action, reason, outcome)
+    VALUES (q.os_user, 'convert', q.reason, format('read %s vault entries under the old vault key to seal them (request %s)', n, p_request));
+  END IF;
+END $fn$;
 `;
 
 /**
@@ -389,6 +449,8 @@ const FUNCTIONS = {
   recover: "masq_recover(text, text[])",
   rekeyRequest: "masq_rekey_request(text, text, integer, text, text)",
   rekeyBatch: "masq_rekey_batch(bigint)",
+  convertRequest: "masq_convert_request(integer, text, text)",
+  convertBatch: "masq_convert_batch(bigint)",
 } as const;
 
 /**
@@ -502,8 +564,8 @@ GRANT SELECT ON user_logins_readable TO ${r.analyst};
 
 -- recover and rekey read ciphertexts through the functions only; forget deletes; rekey rewrites the two
 -- token columns and the vault entries; every command appends its lines (time and roles stamped).
-GRANT EXECUTE ON FUNCTION ${f.caller}, ${f.recoverRequest}, ${f.recover}, ${f.rekeyRequest}, ${f.rekeyBatch}
-  TO ${r.privacyOfficer};
+GRANT EXECUTE ON FUNCTION ${f.caller}, ${f.recoverRequest}, ${f.recover}, ${f.rekeyRequest}, ${f.rekeyBatch},
+  ${f.convertRequest}, ${f.convertBatch} TO ${r.privacyOfficer};
 GRANT SELECT, DELETE ON user_logins TO ${r.privacyOfficer};
 GRANT UPDATE (masked_ip, masked_device_id) ON user_logins TO ${r.privacyOfficer};
 GRANT SELECT, DELETE ON user_logins_rejected TO ${r.privacyOfficer};

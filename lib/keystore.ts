@@ -15,6 +15,7 @@ import {
   newSubjectKey,
   type OfficerPublicKey,
   subjectKeyGenuine,
+  subjectKeyMac,
   type SubjectKeyRow,
 } from "./seal.ts";
 
@@ -146,4 +147,31 @@ export async function subjectKeysById(
 export async function deleteSubjectKeys(db: Queryable, subject: string): Promise<string[]> {
   const res = await db.query("DELETE FROM masq_subject_keys WHERE subject = $1 RETURNING key_id", [subject]);
   return (res.rows as { key_id: string }[]).map((r) => r.key_id);
+}
+
+/**
+ * rekey's last step: every key store row whose MAC verifies under `oldMacKey` gets its MAC under `newMacKey`
+ * (masq run, holding the new HMAC key only, must recognise the keys it made). Idempotent; rows masq did not
+ * make are left alone. Returns how many rows were re-MACed.
+ */
+export async function remacSubjectKeys(
+  db: Queryable,
+  oldMacKey: Uint8Array,
+  newMacKey: Uint8Array,
+): Promise<number> {
+  const res = await db.query(
+    "SELECT key_id, subject, public_key, sealed_private, officer_key_id, mac FROM masq_subject_keys",
+  );
+  const rows = (res.rows as DbRow[]).map(toRow).filter((r) =>
+    !subjectKeyGenuine(r, newMacKey) && subjectKeyGenuine(r, oldMacKey)
+  );
+  for (let i = 0; i < rows.length; i += 1000) {
+    const chunk = rows.slice(i, i + 1000);
+    await db.query(
+      `UPDATE masq_subject_keys k SET mac = m.mac FROM unnest($1::text[], $2::bytea[]) AS m(id, mac)
+       WHERE k.key_id = m.id`,
+      [chunk.map((r) => r.keyId), chunk.map((r) => subjectKeyMac(newMacKey, r))],
+    );
+  }
+  return rows.length;
 }

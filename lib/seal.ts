@@ -403,6 +403,11 @@ export async function newSubjectKey(
   return { row: { ...row, mac: sealMac(macKey, subjectMacParts(row)) }, publicKey: pair.publicKey };
 }
 
+/** The MAC of a key store row under `macKey`. */
+export function subjectKeyMac(macKey: Uint8Array, row: Omit<SubjectKeyRow, "mac">): Uint8Array {
+  return sealMac(macKey, subjectMacParts(row));
+}
+
 /** Whether masq made this key store row (its MAC verifies under `macKey`). */
 export function subjectKeyGenuine(row: SubjectKeyRow, macKey: Uint8Array): boolean {
   return macEqual(sealMac(macKey, subjectMacParts(row)), row.mac);

@@ -9,7 +9,7 @@ import { buildConfig, type Config, type Env, type ReadFile } from "../config.ts"
 import { ConfigError } from "../errors.ts";
 import type pg from "pg";
 import { resolveHmacKey, resolveVaultKeyId, secretsOf } from "../secrets.ts";
-import { sealMacKey } from "../seal.ts";
+import { type OfficerPublicKey, sealMacKey } from "../seal.ts";
 import { requireKeystore } from "../sink/schema.ts";
 import { createVaultCipher, type VaultCipher } from "../vault.ts";
 import { keystoreUrl, resolveOfficerPrivateKeys, separateKeystore } from "../vault_keys.ts";
@@ -98,7 +98,13 @@ export async function openVaultReader(
   command: string,
   main: pg.Client,
 ): Promise<
-  { reader: VaultCipher | Unsealer; legacy?: VaultCipher; keystore: pg.Client; close(): Promise<void> }
+  {
+    reader: VaultCipher | Unsealer;
+    legacy?: VaultCipher;
+    officer?: OfficerPublicKey;
+    keystore: pg.Client;
+    close(): Promise<void>;
+  }
 > {
   const privateKeys = await resolveOfficerPrivateKeys(env, readFile, config.warnings);
   const legacy = config.vaultKey === undefined
@@ -129,6 +135,7 @@ export async function openVaultReader(
   return {
     reader: createUnsealer({ ring: privateKeys.ring, macKeys, keystore, ...(legacy ? { legacy } : {}) }),
     ...(legacy ? { legacy } : {}),
+    officer: privateKeys.ring.current,
     keystore,
     close: () => (separate ? keystore.end().catch(() => {}) : Promise.resolve()),
   };

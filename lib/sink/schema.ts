@@ -410,6 +410,8 @@ END $$;
 GRANT INSERT ON masq_subject_keys TO ${r.writer};
 GRANT EXECUTE ON FUNCTION masq_subject_keys_of(text[]) TO ${r.writer}, ${r.privacyOfficer};
 GRANT SELECT, INSERT, DELETE ON masq_subject_keys TO ${r.privacyOfficer};
+-- rekey re-MACs the keys under the new HMAC key, nothing else.
+GRANT UPDATE (mac) ON masq_subject_keys TO ${r.privacyOfficer};
 `;
 }
 

@@ -401,3 +401,81 @@ Deno.test({
     await db.stop();
   }
 });
+
+Deno.test({
+  name:
+    "masq rekey on the sealed vault re-seals every entry to the same person under the new token and HMAC key; recover opens them with the new key",
+  ignore: NO_LOGIN_ROLES !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  const dir = await Deno.makeTempDir({ prefix: "masq-sealed-rekey-" });
+  try {
+    const queueUrl = sqs.createQueue("login-queue", { VisibilityTimeout: "60" });
+    sqs.createQueue("login-queue-dlq");
+    await seedQueue(sqs.endpoint, queueUrl, BODIES.slice(0, 4));
+    const keys = await generateOfficerKeys();
+    // The key store in the main database this time (the default).
+    const run = await runMasqCli(["run"], {
+      queueUrl,
+      databaseUrl: db.url,
+      extra: { PII_VAULT_PUBLIC_KEY: keys.publicText },
+    });
+    assertEquals(run.code, 0, run.stderr);
+    const before = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pii_vault");
+    const subjectsBefore = await db.query<{ s: string }>(
+      "SELECT subject_key_id AS s FROM pii_vault ORDER BY 1",
+    );
+    const newKey = "a-new-hmac-key-for-the-sealed-rotation-0123456789";
+    await Deno.writeTextFile(`${dir}/k2`, newKey + "\n");
+    const rekey = await masq(
+      ["rekey", "--to-key-file", `${dir}/k2`, "--to-key-id", "k2", "--batch", "2", "--reason", "rotation"],
+      {
+        databaseUrl: db.url,
+        env: { PII_VAULT_PRIVATE_KEY: keys.privateText, PII_HMAC_KEY: TEST_KEY },
+        read: [dir],
+      },
+    );
+    assertEquals(rekey.code, 0, rekey.stderr);
+    assertEquals(JSON.parse(rekey.stdout.trim()).entries, before[0].n);
+    const after = await db.query<{ key_id: string; s: string }>(
+      "SELECT key_id, subject_key_id AS s FROM pii_vault ORDER BY 2",
+    );
+    assertEquals(
+      after.map((r) => r.s),
+      subjectsBefore.map((r) => r.s),
+      "each entry stays sealed to its person",
+    );
+    assert(after.every((r) => r.key_id === "k2"));
+    const tok = await tokensOf(newKey);
+    for (const ip of [ALICE_IP, BOB_IP, SHARED_IP]) {
+      const r = await masq(["recover", "--field", "ip", "--token", await tok.ip(ip), "--reason", "check"], {
+        databaseUrl: db.url,
+        env: { PII_VAULT_PRIVATE_KEY: keys.privateText, PII_HMAC_KEY: newKey, PII_HMAC_KEY_ID: "k2" },
+      });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout.trim(), ip);
+    }
+    // masq run under the new key recognises the subject keys it made (rekey re-MACed them): no new ones.
+    const keysBefore =
+      (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM masq_subject_keys"))[0].n;
+    await seedQueue(sqs.endpoint, queueUrl, [login("alice", "203.0.113.99", "dev-alice-2")]);
+    const again = await runMasqCli(["run"], {
+      queueUrl,
+      databaseUrl: db.url,
+      extra: { PII_VAULT_PUBLIC_KEY: keys.publicText, PII_HMAC_KEY: newKey, PII_HMAC_KEY_ID: "k2" },
+    });
+    assertEquals(again.code, 0, again.stderr);
+    assert(!again.stderr.includes("did not make"), again.stderr);
+    assertEquals(
+      (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM masq_subject_keys"))[0].n,
+      keysBefore,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await db.stop();
+    await sqs.stop();
+  }
+});

@@ -98,10 +98,9 @@ export function createSealingVault(opts: SealingVaultOptions): SealingVault {
     field: VaultEntry["field"],
     token: string,
     hmacKeyId: string,
-    subject: string,
+    { recipient, key }: { recipient: string; key: CryptoKey },
     original: string,
   ): Promise<VaultEntry> {
-    const { recipient, key } = await opts.subjects.publicKeyFor(subject);
     const sealed = await sealTo(key, encoder.encode(original), entryAad(field, token, hmacKeyId, recipient));
     const mac = sealMac(opts.macKey, entryMacParts(field, token, hmacKeyId, recipient, sealed));
     return {
@@ -116,20 +115,23 @@ export function createSealingVault(opts: SealingVaultOptions): SealingVault {
   return {
     kind: "sealed",
     keyId: opts.officer.keyId,
-    entry(field, token, hmacKeyId, subject, original) {
-      // The token names the value under the HMAC key: one seal per (token, subject) serves every message.
-      const key = `${field}\0${token}\0${hmacKeyId}\0${subject}`;
+    async entry(field, token, hmacKeyId, subject, original) {
+      // The token names the value under the HMAC key: one seal per (token, subject key) serves every
+      // message. Keyed by the subject's current key, so a key destroyed by forget is not sealed to again
+      // once the key store says so (lib/keystore.ts: at most its cache's lifetime).
+      const to = await opts.subjects.publicKeyFor(subject);
+      const key = `${field}\0${token}\0${hmacKeyId}\0${to.recipient}`;
       const hit = seals.get(key);
       if (hit !== undefined) {
         seals.delete(key);
         seals.set(key, hit);
-        return hit;
+        return await hit;
       }
-      const made = sealEntry(field, token, hmacKeyId, subject, original);
+      const made = sealEntry(field, token, hmacKeyId, to, original);
       seals.set(key, made);
       made.catch(() => seals.delete(key));
       while (seals.size > cacheSize) seals.delete(seals.keys().next().value!);
-      return made;
+      return await made;
     },
     async letter(messageId, body) {
       const subject = subjectOf(body);

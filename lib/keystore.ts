@@ -86,27 +86,67 @@ export function createSubjectKeyStore(
   const now = opts.now ?? (() => performance.now());
   const cache = new Map<string, { at: number; key: Promise<SubjectPublicKey> }>();
 
-  async function lookUp(subject: string): Promise<SubjectPublicKey> {
+  // Subjects asked for in the same turn of the event loop (the records of a batch are made together) are
+  // looked up in one query, and their new keys inserted in one statement: one commit per batch, not per
+  // person.
+  let pending = new Map<string, { resolve(k: SubjectPublicKey): void; reject(e: unknown): void }[]>();
+
+  async function lookUpAll(subjects: string[]): Promise<Map<string, SubjectPublicKey>> {
+    const out = new Map<string, SubjectPublicKey>();
     const res = await db.query(
       "SELECT key_id, subject, public_key, sealed_private, officer_key_id, mac FROM masq_subject_keys_of($1::text[])",
-      [[subject]],
+      [subjects],
     );
     for (const r of (res.rows as DbRow[]).map(toRow)) {
-      if (r.subject !== subject) continue;
+      if (out.has(r.subject) || !subjects.includes(r.subject)) continue;
       if (!subjectKeyGenuine(r, macKey)) {
         opts.onForged?.(r.keyId);
         continue;
       }
-      return { recipient: `s:${r.keyId}`, key: await loadPublicKey(r.publicKey) };
+      out.set(r.subject, { recipient: `s:${r.keyId}`, key: await loadPublicKey(r.publicKey) });
     }
-    const made = await newSubjectKey(subject, officer, macKey);
-    const row = made.row;
+    const missing = subjects.filter((s) => !out.has(s));
+    if (missing.length === 0) return out;
+    const made = await Promise.all(missing.map((s) => newSubjectKey(s, officer, macKey)));
+    const rows = made.map((m) => m.row);
     await db.query(
       `INSERT INTO masq_subject_keys (key_id, subject, public_key, sealed_private, officer_key_id, mac)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [row.keyId, row.subject, row.publicKey, row.sealedPrivate, row.officerKeyId, row.mac],
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[])`,
+      [
+        rows.map((r) => r.keyId),
+        rows.map((r) => r.subject),
+        rows.map((r) => r.publicKey),
+        rows.map((r) => r.sealedPrivate),
+        rows.map((r) => r.officerKeyId),
+        rows.map((r) => r.mac),
+      ],
     );
-    return { recipient: `s:${row.keyId}`, key: made.publicKey };
+    made.forEach((m) => out.set(m.row.subject, { recipient: `s:${m.row.keyId}`, key: m.publicKey }));
+    return out;
+  }
+
+  async function flush(): Promise<void> {
+    const batch = pending;
+    pending = new Map();
+    const subjects = [...batch.keys()];
+    for (let i = 0; i < subjects.length; i += 1000) {
+      const chunk = subjects.slice(i, i + 1000);
+      try {
+        const found = await lookUpAll(chunk);
+        for (const s of chunk) for (const w of batch.get(s)!) w.resolve(found.get(s)!);
+      } catch (err) {
+        for (const s of chunk) for (const w of batch.get(s)!) w.reject(err);
+      }
+    }
+  }
+
+  function lookUp(subject: string): Promise<SubjectPublicKey> {
+    return new Promise((resolve, reject) => {
+      if (pending.size === 0) queueMicrotask(() => void flush());
+      const waiting = pending.get(subject);
+      if (waiting) waiting.push({ resolve, reject });
+      else pending.set(subject, [{ resolve, reject }]);
+    });
   }
 
   return {

@@ -728,7 +728,9 @@ export async function excessPrivileges(db: Queryable): Promise<string[]> {
   const res = await db.query(
     `SELECT has_column_privilege('pii_vault', 'ciphertext', 'SELECT')
               OR has_function_privilege('masq_recover(text, text[])', 'EXECUTE')
-              OR has_function_privilege('masq_rekey_batch(bigint)', 'EXECUTE') AS vault,
+              OR has_function_privilege('masq_rekey_batch(bigint)', 'EXECUTE')
+              OR has_function_privilege('masq_convert_batch(bigint)', 'EXECUTE')
+              OR has_column_privilege('pii_vault', 'token', 'SELECT') AS vault,
             has_table_privilege('user_logins', 'SELECT') AS read_rows,
             has_table_privilege('user_logins', 'DELETE') AS delete_rows`,
   );

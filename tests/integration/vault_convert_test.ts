@@ -9,11 +9,14 @@ import { assert, assertEquals } from "../support/assert.ts";
 import { decodeEntry, generateOfficerKeys } from "../../lib/seal.ts";
 import { TEST_KEY } from "../support/processes.ts";
 import { startDatabase } from "../support/databases.ts";
+import { roleNames } from "../../lib/sink/schema.ts";
 import {
+  createLogin,
   insertLogins,
   killAtPause,
   type Login,
   masq,
+  NO_LOGIN_ROLES,
   tokensOf,
   VAULT_KEY_B64,
 } from "../support/lifecycle.ts";
@@ -118,6 +121,44 @@ Deno.test("masq vault-convert SIGKILLed between batches leaves the old key readi
     assertEquals(again.code, 0, again.stderr);
     assertEquals(JSON.parse(again.stdout.trim()), { converted: 0, sealed: 0, batches: 0, left: 0 });
   } finally {
+    await db.stop();
+  }
+});
+
+Deno.test({
+  name: "masq vault-convert works for a privacy-officer login and is refused to writer and analyst logins",
+  ignore: NO_LOGIN_ROLES !== undefined,
+}, async () => {
+  const db = await startDatabase();
+  const r = roleNames(db.rolePrefix);
+  const logins = [
+    await createLogin(db, r.privacyOfficer, "dpo"),
+    await createLogin(db, r.writer, "w"),
+    await createLogin(db, r.analyst, "a"),
+  ];
+  try {
+    await insertLogins(db, PEOPLE.slice(0, 6));
+    const keys = await generateOfficerKeys();
+    const env = {
+      PII_VAULT_KEY: VAULT_KEY_B64,
+      PII_VAULT_PRIVATE_KEY: keys.privateText,
+      PII_HMAC_KEY: TEST_KEY,
+    };
+    const [dpo, writer, analyst] = logins;
+    for (const refused of [writer, analyst]) {
+      const res = await masq(["vault-convert", "--reason", "seal"], { databaseUrl: refused.url, env });
+      assert(res.code !== 0, `${refused.name} may not convert`);
+      assert(/permission denied/.test(res.stderr), res.stderr);
+    }
+    const res = await masq(["vault-convert", "--reason", "seal"], { databaseUrl: dpo.url, env });
+    assertEquals(res.code, 0, res.stderr);
+    assertEquals(JSON.parse(res.stdout.trim()).left, 0);
+    const lines = await db.query<{ db_role: string }>(
+      "SELECT DISTINCT db_role FROM pii_access_log WHERE action = 'convert'",
+    );
+    assertEquals(lines.map((l) => l.db_role), [dpo.name]);
+  } finally {
+    for (const l of logins) await l.drop().catch(() => {});
     await db.stop();
   }
 });

@@ -13,8 +13,9 @@ import type { Logger } from "./log.ts";
 import { type OfficerPublicKey, sealMacKey } from "./seal.ts";
 import { createSealingVault, type SealingVault } from "./sealing.ts";
 import { redactUrl } from "./secrets.ts";
-import { pgTypes } from "./sink/postgres.ts";
-import { requireKeystore } from "./sink/schema.ts";
+import { classify, pgTypes } from "./sink/postgres.ts";
+import { retry } from "./retry.ts";
+import { type Queryable, requireKeystore } from "./sink/schema.ts";
 import { keystoreUrl, resolveOfficerPublicKey } from "./vault_keys.ts";
 
 /** The sealed vault's settings for masq run. */
@@ -76,7 +77,17 @@ export async function openSealingVault(
     );
   }
   const macKey = sealMacKey(config.hmacKey);
-  const subjects = createSubjectKeyStore(pool, keys.officer, macKey, {
+  // An outage of the key store is waited out like one of the main database (capped backoff, for as long
+  // as it lasts; the leases keep the batch's messages invisible meanwhile), never turned into lost work.
+  const patient: Queryable = {
+    query: (sql: string, params?: unknown[]) =>
+      retry(() => pool.query(sql, params) as Promise<{ rows: unknown[] }>, {
+        what: "key store query",
+        log,
+        retryable: (err) => classify(err) === "transient",
+      }),
+  };
+  const subjects = createSubjectKeyStore(patient, keys.officer, macKey, {
     onForged: (keyId) => log.warn("a key store row masq did not make was ignored", { key_id: keyId }),
   });
   return {

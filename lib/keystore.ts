@@ -111,7 +111,8 @@ export function createSubjectKeyStore(
     const rows = made.map((m) => m.row);
     await db.query(
       `INSERT INTO masq_subject_keys (key_id, subject, public_key, sealed_private, officer_key_id, mac)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[])`,
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[])
+       ON CONFLICT DO NOTHING`, // a retried insert that had committed (random key ids never collide otherwise)
       [
         rows.map((r) => r.keyId),
         rows.map((r) => r.subject),

@@ -23,7 +23,7 @@ export function requireVaultKey(config: { vaultKey?: Uint8Array }, command: stri
     const denied = Deno.permissions.querySync({ name: "env", variable: "PII_VAULT_KEY" }).state !== "granted";
     throw new ConfigError(
       "PII_VAULT_KEY",
-      `not set; \`masq ${command}\` needs the vault key (PII_VAULT_KEY or PII_VAULT_KEY_FILE: 32 random bytes, base64)` +
+      `not set; \`masq ${command}\` needs the vault key: PII_VAULT_PRIVATE_KEY_FILE (the sealed vault, docs/vault.md), or PII_VAULT_KEY / PII_VAULT_KEY_FILE (the old symmetric key: 32 random bytes, base64)` +
         (denied
           ? " (this process may not read it: run with --allow-env=PII_VAULT_KEY,PII_VAULT_KEY_FILE)"
           : ""),

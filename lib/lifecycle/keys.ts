@@ -118,12 +118,15 @@ export async function openVaultReader(
       close: () => Promise.resolve(),
     };
   }
-  const hmac = (env("PII_HMAC_KEY") ?? "") !== "" || (env("PII_HMAC_KEY_FILE") ?? "") !== ""
-    ? resolveHmacKey(env, readFile)
-    : undefined;
-  const macKeys = new Map<string, Uint8Array>(
-    hmac === undefined ? [] : [[config.hmacKeyId, sealMacKey(hmac)]],
-  );
+  // masq's MACs are what tell its seals from anyone else's: no opening without the key that checks them.
+  if ((env("PII_HMAC_KEY") ?? "") === "" && (env("PII_HMAC_KEY_FILE") ?? "") === "") {
+    throw new ConfigError(
+      "PII_HMAC_KEY",
+      `not set; \`masq ${command}\` verifies that masq sealed what it opens with the HMAC key masq run uses (PII_HMAC_KEY_FILE, and PII_HMAC_KEY_ID)`,
+    );
+  }
+  const hmac = resolveHmacKey(env, readFile);
+  const macKeys = new Map<string, Uint8Array>([[config.hmacKeyId, sealMacKey(hmac)]]);
   const separate = separateKeystore(env, config.databaseUrl);
   const keystore = separate ? await connectDatabase(keystoreUrl(env, config.databaseUrl), command) : main;
   try {

@@ -201,6 +201,13 @@ Deno.test({
     });
     assertEquals(noKey.code, 2);
     assertMatch(noKey.stderr, /PII_VAULT_KEY: not set/);
+    // Nor with it but without the HMAC key that tells masq's seals from anyone else's.
+    const noMac = await recoverIp(ALICE_IP, {
+      PII_VAULT_PRIVATE_KEY: keys.privateText,
+      PII_KEYSTORE_URL: ks.url,
+    });
+    assertEquals(noMac.code, 2);
+    assertMatch(noMac.stderr, /^masq: PII_HMAC_KEY: not set; `masq recover` verifies that masq sealed/);
 
     // The copies an attacker (or an old backup) would keep: the DLQ's letters and a pg_dump of the schema.
     const letters = await copyQueue(client, dlqUrl);

@@ -10,7 +10,7 @@ import { ConfigError, errorMessage, exitCodeFor } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import { type Ablation, parseAblations } from "./ablation.ts";
 import { killAll } from "./child.ts";
-import { type BenchMode, runBench } from "./runner.ts";
+import { type BenchMode, type BenchVault, runBench } from "./runner.ts";
 
 /** The text of `deno task bench --help`. */
 export const USAGE = `deno task bench: masq against the bare receive+delete ceiling
@@ -24,6 +24,7 @@ Usage:
   --memory         peak RSS with N and with 10 N messages queued
   --profile DIR    one CPU and heap profile of each consumer, written to DIR
   --ablate PARTS   also measure masq without sink and/or transform (comma-separated, in order)
+  --vault MODE     masq keeps originals: none (default), symmetric (a vault key) or sealed (docs/vault.md)
 
 BENCH_DATABASE_URL: the PostgreSQL to write into (a fresh schema per run); embedded PGlite when unset.
 The last line on stdout is the figures as JSON.`;
@@ -35,6 +36,7 @@ const FLAGS = {
   memory: { type: "boolean" },
   profile: { type: "string" },
   ablate: { type: "string" },
+  vault: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -62,6 +64,7 @@ export interface BenchArgs {
   processes?: number;
   profileDir?: string;
   ablate?: Ablation[];
+  vault?: BenchVault;
 }
 
 /**
@@ -102,6 +105,9 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
     if (typeof parts === "string") throw new ConfigError("--ablate", parts);
     ablate = parts;
   }
+  if (v.vault !== undefined && !["none", "symmetric", "sealed"].includes(String(v.vault))) {
+    throw new ConfigError("--vault", "must be none, symmetric or sealed");
+  }
   const messages = wholeNumber(v, "messages", 10, 1_000_000);
   const rounds = wholeNumber(v, "rounds", 1, 20);
   const processes = wholeNumber(v, "processes", 1, 8);
@@ -113,6 +119,7 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
     ...(processes !== undefined ? { processes } : {}),
     ...(v.profile !== undefined ? { profileDir: v.profile } : {}),
     ...(ablate ? { ablate } : {}),
+    ...(v.vault !== undefined ? { vault: v.vault as BenchVault } : {}),
   };
 }
 

@@ -13,6 +13,8 @@ import { configFromFlags } from "../lib/config.ts";
 import { secretsOf } from "../lib/secrets.ts";
 import { createLogger } from "../lib/log.ts";
 import { openParts, runParts } from "../lib/masq.ts";
+import { generateOfficerKeys, parseOfficerPublicKey } from "../lib/seal.ts";
+import { createVaultCipher } from "../lib/vault.ts";
 import type { PipelineEvent } from "../lib/types.ts";
 import { ablate, type Ablation } from "./ablation.ts";
 import { createMeter, handshake } from "./measure.ts";
@@ -27,6 +29,8 @@ export interface MasqSettings {
   profile?: string;
   /** Parts taken out of this run (`deno task bench --ablate`); none when absent. */
   ablate?: Ablation[];
+  /** Keep originals (`deno task bench --vault`): under a random symmetric key, or sealed to a fresh key pair. */
+  vault?: "symmetric" | "sealed";
 }
 
 const { settings, ready } = await handshake<MasqSettings>();
@@ -45,7 +49,21 @@ await ready();
 const profiler = settings.profile ? await startProfiler() : undefined;
 meter.start();
 // What runMasq() does, with the parts `ablate` names swapped for their stand-ins before the pipeline starts.
-const parts = await openParts(config, { log });
+const parts = await openParts(config, {
+  log,
+  ...(settings.vault === "symmetric"
+    ? { vault: await createVaultCipher(crypto.getRandomValues(new Uint8Array(32)), "v1") }
+    : {}),
+  // The key store in the bench's own database (the default): one round trip per new person.
+  ...(settings.vault === "sealed"
+    ? {
+      sealed: {
+        officer: await parseOfficerPublicKey((await generateOfficerKeys()).publicText, "bench"),
+        keystoreUrl: settings.databaseUrl,
+      },
+    }
+    : {}),
+});
 let summary;
 try {
   summary = await runParts(config, { ...parts, ...ablate(parts, ablations) }, { log, onEvent });

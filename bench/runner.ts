@@ -52,6 +52,8 @@ export interface BenchOptions {
   concurrencies?: readonly number[];
   /** Share of bad messages (default 0.01). */
   badRate?: number;
+  /** How masq keeps originals: not at all (default), under a symmetric vault key, or sealed (docs/vault.md). */
+  vault?: BenchVault;
   /**
    * Compare mode: parts to take out of masq, in order (bench/ablation.ts); each round then also
    * measures masq without the first, without the first two, and so on.
@@ -390,7 +392,11 @@ function tableLines(rows: { label: string; consumer: string; f: RunFigures }[]):
 }
 
 /** The context every mode shares: the emulator, the database, permissions and the messages' seed. */
+/** `--vault`: how the masq consumer keeps originals. */
+export type BenchVault = "none" | "symmetric" | "sealed";
+
 interface Rig {
+  vault: BenchVault;
   sqs: SqsServer;
   db: Database;
   permissions: string[];
@@ -448,6 +454,7 @@ async function runOnce(
         queueUrl,
         databaseUrl: target.url,
         hmacKey: runKey(),
+        ...(rig.vault !== "none" ? { vault: rig.vault } : {}),
         ...(opts.profile ? { profile: opts.profile } : {}),
         ...(opts.ablate?.length ? { ablate: opts.ablate } : {}),
       };
@@ -787,6 +794,7 @@ export async function runBench(opts: BenchOptions): Promise<Record<string, unkno
   try {
     db = await openDatabase(external);
     const rig: Rig = {
+      vault: opts.vault ?? "none",
       sqs,
       db,
       permissions: startTaskPermissions(opts.env("HOME")),

@@ -312,6 +312,12 @@ export const ENV_VARS: readonly string[] = [
   "PII_HMAC_KEY_FILE",
   "PII_VAULT_KEY",
   "PII_VAULT_KEY_FILE",
+  // The sealed vault's (lib/vault_keys.ts).
+  "PII_VAULT_PUBLIC_KEY",
+  "PII_VAULT_PUBLIC_KEY_FILE",
+  "PII_VAULT_PRIVATE_KEY",
+  "PII_VAULT_PRIVATE_KEY_FILE",
+  "PII_KEYSTORE_URL",
 ];
 
 export type Env = (name: string) => string | undefined;

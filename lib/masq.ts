@@ -19,7 +19,8 @@ import { createMasker } from "./transform/mask.ts";
 import { rejectionFor, toRecord } from "./transform/record.ts";
 import type { Clock } from "./clock.ts";
 import type { Message, PipelineEvent, Sink, Source, Summary, Transform } from "./types.ts";
-import { createVaultCipher, type VaultCipher } from "./vault.ts";
+import { createVaultCipher, type IngestVault } from "./vault.ts";
+import { type IngestVaultKeys, openSealingVault } from "./ingest_vault.ts";
 
 export interface RunOptions {
   log: Logger;
@@ -29,7 +30,9 @@ export interface RunOptions {
   /** Subscribes to the run's events (metrics, progress, the benchmark). */
   onEvent?: (e: PipelineEvent) => void;
   /** Encrypts originals (dead-lettered bodies, pii_vault), when a vault key is configured. */
-  vault?: VaultCipher;
+  vault?: IngestVault;
+  /** Seal originals to these public keys (lib/ingest_vault.ts) instead of a vault key. */
+  sealed?: IngestVaultKeys;
   clock?: Clock;
 }
 
@@ -39,7 +42,7 @@ export interface Parts {
   sink: Sink;
   transform: Transform;
   /** The vault cipher, when a vault key is configured (or the caller brought its own). */
-  vault?: VaultCipher;
+  vault?: IngestVault;
 }
 
 /** The parts a Config opens, connected and checked; `close()` closes the source and the sink. */
@@ -69,7 +72,7 @@ export interface OpenParts extends Parts {
  */
 export async function openParts(
   config: Config,
-  opts: Pick<RunOptions, "log" | "env" | "vault">,
+  opts: Pick<RunOptions, "log" | "env" | "vault" | "sealed">,
 ): Promise<OpenParts> {
   const { log } = opts;
   for (const warning of config.warnings ?? []) log.warn(warning);
@@ -118,8 +121,16 @@ export async function openParts(
     await sink.close().catch(() => {});
     throw err;
   }
-  // The vault key from the configuration, unless the caller brought its own cipher.
-  const vault = opts.vault ??
+  // Sealed (public keys only), else the vault key from the configuration, unless the caller brought its own.
+  let sealed: Awaited<ReturnType<typeof openSealingVault>> | undefined;
+  try {
+    sealed = opts.sealed && await openSealingVault(config, opts.sealed, log, opts.env ?? processEnv);
+  } catch (err) {
+    source.close();
+    await sink.close().catch(() => {});
+    throw err;
+  }
+  const vault = opts.vault ?? sealed?.vault ??
     (config.vaultKey
       ? await createVaultCipher(config.vaultKey, resolveVaultKeyId(opts.env ?? (() => undefined)))
       : undefined);
@@ -134,6 +145,7 @@ export async function openParts(
     ...(vault ? { vault } : {}),
     async close() {
       source.close();
+      await sealed?.close();
       await sink.close().catch((err) =>
         log.warn("closing the database pool failed", { error: errorMessage(err) })
       );

@@ -33,7 +33,7 @@ import type {
   Transform,
   WriteResult,
 } from "./types.ts";
-import type { VaultCipher } from "./vault.ts";
+import type { IngestVault } from "./vault.ts";
 
 export type { Summary } from "./types.ts";
 
@@ -80,7 +80,7 @@ export interface PipelineOptions {
   connections: number;
   maxBackoffMs: number;
   /** Encrypts the original body of a dead letter, when a vault key is configured. */
-  vault?: VaultCipher;
+  vault?: IngestVault;
   /** Aborting it stops receiving; in-flight batches are finished, committed and deleted. */
   stop?: AbortSignal;
   onEvent?: (e: PipelineEvent) => void;
@@ -372,8 +372,8 @@ async function processBatch(run: Run, messages: Message[], receivedAt: number): 
   });
   try {
     const byId = new Map(messages.map((m) => [m.id, m]));
-    const records: SinkRecord[] = [];
-    for (const m of messages) records.push(await transform.record(m));
+    // Concurrently: with the sealed vault a record may wait for the key store (a new person's key).
+    const records: SinkRecord[] = await Promise.all(messages.map((m) => transform.record(m)));
     const result = await write(run, await deadLetterRejections(run, records, byId), byId);
     run.totals.inserted += result.inserted;
     run.totals.rejected += result.rejected;

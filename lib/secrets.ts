@@ -47,7 +47,7 @@ export function readKeyFile(readFile: ReadFile, path: string, setting: string): 
  * pasted into `NAME_FILE` by mistake must not be echoed). A file readable by group or others adds a
  * warning.
  */
-function resolveSecret(
+export function resolveSecret(
   name: string,
   env: Env,
   readFile: ReadFile,

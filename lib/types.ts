@@ -74,9 +74,11 @@ export interface Source {
 export interface VaultEntry {
   field: "ip" | "device_id";
   token: string;
-  /** 12-byte IV followed by the AES-256-GCM ciphertext and tag. */
+  /** 12-byte IV followed by the AES-256-GCM ciphertext and tag, or a sealed entry (lib/seal.ts). */
   ciphertext: Uint8Array;
   keyId: string;
+  /** Who a sealed entry is sealed to (`s:<subject key id>`, `o:<officer key id>`); "" under the old vault key. */
+  subjectKeyId?: string;
 }
 
 /** One valid login, masked, ready to store. */

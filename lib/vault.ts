@@ -114,6 +114,9 @@ export async function createVaultCipher(key: Uint8Array, keyId: string): Promise
   };
 }
 
+/** What the ingest path encrypts originals with: the old symmetric key, or the sealed vault (public keys). */
+export type IngestVault = VaultCipher | import("./sealing.ts").SealingVault;
+
 /** Base64 of bytes (for message attributes). */
 export function toBase64(bytes: Uint8Array): string {
   let bin = "";

@@ -32,6 +32,8 @@ const ENV_NAMES = new Set([
   ...SETTINGS.flatMap((s) => s.env),
   "PII_HMAC_KEY_FILE",
   "PII_VAULT_KEY_FILE",
+  "PII_VAULT_PUBLIC_KEY_FILE",
+  "PII_VAULT_PRIVATE_KEY_FILE",
   "PGPASSWORD",
 ]);
 
@@ -222,4 +224,34 @@ Deno.test("deploy/k8s connects as a login made by the migrate Job (not a NOLOGIN
     );
     assert(holder && item.key in (holder.data ?? holder.stringData ?? {}), `${name} holds ${item.key}`);
   }
+});
+
+Deno.test("deploy/k8s: masq run's Deployment holds the vault's public key only; the private key is in the officer's Job alone", () => {
+  const all = manifests();
+  const envOf = (m: Manifest) =>
+    m.spec.template.spec.containers.flatMap((c: Manifest) => (c.env ?? []).map((e: Manifest) => e.name));
+  const deployment = envOf(one(all, "Deployment", "masq"));
+  assert(deployment.includes("PII_VAULT_PUBLIC_KEY_FILE"), "run seals with the public key");
+  for (
+    const secret of [
+      "PII_VAULT_PRIVATE_KEY",
+      "PII_VAULT_PRIVATE_KEY_FILE",
+      "PII_VAULT_KEY",
+      "PII_VAULT_KEY_FILE",
+    ]
+  ) {
+    assert(!deployment.includes(secret), `the Deployment must not have ${secret}`);
+  }
+  const volumes = JSON.stringify(one(all, "Deployment", "masq").spec.template.spec.volumes);
+  assert(
+    !volumes.includes("masq-officer-keys") && !volumes.includes("private"),
+    "no private key mounted in run",
+  );
+  assert(envOf(one(all, "Job", "masq-officer")).includes("PII_VAULT_PRIVATE_KEY_FILE"));
+  const compose = Deno.readTextFileSync(`${ROOT}docker-compose.yml`);
+  const masqService = compose.slice(compose.indexOf("\n  masq:"), compose.indexOf("\n  officer:"));
+  assert(
+    masqService.includes("PII_VAULT_PUBLIC_KEY_FILE") && !masqService.includes("PRIVATE"),
+    "compose: run has the public key only",
+  );
 });

@@ -9,7 +9,8 @@ import { forgetToken, forgetUser } from "../lifecycle/forget.ts";
 import { lifecycleSecrets, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
 import { osUser, requireReason } from "../lifecycle/access.ts";
 import { parseField, parseToken } from "../lifecycle/recover.ts";
-import { requireSchema } from "../sink/schema.ts";
+import { requireKeystore, requireSchema } from "../sink/schema.ts";
+import { keystoreUrl, separateKeystore } from "../vault_keys.ts";
 import type { Command } from "./command.ts";
 
 export const forget: Command = {
@@ -48,7 +49,17 @@ export const forget: Command = {
     try {
       await requireSchema(client);
       if (byUser) {
-        const removed = await forgetUser(client, userId, who, ctx.env);
+        // The key store in a database of its own: the person's keys are destroyed there.
+        const ks = separateKeystore(ctx.env, config.databaseUrl)
+          ? await connectDatabase(keystoreUrl(ctx.env, config.databaseUrl), "forget", ctx.env)
+          : undefined;
+        let removed;
+        try {
+          if (ks) await requireKeystore(ks);
+          removed = await forgetUser(client, userId, who, ctx.env, ks);
+        } finally {
+          await ks?.end().catch(() => {});
+        }
         log.info("forgot a user", { ...removed });
         ctx.print(JSON.stringify(removed));
       } else {

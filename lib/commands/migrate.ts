@@ -2,8 +2,9 @@
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
 import { lifecycleSecrets, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
-import { DEFAULT_ROLE_PREFIX, migrate as runMigrate, roleNames } from "../sink/schema.ts";
+import { DEFAULT_ROLE_PREFIX, migrate as runMigrate, migrateKeystore, roleNames } from "../sink/schema.ts";
 import { writerLoginFrom } from "../sink/login.ts";
+import { keystoreUrl, separateKeystore } from "../vault_keys.ts";
 import type { Command } from "./command.ts";
 
 export const migrate: Command = {
@@ -39,12 +40,23 @@ export const migrate: Command = {
         rolePrefix: prefix,
         tokenIndexes: ctx.values["no-token-indexes"] !== true,
         ...(writerLogin ? { writerLogin } : {}),
+        keystore: !separateKeystore(ctx.env, config.databaseUrl),
       });
       if (writerLogin) {
         log.info("writer login ready: a member of the writer role, its search_path set to this schema", {
           login: writerLogin.name,
           password: writerLogin.verifier ? "set" : "unchanged",
         });
+      }
+      if (separateKeystore(ctx.env, config.databaseUrl)) {
+        // The key store in a database of its own (PII_KEYSTORE_URL): its table, function, roles and grants.
+        const ks = await connectDatabase(keystoreUrl(ctx.env, config.databaseUrl), "migrate", ctx.env);
+        try {
+          await migrateKeystore(ks, { rolePrefix: prefix });
+        } finally {
+          await ks.end().catch(() => {});
+        }
+        log.info("key store migrated", { keystore: "PII_KEYSTORE_URL" });
       }
       log.info(
         result.from === result.to ? "schema is up to date; grants re-applied" : "schema migrated",

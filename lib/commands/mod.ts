@@ -8,6 +8,8 @@ import { recover } from "./recover.ts";
 import { redrive } from "./redrive.ts";
 import { rekey } from "./rekey.ts";
 import { run } from "./run.ts";
+import { vaultConvert } from "./vault_convert.ts";
+import { vaultKeygen } from "./vault_keygen.ts";
 
 export type { Command, CommandContext } from "./command.ts";
 
@@ -31,4 +33,6 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   forget,
   rekey,
   redrive,
+  "vault-keygen": vaultKeygen,
+  "vault-convert": vaultConvert,
 };

@@ -6,12 +6,15 @@
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
-import { lifecycleSecrets, requireVaultKey, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import {
+  lifecycleSecrets,
+  officerSecrets,
+  openVaultReader,
+  settingsWithoutHmacKey,
+} from "../lifecycle/keys.ts";
 import { osUser, requireReason } from "../lifecycle/access.ts";
-import { resolveVaultKeyId } from "../secrets.ts";
 import { parseField, parseToken, recoverTokens } from "../lifecycle/recover.ts";
 import { requireSchema } from "../sink/schema.ts";
-import { createVaultCipher } from "../vault.ts";
 import type { Command } from "./command.ts";
 
 /** Tokens from stdin, one a line (blank lines skipped). */
@@ -33,8 +36,7 @@ export const recover: Command = {
     const field = parseField(ctx.values.field);
     const reason = requireReason(ctx.values.reason, "recover");
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const key = requireVaultKey(config, "recover");
-    const secrets = lifecycleSecrets(config);
+    const secrets = [...lifecycleSecrets(config), ...officerSecrets(ctx.env, ctx.readFile)];
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
     const single = typeof ctx.values.token === "string";
@@ -42,18 +44,44 @@ export const recover: Command = {
     if (tokens.length === 0) {
       throw new ConfigError("--token", "no token given (--token, or one per line on stdin)");
     }
-    const vault = await createVaultCipher(key, resolveVaultKeyId(ctx.env));
     const client = await connectDatabase(config.databaseUrl, "recover", ctx.env);
+    let closeReader = () => Promise.resolve();
     try {
       await requireSchema(client);
-      const answers = await recoverTokens(client, vault, field, tokens, { osUser: osUser(ctx.env), reason });
+      const opened = await openVaultReader(config, ctx.env, ctx.readFile, "recover", client);
+      closeReader = opened.close;
+      const answers = await recoverTokens(client, opened.reader, field, tokens, {
+        osUser: osUser(ctx.env),
+        reason,
+      });
       const missing = answers.filter((a) => a.original === undefined).length;
       for (const a of answers) {
         if (single) {
           if (a.original !== undefined) ctx.print(a.original);
         } else ctx.print(`${a.token}\t${a.original ?? ""}`);
       }
-      log.info("recovered", { field, tokens: answers.length, found: answers.length - missing, missing });
+      const refused = answers.filter((a) => a.refused !== undefined);
+      const erased = answers.filter((a) => a.erased).length;
+      log.info("recovered", {
+        field,
+        tokens: answers.length,
+        found: answers.length - missing,
+        missing,
+        erased,
+      });
+      for (const a of refused) {
+        log.error(
+          `refused: the vault entry of ${field} token ${
+            a.token.slice(0, 12)
+          }… ${a.refused}; nothing returned for it`,
+        );
+      }
+      if (refused.length > 0) return 1;
+      if (erased > 0) {
+        log.warn(
+          `${erased} of ${answers.length} ${field} tokens were erased (their subject's key is destroyed)`,
+        );
+      }
       if (missing > 0) {
         log.error(
           `${missing} of ${answers.length} ${field} tokens have no vault entry (never vaulted, or forgotten)`,
@@ -62,6 +90,7 @@ export const recover: Command = {
       }
       return 0;
     } finally {
+      await closeReader();
       await client.end().catch(() => {});
     }
   },

@@ -4,17 +4,22 @@
  * signed with the HMAC key `masq run` uses. Prints a JSON summary with how many were redriven and how many
  * were left, and why.
  */
-import { checkKeyStrength, refuseSharedKey, resolveHmacKey, resolveVaultKeyId } from "../secrets.ts";
+import { checkKeyStrength, refuseSharedKey, resolveHmacKey } from "../secrets.ts";
 import { type Env, type ReadFile } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
-import { lifecycleSecrets, requireVaultKey, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import {
+  lifecycleSecrets,
+  officerSecrets,
+  openVaultReader,
+  requireVaultKey,
+  settingsWithoutHmacKey,
+} from "../lifecycle/keys.ts";
 import { optionalReason, osUser } from "../lifecycle/access.ts";
 import { redrive as runRedrive } from "../lifecycle/redrive.ts";
 import { requireSchema } from "../sink/schema.ts";
 import { createSqsClient } from "../source/sqs.ts";
-import { createVaultCipher } from "../vault.ts";
 import type { Command } from "./command.ts";
 
 /** The default --reason, recorded in pii_access_log. */
@@ -46,14 +51,24 @@ export const redrive: Command = {
     }
     const reason = optionalReason(ctx.values.reason, DEFAULT_REASON);
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const key = requireVaultKey(config, "redrive");
+    const sealed = (ctx.env("PII_VAULT_PRIVATE_KEY") ?? "") !== "" ||
+      (ctx.env("PII_VAULT_PRIVATE_KEY_FILE") ?? "") !== "";
+    if (!sealed) requireVaultKey(config, "redrive"); // a key to open letters with, first
     const hmacKey = requireHmacKey(ctx.env, ctx.readFile);
-    refuseSharedKey(hmacKey, key);
-    const secrets = [...lifecycleSecrets(config), hmacKey];
+    if (config.vaultKey) refuseSharedKey(hmacKey, config.vaultKey);
+    const secrets = [...lifecycleSecrets(config), hmacKey, ...officerSecrets(ctx.env, ctx.readFile)];
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
-    const vault = await createVaultCipher(key, resolveVaultKeyId(ctx.env));
     const db = await connectDatabase(config.databaseUrl, "redrive", ctx.env);
+    let opened;
+    try {
+      opened = await openVaultReader(config, ctx.env, ctx.readFile, "redrive", db);
+    } catch (err) {
+      await db.end().catch(() => {});
+      throw err;
+    }
+    const vault = "entry" in opened.reader ? opened.legacy : opened.reader;
+    const unsealer = "entry" in opened.reader ? opened.reader : undefined;
     const sqs = createSqsClient(
       { endpoint: config.endpoint, region: config.region, env: ctx.env },
       config.sqsProtocol === "query" ? "query" : "json",
@@ -65,7 +80,8 @@ export const redrive: Command = {
         db,
         dlqUrl: config.dlqUrl,
         queueUrl: config.queueUrl,
-        vault,
+        ...(vault ? { vault } : {}),
+        ...(unsealer ? { unsealer } : {}),
         hmacKey,
         dryRun: ctx.values["dry-run"] === true,
         max,
@@ -81,13 +97,16 @@ export const redrive: Command = {
       ctx.print(JSON.stringify({ ...result, leftInDlq: leftTotal }));
       if (result.left.undecryptable > 0) {
         log.error(
-          `${result.left.undecryptable} dead letters do not decrypt under vault key ${vault.keyId}: wrong PII_VAULT_KEY?`,
+          unsealer === undefined
+            ? `${result.left.undecryptable} dead letters do not decrypt under vault key ${vault?.keyId}: wrong PII_VAULT_KEY?`
+            : `${result.left.undecryptable} dead letters do not decrypt: wrong PII_VAULT_PRIVATE_KEY (or PII_VAULT_KEY)?`,
         );
         return 1;
       }
       return 0;
     } finally {
       sqs.destroy();
+      await opened.close();
       await db.end().catch(() => {});
     }
   },

@@ -3,11 +3,18 @@
  * (run it again after a crash). Progress on stderr: a live line on a terminal, else a log line every few
  * seconds. Switch `masq run` to the new key first, so that no new rows arrive under the old one.
  */
-import { checkKeyStrength, isKeyId, readKeyFile, resolveVaultKeyId } from "../secrets.ts";
+import { checkKeyStrength, isKeyId, readKeyFile, resolveHmacKey, resolveVaultKeyId } from "../secrets.ts";
+import { sealMacKey } from "../seal.ts";
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { connectDatabase } from "../lifecycle/db.ts";
-import { lifecycleSecrets, requireVaultKey, settingsWithoutHmacKey } from "../lifecycle/keys.ts";
+import {
+  lifecycleSecrets,
+  officerSecrets,
+  openVaultReader,
+  requireVaultKey,
+  settingsWithoutHmacKey,
+} from "../lifecycle/keys.ts";
 import { optionalReason, osUser } from "../lifecycle/access.ts";
 import { rekey as runRekey } from "../lifecycle/rekey.ts";
 import { requireSchema } from "../sink/schema.ts";
@@ -63,18 +70,21 @@ export const rekey: Command = {
       throw new ConfigError("--to-key-id", "is the new key itself; give the key a name (e.g. k2)");
     }
     const config = settingsWithoutHmacKey(ctx.values, ctx.env, ctx.readFile);
-    const vaultKey = requireVaultKey(config, "rekey");
-    if (isVaultKey(newKey, vaultKey)) {
+    // The sealed vault (the officer's private key), else the old symmetric key.
+    const sealed = (ctx.env("PII_VAULT_PRIVATE_KEY") ?? "") !== "" ||
+      (ctx.env("PII_VAULT_PRIVATE_KEY_FILE") ?? "") !== "";
+    const vaultKey = sealed ? config.vaultKey : requireVaultKey(config, "rekey");
+    if (vaultKey && isVaultKey(newKey, vaultKey)) {
       throw new ConfigError(
         "--to-key-file",
         "holds the vault key; the HMAC key must be a different secret (openssl rand -hex 32)",
       );
     }
     checkKeyStrength(newKey, "--to-key-file");
-    const secrets = [newKey, ...lifecycleSecrets(config)];
+    const secrets = [newKey, ...lifecycleSecrets(config), ...officerSecrets(ctx.env, ctx.readFile)];
     const log = createLogger({ format: config.logFormat, level: config.logLevel, secrets });
     ctx.useLogger(log, secrets);
-    const vault = await createVaultCipher(vaultKey, resolveVaultKeyId(ctx.env));
+    const vault = vaultKey && await createVaultCipher(vaultKey, resolveVaultKeyId(ctx.env));
     const live = Deno.stderr.isTerminal();
     let lastLog = 0;
     const started = Date.now();
@@ -91,12 +101,29 @@ export const rekey: Command = {
       }
     };
     const client = await connectDatabase(config.databaseUrl, "rekey", ctx.env);
+    let closeReader = () => Promise.resolve();
     try {
       await requireSchema(client);
+      let sealedVault;
+      if (sealed) {
+        // Opening needs the old HMAC key too (PII_HMAC_KEY / PII_HMAC_KEY_ID): each entry's MAC is under it.
+        const opened = await openVaultReader(config, ctx.env, ctx.readFile, "rekey", client);
+        closeReader = opened.close;
+        if ("entry" in opened.reader) {
+          const oldKey = resolveHmacKey(ctx.env, ctx.readFile);
+          sealedVault = {
+            unsealer: opened.reader,
+            officer: opened.officer!,
+            keystore: opened.keystore,
+            oldMacKey: sealMacKey(oldKey),
+          };
+        }
+      }
       const result = await runRekey(client, {
         newKey,
         newKeyId: keyId,
-        vault,
+        ...(vault ? { vault } : {}),
+        ...(sealedVault ? { sealed: sealedVault } : {}),
         batchSize,
         who: { osUser: osUser(ctx.env), reason },
         env: ctx.env,
@@ -113,6 +140,7 @@ export const rekey: Command = {
       ctx.print(JSON.stringify({ keyId, ...result }));
       return 0;
     } finally {
+      await closeReader();
       await client.end().catch(() => {});
     }
   },

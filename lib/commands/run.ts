@@ -11,6 +11,7 @@ import { createProgress } from "../progress.ts";
 import { runMasq, type RunOptions } from "../masq.ts";
 import type { PipelineEvent } from "../types.ts";
 import type { Command } from "./command.ts";
+import { ingestVaultKeys } from "../ingest_vault.ts";
 
 export const run: Command = {
   usage: "run [--follow] [flags]   consume the queue into user_logins; exit once it is drained",
@@ -18,6 +19,8 @@ export const run: Command = {
   settings: true,
   async run(ctx) {
     const config = buildConfig(ctx.values, ctx.env, ctx.readFile);
+    // The sealed vault's public key (and a refusal of any key that opens the vault), before anything starts.
+    const sealed = await ingestVaultKeys(config, ctx.env, ctx.readFile);
     const secrets = secretsOf(config);
     let writeLine = (line: string) => writeStderr(line + "\n");
     const log = createLogger({
@@ -50,7 +53,14 @@ export const run: Command = {
       progress.onEvent(e);
     };
     const stop = ctx.stopOnSignals(log);
-    const opts: RunOptions = { log, stop, env: ctx.env, onEvent };
+    const opts: RunOptions = { log, stop, env: ctx.env, onEvent, ...(sealed ? { sealed } : {}) };
+    if (sealed) {
+      log.info("sealing originals to the privacy officer's public key", { key_id: sealed.officer.keyId });
+    } else if (config.vaultKey) {
+      log.warn(
+        "PII_VAULT_KEY gives masq run the key that decrypts every original; make a key pair (masq vault-keygen), give run PII_VAULT_PUBLIC_KEY_FILE only, and convert the vault (masq vault-convert)",
+      );
+    }
     progress.start();
     let summary;
     try {

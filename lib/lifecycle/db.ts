@@ -88,7 +88,8 @@ export async function logAccess(client: pg.Client, entries: readonly AccessEntry
 /**
  * Test hook (for the crash tests of forget and rekey), harmless in production: with MASQ_TEST_PAUSE=<point> set, a command reaching that point
  * writes "masq: paused at <point>" to stderr and waits forever, so a test can SIGKILL it mid-transaction.
- * Points: `forget` (after the rows are deleted, before the vault and the commit) and `rekey` (after the
+ * Points: `forget` (after the rows are deleted, before the vault and the commit), `convert` (vault-convert,
+ * after the first batch committed) and `rekey` (after the
  * first batch committed, before the next).
  */
 export async function pausePoint(env: Env, point: string): Promise<void> {

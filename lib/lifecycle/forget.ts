@@ -3,6 +3,13 @@
  * body names them) and every vault entry whose token no remaining row references; `forgetToken` deletes one
  * vault entry. Each runs in one transaction with its access-log line: a crash erases all of it or none.
  *
+ * Crypto-shredding (schema version 4): the person's subject keys are deleted from the key store too, in the
+ * same transaction when the key store is the main database, else committed just before the main
+ * transaction (a failure there rolls the main one back; a crash between the two leaves rows whose
+ * originals are already unreadable, and running forget again removes them). Every original sealed to
+ * those keys becomes unreadable wherever a copy is: the vault, dead letters in the DLQ, backups of the main
+ * database (and of the key store's, once its backups taken before the erasure have expired).
+ *
  * The vault is locked against concurrent writers (SHARE ROW EXCLUSIVE) for the few milliseconds of the
  * erasure: otherwise a login committing meanwhile could reference a token whose entry is being removed.
  *
@@ -11,6 +18,7 @@
 import type pg from "pg";
 import type { Env } from "../config.ts";
 import { asciiJson } from "../transform/redact.ts";
+import { deleteSubjectKeys } from "../keystore.ts";
 import { inTransaction, logAccess, pausePoint } from "./db.ts";
 import type { PiiField } from "./recover.ts";
 import type { Requester } from "./access.ts";
@@ -22,6 +30,8 @@ export interface ForgetUserResult {
   vaultEntries: number;
   /** Distinct tokens of the person still referenced by other rows: their vault entries stay. */
   vaultEntriesKept: number;
+  /** The person's subject keys destroyed in the key store (every original sealed to them is unreadable). */
+  subjectKeys: number;
 }
 
 /** The message ids of rejected messages whose redacted body has this user_id. */
@@ -65,6 +75,8 @@ export async function forgetUser(
   userId: string,
   who: Requester,
   env: Env,
+  /** The key store's connection when it is a database of its own (else the key store is `client`'s). */
+  keystore?: pg.Client,
 ): Promise<ForgetUserResult> {
   return await inTransaction(client, async () => {
     await client.query("LOCK TABLE pii_vault IN SHARE ROW EXCLUSIVE MODE");
@@ -93,6 +105,23 @@ export async function forgetUser(
       );
       vaultEntries += res.rowCount ?? 0;
     }
+    // The person's subject keys, and the entries sealed to them (a token another person shares has that
+    // person's own entry, sealed to their key).
+    const separate = keystore !== undefined && keystore !== client;
+    let keyIds: string[] = [];
+    if (separate) keyIds = await inTransaction(keystore, () => deleteSubjectKeys(keystore, userId));
+    else {
+      const here = await client.query<{ here: boolean }>(
+        "SELECT to_regclass('masq_subject_keys') IS NOT NULL AS here",
+      );
+      if (here.rows[0].here) keyIds = await deleteSubjectKeys(client, userId);
+    }
+    if (keyIds.length > 0) {
+      const res = await client.query("DELETE FROM pii_vault WHERE subject_key_id = ANY($1::text[])", [
+        keyIds.map((k) => `s:${k}`),
+      ]);
+      vaultEntries += res.rowCount ?? 0;
+    }
     const stillReferenced = await client.query<{ n: number }>(
       `SELECT (SELECT count(DISTINCT masked_ip) FROM user_logins WHERE masked_ip = ANY($1::text[]))::int +
               (SELECT count(DISTINCT masked_device_id) FROM user_logins WHERE masked_device_id = ANY($2::text[]))::int
@@ -104,6 +133,7 @@ export async function forgetUser(
       rejected,
       vaultEntries,
       vaultEntriesKept: stillReferenced.rows[0].n,
+      subjectKeys: keyIds.length,
     };
     await logAccess(client, [{
       action: "forget_user",
@@ -111,7 +141,7 @@ export async function forgetUser(
       reason: who.reason,
       userId,
       outcome: `removed user_logins=${result.userLogins} user_logins_rejected=${result.rejected} ` +
-        `pii_vault=${result.vaultEntries} kept_shared=${result.vaultEntriesKept}`,
+        `pii_vault=${result.vaultEntries} kept_shared=${result.vaultEntriesKept} subject_keys=${result.subjectKeys}`,
     }]);
     return result;
   });

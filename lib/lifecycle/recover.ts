@@ -10,6 +10,7 @@
 import type pg from "pg";
 import { ConfigError, VaultError } from "../errors.ts";
 import { vaultAad, type VaultCipher } from "../vault.ts";
+import { RefusedSeal, type Unsealer } from "./unseal.ts";
 
 export type PiiField = "ip" | "device_id";
 
@@ -22,8 +23,12 @@ export interface Requester {
 /** One token's answer. */
 export interface Recovered {
   token: string;
-  /** The original value; undefined when the vault has no entry for the token. */
+  /** The original value; undefined when the vault has no entry for the token (or it was erased). */
   original: string | undefined;
+  /** The vault's entries of the token were all erased (their subject keys destroyed by forget). */
+  erased?: boolean;
+  /** Why an entry of the token was refused: masq did not seal it. Nothing is returned for the token. */
+  refused?: string;
 }
 
 /** --field: ip or device_id. */
@@ -64,13 +69,15 @@ export function parseToken(text: string, where: string): string {
  */
 export async function recoverTokens(
   client: pg.Client,
-  vault: VaultCipher,
+  vault: VaultCipher | Unsealer,
   field: PiiField,
   tokens: readonly string[],
   who: Requester,
 ): Promise<Recovered[]> {
   const unique = [...new Set(tokens)];
   const answers = new Map<string, string>();
+  const erased = new Set<string>();
+  const refused = new Map<string, string>();
   let failed: { token: string; keyId: string; error: VaultError } | undefined;
   for (let i = 0; i < unique.length; i += RECOVER_CHUNK) {
     const chunk = unique.slice(i, i + RECOVER_CHUNK);
@@ -85,13 +92,28 @@ export async function recoverTokens(
       "SELECT token, ciphertext, key_id FROM masq_recover($1, $2::text[])",
       [field, chunk],
     );
-    for (const row of res.rows as Row[]) {
+    const rows = res.rows as Row[];
+    if ("entry" in vault) {
+      await vault.prefetch(rows.map((r) => vault.recipientOf(new Uint8Array(r.ciphertext))));
+    }
+    for (const row of rows) {
       try {
-        answers.set(
-          row.token,
-          await vault.decrypt(new Uint8Array(row.ciphertext), vaultAad(field, row.token, row.key_id)),
-        );
+        if (!("entry" in vault)) {
+          answers.set(
+            row.token,
+            await vault.decrypt(new Uint8Array(row.ciphertext), vaultAad(field, row.token, row.key_id)),
+          );
+          continue;
+        }
+        // One entry per (token, subject): any that opens gives the original; erased ones give nothing.
+        const opened = await vault.entry(field, row.token, row.key_id, new Uint8Array(row.ciphertext));
+        if (opened.status === "ok") answers.set(row.token, opened.original);
+        else erased.add(row.token);
       } catch (err) {
+        if (err instanceof RefusedSeal) {
+          refused.set(row.token, err.message);
+          continue;
+        }
         if (!(err instanceof VaultError)) throw err;
         failed ??= { token: row.token, keyId: row.key_id, error: err };
       }
@@ -100,13 +122,19 @@ export async function recoverTokens(
   }
   if (failed) {
     throw new ConfigError(
-      "PII_VAULT_KEY",
+      "entry" in vault ? "PII_VAULT_PRIVATE_KEY" : "PII_VAULT_KEY",
       `the vault entry of ${field} token ${
         failed.token.slice(0, 12)
       }… (HMAC key ${failed.keyId}) ${failed.error.message}`,
     );
   }
-  return tokens.map((token) => ({ token, original: answers.get(token) }));
+  return tokens.map((token) => {
+    const why = refused.get(token);
+    // A token with an entry masq did not seal gets nothing: the forged entry might be the one that opens.
+    if (why !== undefined) return { token, original: undefined, refused: why };
+    const original = answers.get(token);
+    return { token, original, ...(original === undefined && erased.has(token) ? { erased: true } : {}) };
+  });
 }
 
 type Row = { token: string; ciphertext: Uint8Array; key_id: string };

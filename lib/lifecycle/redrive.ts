@@ -34,6 +34,8 @@ import { deadLetterAad } from "../transform/letter.ts";
 import { createMasker } from "../transform/mask.ts";
 import type { Masker } from "../types.ts";
 import { fromBase64, type VaultCipher } from "../vault.ts";
+import { SEALED_ATTRIBUTE } from "../seal.ts";
+import { RefusedSeal, type Unsealer } from "./unseal.ts";
 import { inTransaction, logAccess } from "./db.ts";
 
 /** The domain of a replay key's MAC: no other token masq makes is under it. */
@@ -62,7 +64,10 @@ export interface RedriveOptions {
   db: pg.Client;
   dlqUrl: string;
   queueUrl: string;
-  vault: VaultCipher;
+  /** The old symmetric key, for letters dead-lettered under it (masq_original). */
+  vault?: VaultCipher;
+  /** The sealed vault's unsealer, for sealed letters (masq_sealed). */
+  unsealer?: Unsealer;
   /** The HMAC key `masq run` uses: it signs each replay's `masq_redrive_id`. */
   hmacKey: string;
   dryRun: boolean;
@@ -88,6 +93,10 @@ export interface RedriveLeft {
   badMessageId: number;
   /** The source queue refused the restored body (too large for it, say). */
   refusedBySourceQueue: number;
+  /** Sealed to a subject key that forget destroyed: erased, it can never be replayed. */
+  erased: number;
+  /** A sealed original masq did not seal (its MAC does not verify): never opened. */
+  notSealedByMasq: number;
   /** Anything else a letter of masq's never has: no receipt handle, an attribute that is not a string. */
   unexpected: number;
 }
@@ -110,7 +119,7 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 const MIN_CIPHERTEXT_BYTES = 28;
 
 /** A letter fit to decrypt, or why it is set aside. */
-type Vetted = { ok: true; letterId: string; id: string; ct: Uint8Array } | {
+type Vetted = { ok: true; letterId: string; id: string; ct?: Uint8Array; sealed?: string } | {
   ok: false;
   why: keyof RedriveLeft;
 };
@@ -131,10 +140,19 @@ function vet(m: SqsMessage, opts: RedriveOptions): Vetted {
   const id = stringAttribute(m, "masq_message_id");
   const keyId = stringAttribute(m, "masq_key_id");
   const source = stringAttribute(m, "masq_source_queue");
-  if ([original, id, keyId, source].includes(null)) return { ok: false, why: "unexpected" };
+  const sealed = stringAttribute(m, SEALED_ATTRIBUTE);
+  if ([original, id, keyId, source, sealed].includes(null)) return { ok: false, why: "unexpected" };
+  if (sealed !== undefined && sealed !== null && sealed !== "") {
+    if (id === undefined || id === null || !isMessageKey(id)) return { ok: false, why: "badMessageId" };
+    if (opts.unsealer === undefined) return { ok: false, why: "otherVaultKey" };
+    if (source !== undefined && source !== null && sameQueue(source, opts.queueUrl) === false) {
+      return { ok: false, why: "otherQueue" };
+    }
+    return { ok: true, letterId, id, sealed };
+  }
   if (original === undefined || original === "") return { ok: false, why: "noOriginal" };
   if (id === undefined || id === null || !isMessageKey(id)) return { ok: false, why: "badMessageId" };
-  if (keyId !== opts.vault.keyId) return { ok: false, why: "otherVaultKey" };
+  if (opts.vault === undefined || keyId !== opts.vault.keyId) return { ok: false, why: "otherVaultKey" };
   // Compared as printed (credentials dropped), the way masq run wrote it.
   if (source !== undefined && source !== null && sameQueue(source, opts.queueUrl) === false) {
     return { ok: false, why: "otherQueue" };
@@ -208,6 +226,8 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
     malformedOriginal: 0,
     badMessageId: 0,
     refusedBySourceQueue: 0,
+    erased: 0,
+    notSealedByMasq: 0,
     unexpected: 0,
   };
   // Letters set aside, by their id in the DLQ (a letter seen twice, its visibility having run out, is
@@ -246,10 +266,10 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
       // Only letters already set aside came back (their visibility ran out): received, so hidden again.
       if (batch.length === 0) continue;
       seen += batch.length;
-      const replay: { m: SqsMessage; letterId: string; id: string; ct: Uint8Array }[] = [];
+      const replay: { m: SqsMessage; letterId: string; id: string; ct?: Uint8Array; sealed?: string }[] = [];
       for (const m of batch) {
         const v = vet(m, opts);
-        if (v.ok) replay.push({ m, letterId: v.letterId, id: v.id, ct: v.ct });
+        if (v.ok) replay.push({ m, letterId: v.letterId, id: v.id, ct: v.ct, sealed: v.sealed });
         else setAside(m, v.why);
       }
       if (replay.length === 0) continue;
@@ -268,8 +288,28 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
       for (const r of replay) {
         let body: string;
         try {
-          body = await opts.vault.decrypt(r.ct, deadLetterAad(r.id));
+          if (r.sealed !== undefined) {
+            const opened = await opts.unsealer!.letter(r.id, r.sealed);
+            if (opened.status === "erased") {
+              log.warn("dead letter was erased (its subject key is destroyed); left in the DLQ", {
+                message_id: r.id,
+              });
+              left.erased++;
+              keep.set(r.letterId, r.m);
+              continue;
+            }
+            body = opened.original;
+          } else body = await opts.vault!.decrypt(r.ct!, deadLetterAad(r.id));
         } catch (err) {
+          if (err instanceof RefusedSeal) {
+            log.warn("dead letter refused: masq did not seal it; left in the DLQ", {
+              message_id: r.id,
+              error: err.message,
+            });
+            left.notSealedByMasq++;
+            keep.set(r.letterId, r.m);
+            continue;
+          }
           if (!(err instanceof VaultError)) throw err;
           log.warn("dead letter does not decrypt; left in the DLQ", { message_id: r.id, error: err.message });
           left.undecryptable++;

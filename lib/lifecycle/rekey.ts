@@ -13,6 +13,13 @@
  * key, and a vault key that does not open the entries); each batch checks it again, and deletes an old
  * entry only when its replacement is present, or changes nothing.
  *
+ * On the sealed vault (schema version 4, `vault` an Unsealer): each entry is opened with the privacy
+ * officer's key through its subject's key, verified under the old HMAC key's MAC, and sealed again to the
+ * same subject key (an entry sealed to the officer's key, to the current one) under the new token, with a
+ * MAC under the new HMAC key. Entries are matched by (field, token, subject_key_id), so the entries of one
+ * value held by several people may fall in different batches. Entries under the old symmetric key must be
+ * converted first (`vault-convert`); an entry whose subject key is gone (erased) is dropped.
+ *
  * @module
  */
 import type pg from "pg";
@@ -21,6 +28,19 @@ import { ConfigError, VaultError } from "../errors.ts";
 import { recordKeyUse } from "../sink/schema.ts";
 import { createMasker } from "../transform/mask.ts";
 import { vaultAad, type VaultCipher } from "../vault.ts";
+import { remacSubjectKeys, subjectKeysById } from "../keystore.ts";
+import {
+  encodeEntry,
+  entryAad,
+  entryMacParts,
+  loadPublicKey,
+  type OfficerPublicKey,
+  sealMac,
+  sealMacKey,
+  sealTo,
+} from "../seal.ts";
+import type { Queryable } from "../sink/schema.ts";
+import { RefusedSeal, type Unsealer } from "./unseal.ts";
 import { inTransaction, pausePoint } from "./db.ts";
 import type { PiiField } from "./recover.ts";
 import type { Requester } from "./access.ts";
@@ -29,7 +49,10 @@ export interface RekeyOptions {
   /** The new HMAC key and its id. */
   newKey: string;
   newKeyId: string;
-  vault: VaultCipher;
+  /** The old symmetric vault key (a vault not yet converted); unused with `sealed`. */
+  vault?: VaultCipher;
+  /** The sealed vault: opens entries (with the old HMAC key's MAC key) and re-seals them. */
+  sealed?: { unsealer: Unsealer; officer: OfficerPublicKey; keystore: Queryable; oldMacKey: Uint8Array };
   batchSize: number;
   who: Requester;
   env: Env;
@@ -80,7 +103,7 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
     field === "ip" ? await masker.ip(original) : await masker.deviceId(original);
   const decrypt = async (r: Row) => {
     try {
-      return await opts.vault.decrypt(new Uint8Array(r.ciphertext), vaultAad(r.field, r.token, r.key_id));
+      return await opts.vault!.decrypt(new Uint8Array(r.ciphertext), vaultAad(r.field, r.token, r.key_id));
     } catch (err) {
       if (!(err instanceof VaultError)) throw err;
       throw new ConfigError(
@@ -88,6 +111,58 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
         `the vault entry of ${r.field} token ${r.token.slice(0, 12)}… (HMAC key ${r.key_id}) ${err.message}`,
       );
     }
+  };
+  const newMacKey = sealMacKey(opts.newKey);
+  const encoder = new TextEncoder();
+  const subjectKeys = new Map<string, CryptoKey>();
+  /** The original of an entry, and who it is sealed to ("" under the old key); null when erased. */
+  const open = async (r: Row): Promise<{ original: string; recipient: string } | null> => {
+    if (opts.sealed === undefined) return { original: await decrypt(r), recipient: "" };
+    const ct = new Uint8Array(r.ciphertext);
+    const recipient = opts.sealed.unsealer.recipientOf(ct);
+    if (recipient === "") {
+      throw new ConfigError(
+        "PII_VAULT_KEY",
+        "entries under the old symmetric vault key are left: run `masq vault-convert` before rekey; nothing was changed in this batch",
+      );
+    }
+    try {
+      const opened = await opts.sealed.unsealer.entry(r.field, r.token, r.key_id, ct);
+      return opened.status === "ok" ? { original: opened.original, recipient } : null;
+    } catch (err) {
+      if (!(err instanceof VaultError)) throw err;
+      throw new ConfigError(
+        err instanceof RefusedSeal ? "pii_vault" : "PII_VAULT_PRIVATE_KEY",
+        `the vault entry of ${r.field} token ${r.token.slice(0, 12)}… (HMAC key ${r.key_id}) ${err.message}` +
+          (err instanceof RefusedSeal ? "; erase it (masq forget --field --token) and rekey again" : "") +
+          "; nothing was changed in this batch",
+      );
+    }
+  };
+  /** The entry re-made under the new token: sealed again to its recipient, or under the old key. */
+  const remake = async (field: PiiField, token: string, original: string, recipient: string) => {
+    if (opts.sealed === undefined) {
+      return { ct: await opts.vault!.encrypt(original, vaultAad(field, token, opts.newKeyId)), to: "" };
+    }
+    let to = recipient;
+    let key: CryptoKey;
+    if (recipient.startsWith("o:")) {
+      to = `o:${opts.sealed.officer.keyId}`;
+      key = opts.sealed.officer.key;
+    } else {
+      const id = recipient.slice(2);
+      if (!subjectKeys.has(id)) {
+        const row = (await subjectKeysById(opts.sealed.keystore, [id])).get(id);
+        if (row === undefined) {
+          throw new Error(`rekey: subject key ${id.slice(0, 12)}… vanished mid-batch; rolled back`);
+        }
+        subjectKeys.set(id, await loadPublicKey(row.publicKey));
+      }
+      key = subjectKeys.get(id)!;
+    }
+    const sealed = await sealTo(key, encoder.encode(original), entryAad(field, token, opts.newKeyId, to));
+    const mac = sealMac(newMacKey, entryMacParts(field, token, opts.newKeyId, to, sealed));
+    return { ct: encodeEntry({ recipient: to, mac, sealed }), to };
   };
   // Puts a batch on record and commits it: the database hands out nothing without a committed request.
   const request = async (fromKeyId: string | null, limit: number): Promise<string> =>
@@ -121,8 +196,9 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
     await client.query("BEGIN");
     try {
       const [entry] = await readBatch(id);
-      if (entry !== undefined) {
-        const same = (await newToken(entry.field, await decrypt(entry))) === entry.token;
+      const opened = entry === undefined ? null : await open(entry);
+      if (entry !== undefined && opened !== null) {
+        const same = (await newToken(entry.field, opened.original)) === entry.token;
         if (keyId !== opts.newKeyId && same) {
           throw new ConfigError(
             "--to-key-file",
@@ -159,9 +235,27 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
       await client.query("LOCK TABLE pii_vault IN ROW EXCLUSIVE MODE");
       const rows = await readBatch(id);
       if (rows.length === 0) return 0;
-      const mapped: { field: PiiField; old: string; new: string; ct: Uint8Array }[] = [];
+      const mapped: {
+        field: PiiField;
+        old: string;
+        new: string;
+        ct: Uint8Array;
+        from: string;
+        to: string;
+      }[] = [];
+      const erased: { field: PiiField; token: string; from: string }[] = [];
       for (const r of rows) {
-        const original = await decrypt(r);
+        const opened = await open(r);
+        if (opened === null) {
+          // Its subject key is destroyed (forget): nobody can open it; it goes.
+          erased.push({
+            field: r.field,
+            token: r.token,
+            from: opts.sealed!.unsealer.recipientOf(new Uint8Array(r.ciphertext)),
+          });
+          continue;
+        }
+        const original = opened.original;
         const token = await newToken(r.field, original);
         if (token === r.token) {
           throw new ConfigError(
@@ -169,18 +263,34 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
             `the new key makes the same tokens as HMAC key ${r.key_id}: it is the same key (under a new id); this batch was not changed`,
           );
         }
+        const made = await remake(r.field, token, original, opened.recipient);
         mapped.push({
           field: r.field,
           old: r.token,
           new: token,
-          ct: await opts.vault.encrypt(original, vaultAad(r.field, token, opts.newKeyId)),
+          ct: made.ct,
+          from: opened.recipient,
+          to: made.to,
         });
       }
+      if (erased.length > 0) {
+        await client.query(
+          `DELETE FROM pii_vault v USING unnest($1::text[], $2::text[], $3::text[]) AS o(f, t, s)
+           WHERE v.field = o.f AND v.token = o.t AND v.subject_key_id = o.s`,
+          [erased.map((e) => e.field), erased.map((e) => e.token), erased.map((e) => e.from)],
+        );
+      }
       await client.query(
-        `INSERT INTO pii_vault (field, token, ciphertext, key_id)
-         SELECT f, t, c, $4 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS v(f, t, c)
-         ON CONFLICT (field, token) DO NOTHING`,
-        [mapped.map((m) => m.field), mapped.map((m) => m.new), mapped.map((m) => m.ct), opts.newKeyId],
+        `INSERT INTO pii_vault (field, token, ciphertext, key_id, subject_key_id)
+         SELECT f, t, c, $4, s FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) AS v(f, t, c, s)
+         ON CONFLICT DO NOTHING`,
+        [
+          mapped.map((m) => m.field),
+          mapped.map((m) => m.new),
+          mapped.map((m) => m.ct),
+          opts.newKeyId,
+          mapped.map((m) => m.to),
+        ],
       );
       let updated = 0;
       for (const [field, column] of [["ip", "masked_ip"], ["device_id", "masked_device_id"]] as const) {
@@ -195,10 +305,17 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
       }
       // An old entry goes only when its replacement, under another token, is there.
       const del = await client.query(
-        `DELETE FROM pii_vault v USING unnest($1::text[], $2::text[], $3::text[]) AS o(f, old, new)
-         WHERE v.field = o.f AND v.token = o.old AND o.new <> o.old
-           AND EXISTS (SELECT 1 FROM pii_vault n WHERE n.field = o.f AND n.token = o.new)`,
-        [mapped.map((m) => m.field), mapped.map((m) => m.old), mapped.map((m) => m.new)],
+        `DELETE FROM pii_vault v USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+           AS o(f, old, new, s_old, s_new)
+         WHERE v.field = o.f AND v.token = o.old AND v.subject_key_id = o.s_old AND o.new <> o.old
+           AND EXISTS (SELECT 1 FROM pii_vault n WHERE n.field = o.f AND n.token = o.new AND n.subject_key_id = o.s_new)`,
+        [
+          mapped.map((m) => m.field),
+          mapped.map((m) => m.old),
+          mapped.map((m) => m.new),
+          mapped.map((m) => m.from),
+          mapped.map((m) => m.to),
+        ],
       );
       if ((del.rowCount ?? 0) !== mapped.length) {
         throw new Error(
@@ -208,7 +325,7 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
         );
       }
       rowsUpdated += updated;
-      return mapped.length;
+      return mapped.length + erased.length;
     });
     if (done === 0) break;
     entries += done;
@@ -216,6 +333,8 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
     opts.onProgress?.(entries, total);
     if (batches === 1) await pausePoint(opts.env, "rekey");
   }
+  // Last (and again on every run, so a crash here is resumed): the key store's MACs under the new key.
+  if (opts.sealed) await remacSubjectKeys(opts.sealed.keystore, opts.sealed.oldMacKey, newMacKey);
   const left = await client.query<{ ip: number; dev: number }>(
     `SELECT
        count(*) FILTER (WHERE masked_ip IS NOT NULL AND NOT EXISTS (

@@ -21,8 +21,8 @@ export interface PostgresSink extends Sink {
 /**
  * One statement for any number of batches: $1 holds each row's batch number, and the result has one row
  * per batch with its own counts. The rows are deduplicated and sorted by message id (fewer lock waits);
- * pii_vault gets each (field, token) once, never overwritten, and is not read back (the writer needs no
- * SELECT on it).
+ * pii_vault gets each (field, token, subject key) once, never overwritten, and is not read back: ON CONFLICT
+ * DO NOTHING without a conflict target needs no SELECT, and the writer has none on the vault.
  */
 export const WRITE_SQL = `
 WITH input AS (
@@ -46,10 +46,11 @@ WITH input AS (
   ON CONFLICT (message_id) DO NOTHING
   RETURNING message_id
 ), vault AS (
-  INSERT INTO pii_vault (field, token, ciphertext, key_id)
-  SELECT field, token, decode(ciphertext, 'hex'), key_id
-  FROM unnest($13::text[], $14::text[], $15::text[], $16::text[]) AS v(field, token, ciphertext, key_id)
-  ON CONFLICT (field, token) DO NOTHING
+  INSERT INTO pii_vault (field, token, ciphertext, key_id, subject_key_id)
+  SELECT field, token, decode(ciphertext, 'hex'), key_id, subject_key_id
+  FROM unnest($13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
+    AS v(field, token, ciphertext, key_id, subject_key_id)
+  ON CONFLICT DO NOTHING
 )
 SELECT i.batch, count(f.message_id)::int AS fresh,
        count(f.message_id) FILTER (WHERE i.outcome = 'inserted')::int AS inserted,
@@ -80,14 +81,14 @@ export function toParameters(batches: readonly (readonly SinkRecord[])[]): unkno
       rows.push({ id: r.messageId, batch, r });
       if (r.kind === "login" && r.vault) {
         for (const v of r.vault) {
-          const key = `${v.field}\0${v.token}`;
+          const key = `${v.field}\0${v.token}\0${v.subjectKeyId ?? ""}`;
           if (!vault.has(key)) vault.set(key, v);
         }
       }
     }
   });
   rows.sort(byMessageId);
-  const cols: unknown[][] = Array.from({ length: 16 }, () => []);
+  const cols: unknown[][] = Array.from({ length: 17 }, () => []);
   for (const { batch, r } of rows) {
     cols[0].push(batch);
     cols[1].push(r.messageId);
@@ -110,13 +111,26 @@ export function toParameters(batches: readonly (readonly SinkRecord[])[]): unkno
     }
   }
   const entries = [...vault.values()].sort((a, b) =>
-    a.field < b.field ? -1 : a.field > b.field ? 1 : a.token < b.token ? -1 : a.token > b.token ? 1 : 0
+    a.field < b.field
+      ? -1
+      : a.field > b.field
+      ? 1
+      : a.token < b.token
+      ? -1
+      : a.token > b.token
+      ? 1
+      : (a.subjectKeyId ?? "") < (b.subjectKeyId ?? "")
+      ? -1
+      : (a.subjectKeyId ?? "") > (b.subjectKeyId ?? "")
+      ? 1
+      : 0
   );
   for (const v of entries) {
     cols[12].push(v.field);
     cols[13].push(v.token);
     cols[14].push(hex(v.ciphertext));
     cols[15].push(v.keyId);
+    cols[16].push(v.subjectKeyId ?? "");
   }
   return cols;
 }

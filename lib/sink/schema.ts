@@ -18,6 +18,11 @@
  * rolls back or errors after reading cannot take the line back with it. `pii_access_log` is append-only for
  * everyone but its owner, and a trigger stamps each line's time and roles itself.
  *
+ * Version 4, the sealed vault (lib/seal.ts): a vault entry is sealed to its subject's key, so one value has
+ * an entry per (field, token, subject_key_id); the writer loses SELECT on the vault's tokens (it writes with
+ * ON CONFLICT DO NOTHING, which needs none); the key store `masq_subject_keys` (KEYSTORE_SQL) lives in
+ * PII_KEYSTORE_URL's database, by default this one.
+ *
  * Roles are cluster-wide while grants are per schema, hence the prefix (tests use one per schema).
  *
  * @module
@@ -26,7 +31,7 @@ import { ConfigError, errorMessage } from "../errors.ts";
 import { type WriterLogin, writerLoginSql } from "./login.ts";
 
 /** The schema version this masq writes and expects. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** The default role-name prefix. */
 export const DEFAULT_ROLE_PREFIX = "masq_";
@@ -143,7 +148,7 @@ CREATE OR REPLACE FUNCTION pii_access_log_stamp() RETURNS trigger
   LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
   -- Lines of reads come from the request functions only; a direct INSERT runs as its caller.
-  IF NEW.action IN ('recover', 'rekey') AND current_user::text = masq_caller()
+  IF NEW.action IN ('recover', 'rekey', 'convert') AND current_user::text = masq_caller()
      AND NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
     RAISE EXCEPTION 'pii_access_log: % lines are written by masq_%_request() only', NEW.action, NEW.action
       USING ERRCODE = '42501';
@@ -279,6 +284,165 @@ BEGIN
 END $fn$;
 `;
 
+/**
+ * Schema version 4 on the main database: the vault's key becomes (field, token, subject_key_id). Entries
+ * under the old symmetric key keep subject_key_id = ''.
+ */
+export const SEALED_SQL = `
+ALTER TABLE pii_vault ADD COLUMN IF NOT EXISTS subject_key_id text NOT NULL DEFAULT '';
+DO $$
+DECLARE pk text;
+BEGIN
+  SELECT conname INTO pk FROM pg_constraint
+  WHERE conrelid = 'pii_vault'::regclass AND contype = 'p' AND array_length(conkey, 1) = 2;
+  IF pk IS NOT NULL THEN
+    EXECUTE format('ALTER TABLE pii_vault DROP CONSTRAINT %I', pk);
+    ALTER TABLE pii_vault ADD PRIMARY KEY (field, token, subject_key_id);
+  END IF;
+END $$;
+-- forget deletes a person's entries by their subject keys.
+CREATE INDEX IF NOT EXISTS pii_vault_subject_key_id ON pii_vault (subject_key_id);
+-- vault-convert's reads are on record as 'convert' lines.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'pii_access_log'::regclass
+                 AND conname = 'pii_access_log_action_check' AND pg_get_constraintdef(oid) LIKE '%convert%') THEN
+    ALTER TABLE pii_access_log DROP CONSTRAINT IF EXISTS pii_access_log_action_check;
+    ALTER TABLE pii_access_log ADD CONSTRAINT pii_access_log_action_check
+      CHECK (action IN ('recover', 'forget_token', 'forget_user', 'rekey', 'redrive', 'convert'));
+  END IF;
+END $$;
+
+-- vault-convert: one batch of entries under the old symmetric key, put on record first (as rekey's).
+CREATE OR REPLACE FUNCTION masq_convert_request(p_limit integer, p_reason text, p_os_user text)
+  RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  line bigint;
+BEGIN
+  IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'masq_convert_request: the batch size must be 1 to 10000' USING ERRCODE = '22023';
+  END IF;
+  IF p_reason IS NULL OR btrim(p_reason) = '' OR length(p_reason) > 1000 THEN
+    RAISE EXCEPTION 'masq_convert_request: a reason of 1 to 1000 characters is required' USING ERRCODE = '22023';
+  END IF;
+  DELETE FROM pii_rekey_requests r USING pii_access_log l
+  WHERE l.id = r.log_id AND l.at < now() - interval '${REQUEST_WINDOW}';
+  INSERT INTO pii_access_log (os_user, action, reason, outcome)
+  VALUES (p_os_user, 'convert', p_reason,
+          format('requested up to %s vault entries under the old vault key, to seal them', p_limit))
+  RETURNING id INTO line;
+  INSERT INTO pii_rekey_requests (log_id, new_key_id, from_key_id, batch_limit) VALUES (line, '(sealed)', NULL, p_limit);
+  RETURN line;
+END $fn$;
+
+-- One convert batch: uses up a committed request of this session user and role from the window, locks up
+-- to its size of entries under the old key (subject_key_id = '') and returns them, logging how many.
+CREATE OR REPLACE FUNCTION masq_convert_batch(p_request bigint)
+  RETURNS TABLE(field text, token text, ciphertext bytea, key_id text)
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+#variable_conflict use_column
+DECLARE
+  q record;
+  n bigint;
+BEGIN
+  DELETE FROM pii_rekey_requests r USING pii_access_log l
+  WHERE r.log_id = p_request AND l.id = r.log_id AND l.action = 'convert'
+    AND l.session_role = session_user AND l.db_role = masq_caller()
+    AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now() AND age(l.xmin) > 0
+  RETURNING r.batch_limit, l.os_user, l.reason INTO q;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'masq_convert_batch: % is no committed, unused masq_convert_request() of this role from the last ${REQUEST_WINDOW}',
+      p_request USING ERRCODE = '42501';
+  END IF;
+  RETURN QUERY
+    SELECT v.field, v.token, v.ciphertext, v.key_id FROM pii_vault v WHERE v.subject_key_id = ''
+    ORDER BY v.field, v.token LIMIT q.batch_limit FOR UPDATE SKIP LOCKED;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    INSERT INTO pii_access_log (os_user, action, reason, outcome)
+    VALUES (q.os_user, 'convert', q.reason, format('read %s vault entries under the old vault key to seal them (request %s)', n, p_request));
+  END IF;
+END $fn$;
+`;
+
+/**
+ * The key store (schema version 4), in the database of PII_KEYSTORE_URL (by default the main one): one row
+ * per subject key, its private half sealed to the privacy officer. Ingest looks keys up by subject through
+ * masq_subject_keys_of() only, so it cannot list who has a key.
+ */
+export const KEYSTORE_SQL = `
+SELECT set_config('search_path', format('%I, pg_temp', current_schema()), true);
+CREATE TABLE IF NOT EXISTS masq_subject_keys(
+  key_id text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{32}$'),
+  subject text NOT NULL CHECK (length(subject) BETWEEN 1 AND 128),
+  public_key bytea NOT NULL, sealed_private bytea NOT NULL, officer_key_id text NOT NULL, mac bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX IF NOT EXISTS masq_subject_keys_subject ON masq_subject_keys (subject);
+CREATE OR REPLACE FUNCTION masq_subject_keys_of(p_subjects text[])
+  RETURNS TABLE(key_id text, subject text, public_key bytea, sealed_private bytea, officer_key_id text, mac bytea)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS
+$fn$ SELECT k.key_id, k.subject, k.public_key, k.sealed_private, k.officer_key_id, k.mac FROM masq_subject_keys k
+     WHERE k.subject = ANY(p_subjects) ORDER BY k.created_at, k.key_id $fn$;
+`;
+
+/** The key store's grants, from scratch: ingest inserts and looks up; the privacy officer reads and deletes. */
+export function keystoreGrantsSql(r: Roles): string {
+  return `
+${createRole(r.writer)}
+${createRole(r.privacyOfficer)}
+REVOKE ALL ON FUNCTION masq_subject_keys_of(text[]) FROM PUBLIC;
+DO $$
+DECLARE who text;
+BEGIN
+  FOR who IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+    FROM pg_class c, aclexplode(c.relacl) a
+    WHERE c.oid = 'masq_subject_keys'::regclass AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON masq_subject_keys FROM %s', who);
+  END LOOP;
+  FOR who IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+    FROM pg_proc p, aclexplode(p.proacl) a
+    WHERE p.oid = 'masq_subject_keys_of(text[])'::regprocedure AND a.grantee <> p.proowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION masq_subject_keys_of(text[]) FROM %s', who);
+  END LOOP;
+  EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM ${r.writer}, ${r.privacyOfficer}', current_schema());
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO ${r.writer}, ${r.privacyOfficer}', current_schema());
+END $$;
+GRANT INSERT ON masq_subject_keys TO ${r.writer};
+GRANT EXECUTE ON FUNCTION masq_subject_keys_of(text[]) TO ${r.writer}, ${r.privacyOfficer};
+GRANT SELECT, INSERT, DELETE ON masq_subject_keys TO ${r.privacyOfficer};
+-- rekey re-MACs the keys under the new HMAC key, nothing else.
+GRANT UPDATE (mac) ON masq_subject_keys TO ${r.privacyOfficer};
+`;
+}
+
+/**
+ * Creates or updates the key store in a database of its own (PII_KEYSTORE_URL), roles included, in one
+ * transaction. `migrate` does the same inside its own transaction when the key store is the main database.
+ */
+export async function migrateKeystore(db: Queryable, opts: { rolePrefix?: string } = {}): Promise<void> {
+  const roles = roleNames(opts.rolePrefix ?? DEFAULT_ROLE_PREFIX);
+  await db.query(`BEGIN;
+SELECT pg_advisory_xact_lock(${SCHEMA_LOCK});
+${KEYSTORE_SQL}
+${keystoreGrantsSql(roles)}
+COMMIT;`).catch(async (err) => {
+    await db.query("ROLLBACK").catch(() => {});
+    throw err;
+  });
+}
+
+/** Checks, without DDL, that the key store exists (a ConfigError naming `masq migrate` otherwise). */
+export async function requireKeystore(db: Queryable): Promise<void> {
+  const res = await db.query("SELECT to_regclass('masq_subject_keys') IS NOT NULL AS present");
+  if (!res.rows[0]?.present) {
+    throw new ConfigError(
+      "PII_KEYSTORE_URL",
+      "the key store has no masq_subject_keys table; run `masq migrate` (with the same PII_KEYSTORE_URL) first",
+    );
+  }
+}
+
 /** The functions masq_ grants on (signatures as GRANT and REVOKE want them). */
 const FUNCTIONS = {
   appVersion: "app_version_text(integer)",
@@ -288,6 +452,8 @@ const FUNCTIONS = {
   recover: "masq_recover(text, text[])",
   rekeyRequest: "masq_rekey_request(text, text, integer, text, text)",
   rekeyBatch: "masq_rekey_batch(bigint)",
+  convertRequest: "masq_convert_request(integer, text, text)",
+  convertBatch: "masq_convert_batch(bigint)",
 } as const;
 
 /**
@@ -394,7 +560,6 @@ GRANT SELECT ON masq_schema_version TO ${all};
 GRANT INSERT ON user_logins, user_logins_rejected, user_logins_ledger, pii_vault TO ${r.writer};
 GRANT SELECT ON user_logins_ledger TO ${r.writer};
 GRANT SELECT (message_id) ON user_logins_rejected TO ${r.writer};
-GRANT SELECT (field, token) ON pii_vault TO ${r.writer};
 GRANT SELECT, INSERT ON pii_keys TO ${r.writer};
 GRANT UPDATE (last_used) ON pii_keys TO ${r.writer};
 
@@ -402,12 +567,12 @@ GRANT SELECT ON user_logins_readable TO ${r.analyst};
 
 -- recover and rekey read ciphertexts through the functions only; forget deletes; rekey rewrites the two
 -- token columns and the vault entries; every command appends its lines (time and roles stamped).
-GRANT EXECUTE ON FUNCTION ${f.caller}, ${f.recoverRequest}, ${f.recover}, ${f.rekeyRequest}, ${f.rekeyBatch}
-  TO ${r.privacyOfficer};
+GRANT EXECUTE ON FUNCTION ${f.caller}, ${f.recoverRequest}, ${f.recover}, ${f.rekeyRequest}, ${f.rekeyBatch},
+  ${f.convertRequest}, ${f.convertBatch} TO ${r.privacyOfficer};
 GRANT SELECT, DELETE ON user_logins TO ${r.privacyOfficer};
 GRANT UPDATE (masked_ip, masked_device_id) ON user_logins TO ${r.privacyOfficer};
 GRANT SELECT, DELETE ON user_logins_rejected TO ${r.privacyOfficer};
-GRANT SELECT (field, token, key_id, created_at), INSERT, DELETE ON pii_vault TO ${r.privacyOfficer};
+GRANT SELECT (field, token, key_id, subject_key_id, created_at), INSERT, DELETE ON pii_vault TO ${r.privacyOfficer};
 GRANT SELECT, INSERT (os_user, action, field, token, user_id, message_id, reason, outcome) ON pii_access_log
   TO ${r.privacyOfficer};
 GRANT SELECT, INSERT ON pii_keys TO ${r.privacyOfficer};
@@ -477,7 +642,7 @@ async function readVersion(db: Queryable): Promise<{ version: number; rolePrefix
  */
 export async function migrate(
   db: Queryable,
-  opts: { rolePrefix?: string; tokenIndexes?: boolean; writerLogin?: WriterLogin } = {},
+  opts: { rolePrefix?: string; tokenIndexes?: boolean; writerLogin?: WriterLogin; keystore?: boolean } = {},
 ): Promise<MigrateResult> {
   const roles = roleNames(opts.rolePrefix ?? DEFAULT_ROLE_PREFIX);
   const prefix = opts.rolePrefix ?? DEFAULT_ROLE_PREFIX;
@@ -492,9 +657,11 @@ export async function migrate(
 SELECT pg_advisory_xact_lock(${SCHEMA_LOCK});
 ${SCHEMA_SQL}
 ${AUDIT_SQL}
+${SEALED_SQL}
 ${opts.tokenIndexes === false ? "" : TOKEN_INDEX_SQL}
 ${grantsSql(roles)}
 ${opts.writerLogin ? writerLoginSql(roles.writer, opts.writerLogin) : ""}
+${opts.keystore === false ? "" : `${KEYSTORE_SQL}\n${keystoreGrantsSql(roles)}`}
 INSERT INTO masq_schema_version (version, role_prefix) VALUES (${SCHEMA_VERSION}, '${prefix}')
   ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version, role_prefix = EXCLUDED.role_prefix,
   migrated_at = now();
@@ -563,7 +730,9 @@ export async function excessPrivileges(db: Queryable): Promise<string[]> {
   const res = await db.query(
     `SELECT has_column_privilege('pii_vault', 'ciphertext', 'SELECT')
               OR has_function_privilege('masq_recover(text, text[])', 'EXECUTE')
-              OR has_function_privilege('masq_rekey_batch(bigint)', 'EXECUTE') AS vault,
+              OR has_function_privilege('masq_rekey_batch(bigint)', 'EXECUTE')
+              OR has_function_privilege('masq_convert_batch(bigint)', 'EXECUTE')
+              OR has_column_privilege('pii_vault', 'token', 'SELECT') AS vault,
             has_table_privilege('user_logins', 'SELECT') AS read_rows,
             has_table_privilege('user_logins', 'DELETE') AS delete_rows`,
   );

@@ -6,7 +6,7 @@
  * @module
  */
 import type { DeadLetter, Message } from "../types.ts";
-import { toBase64, type VaultCipher } from "../vault.ts";
+import { type IngestVault, toBase64 } from "../vault.ts";
 
 /** The additional data an encrypted DLQ original is bound to: its message id. */
 export function deadLetterAad(messageId: string): string {
@@ -40,7 +40,7 @@ export async function deadLetterFor(
   reason: string,
   redactedBody: string | null,
   sourceQueue: string,
-  vault: VaultCipher | undefined,
+  vault: IngestVault | undefined,
 ): Promise<DeadLetter> {
   const attributes: Record<string, string> = {
     // Reasons name fields, never values (parseBody's by construction; a driver's is scrubbed by
@@ -50,7 +50,10 @@ export async function deadLetterFor(
     masq_source_queue: sourceQueue,
     masq_sent_timestamp: String(message.sentTimestamp),
   };
-  if (vault !== undefined) {
+  if (vault !== undefined && "kind" in vault) {
+    // Sealed to the person the body names (or the privacy officer's key): masq run cannot open it.
+    Object.assign(attributes, await vault.letter(message.id, message.body));
+  } else if (vault !== undefined) {
     attributes.masq_original = toBase64(await vault.encrypt(message.body, deadLetterAad(message.id)));
     attributes.masq_key_id = vault.keyId;
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { LoginRecord, Masker, Message, RejectionRecord, SinkRecord, VaultEntry } from "../types.ts";
-import { vaultAad, type VaultCipher } from "../vault.ts";
+import { type IngestVault, vaultAad } from "../vault.ts";
 import { type LoginFields, parseBody } from "./parse.ts";
 import { redactBody, scrubReason } from "./redact.ts";
 
@@ -88,12 +88,16 @@ function build(message: Message, masker: Masker): { record: SinkRecord; fields?:
  * rec.kind; // "login"; rec.createDate: "1970-01-01"
  * ```
  */
-export async function toRecord(message: Message, masker: Masker, vault?: VaultCipher): Promise<SinkRecord> {
+export async function toRecord(message: Message, masker: Masker, vault?: IngestVault): Promise<SinkRecord> {
   const { record, fields } = build(message, masker);
   if (vault === undefined || record.kind !== "login" || fields === undefined) return record;
   const entries: VaultEntry[] = [];
   const add = async (field: VaultEntry["field"], original: string | null, token: string | null) => {
     if (original === null || token === null) return;
+    // Sealed: to the person's own key (lib/sealing.ts), so that forgetting them erases it everywhere.
+    if ("kind" in vault) {
+      return void entries.push(await vault.entry(field, token, masker.keyId, record.userId, original));
+    }
     entries.push({
       field,
       token,

@@ -15,6 +15,7 @@ Deno.test("parseBenchArgs() reads the mode and the sizes of a run from its flags
   assertEquals(parseBenchArgs(["--profile", "out"]), { help: false, mode: "profile", profileDir: "out" });
   assertEquals(parseBenchArgs(["--ablate", "sink,transform"]).ablate, ["sink", "transform"]);
   assertEquals(parseBenchArgs(["-h"]).help, true);
+  assertEquals(parseBenchArgs(["--vault", "sealed"]).vault, "sealed");
 });
 
 Deno.test("parseBenchArgs() refuses, naming the flag, what the bench cannot do", () => {
@@ -26,6 +27,7 @@ Deno.test("parseBenchArgs() refuses, naming the flag, what the bench cannot do",
   refused(["--ablate", "sink,sink"], '--ablate: "sink,sink" names a part twice');
   refused(["--rounds", "21"], '--rounds: "21" is not a whole number from 1 to 20');
   refused(["--processes", "0"], '--processes: "0" is not a whole number from 1 to 8');
+  refused(["--vault", "aes"], "--vault: must be none, symmetric or sealed");
   refused(["--nope"], "usage: Unknown option '--nope' (see deno task bench --help)");
   refused(["junk"], 'usage: unexpected argument "junk" (see deno task bench --help)');
 });

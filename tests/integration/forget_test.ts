@@ -61,13 +61,14 @@ Deno.test("masq forget --user-id erases the person's rows and unshared vault ent
       rejected: 1,
       vaultEntries: 2, // 100.64.0.2 and phone-u1
       vaultEntriesKept: 1, // the IP u2 shares
+      subjectKeys: 0, // a vault under the old symmetric key has none
     });
     const s = await state(db);
     assertEquals(s.users, ["u10", "u2"]);
     assertEquals(s.rejected, ["r2", "r3"]);
     assertEquals(s.vault, 4); // shared IP, phone-u2, u10's IP and phone
     assertEquals(s.log, [
-      "forget_user:u1:removed user_logins=3 user_logins_rejected=1 pii_vault=2 kept_shared=1",
+      "forget_user:u1:removed user_logins=3 user_logins_rejected=1 pii_vault=2 kept_shared=1 subject_keys=0",
     ]);
     // u2's shared address still recovers.
     const tok = await tokensOf();
@@ -190,6 +191,7 @@ Deno.test("masq forget --user-id finds a non-ASCII person's rejected bodies as m
         rejected: 1,
         vaultEntries: 2,
         vaultEntriesKept: 0,
+        subjectKeys: 0,
       }, userId);
       assertEquals(await vaultCount(db), entries - 2 * (i + 1), "the person's own two entries only");
     }
@@ -231,7 +233,7 @@ Deno.test("masq forget refuses a reason that shows nothing, and an id PostgreSQL
       ...before,
       log: [
         "forget_user:" + "😀".repeat(100) +
-        ":removed user_logins=0 user_logins_rejected=0 pii_vault=0 kept_shared=0",
+        ":removed user_logins=0 user_logins_rejected=0 pii_vault=0 kept_shared=0 subject_keys=0",
       ],
     });
   } finally {

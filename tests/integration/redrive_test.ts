@@ -40,6 +40,8 @@ const NONE_LEFT = {
   malformedOriginal: 0,
   badMessageId: 0,
   refusedBySourceQueue: 0,
+  erased: 0,
+  notSealedByMasq: 0,
   unexpected: 0,
 };
 

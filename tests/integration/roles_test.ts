@@ -258,7 +258,15 @@ Deno.test({
         ) assertEquals(await login.attempt(sql), DENIED, `${login.name}: ${sql}`);
       }
       const [writer, analyst] = logins;
-      assertEquals(await writer.attempt("SELECT field, token FROM pii_vault"), "ok");
+      // Schema v4: the writer cannot read the vault's tokens either (it could enumerate addresses against them
+      // with the HMAC key); it writes with ON CONFLICT DO NOTHING, which needs no SELECT.
+      assertEquals(await writer.attempt("SELECT field, token FROM pii_vault"), DENIED);
+      assertEquals(
+        await writer.attempt(
+          "INSERT INTO pii_vault (field, token, ciphertext, key_id) VALUES ('ip', 'w1', '\\x00', 'k1') ON CONFLICT DO NOTHING",
+        ),
+        "ok",
+      );
       assertEquals(await writer.attempt("SELECT key_id FROM pii_vault"), DENIED);
       assertEquals(await analyst.attempt("SELECT user_id, masked_ip FROM user_logins_readable"), "ok");
       assertEquals(await analyst.attempt("SELECT token FROM pii_vault"), DENIED);

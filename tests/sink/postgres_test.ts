@@ -99,7 +99,7 @@ Deno.test("toParameters() sorts by message id, keeps the first of repeated ids w
     [fullLogin("m2", { userId: "second", appVersion: null }), fullLogin("m3", { userId: "third again" })],
     [fullRejection("m1", { reason: "r1 again" })],
   ]);
-  assertEquals(cols.length, 16);
+  assertEquals(cols.length, 17);
   for (const c of cols.slice(0, 12)) assertEquals(c.length, 3);
   assertEquals(cols[0], [0, 1, 0]);
   assertEquals(cols[1], ["m1", "m2", "m3"]);
@@ -110,13 +110,13 @@ Deno.test("toParameters() sorts by message id, keeps the first of repeated ids w
   assertEquals(cols[10], ["r1", null, null]);
   assertEquals(cols[11], ["{}", null, null]);
   for (const c of cols.slice(12)) assertEquals(c, []);
-  assertEquals(toParameters([]), Array.from({ length: 16 }, () => []));
+  assertEquals(toParameters([]), Array.from({ length: 17 }, () => []));
 });
 
 Deno.test("toParameters() gives each vault entry once, as hex", () => {
   const entry = { field: "ip" as const, token: "t1", ciphertext: new Uint8Array([0, 1, 255]), keyId: "v1" };
   const cols = toParameters([[fullLogin("m1", { vault: [entry] }), fullLogin("m2", { vault: [entry] })]]);
-  assertEquals(cols.slice(12), [["ip"], ["t1"], ["0001ff"], ["v1"]]);
+  assertEquals(cols.slice(12), [["ip"], ["t1"], ["0001ff"], ["v1"], [""]]);
 });
 
 Deno.test("textArray() quotes every element, escapes only quote and backslash, and writes null as NULL", () => {

@@ -88,7 +88,7 @@ export async function insertLogins(
      )
      INSERT INTO pii_vault (field, token, ciphertext, key_id)
      SELECT f, t, c, $7 FROM unnest($4::text[], $5::text[], $6::bytea[]) AS v(f, t, c)
-     ON CONFLICT (field, token) DO NOTHING`,
+     ON CONFLICT DO NOTHING`,
     [rows[0], rows[1], rows[2], v.map((e) => e[0]), v.map((e) => e[1]), v.map((e) => e[2]), keyId],
   );
 }

@@ -1,0 +1,430 @@
+/**
+ * The sealed vault: originals are encrypted to public keys (HPKE, RFC 9180: DHKEM(X25519, HKDF-SHA256),
+ * HKDF-SHA256, AES-128-GCM, base mode, via `@hpke/core`, which runs on Web Crypto), so the ingest path holds
+ * no key that decrypts anything it wrote.
+ *
+ * Two levels of keys:
+ * - the privacy officer's key pair (`vault-keygen`): masq run holds the public half, recover, redrive, rekey
+ *   and vault-convert the private half. Each key has an id (a fingerprint of its public half), so keys rotate.
+ * - one key pair per subject (a user_id): made by ingest when first needed; its public half and its private
+ *   half sealed to the officer's public key live in the key store (`masq_subject_keys`). Originals of a person
+ *   are sealed to their subject key; deleting it (`forget --user-id`) erases every copy of them at once.
+ *   What has no usable user_id (some dead letters) is sealed to the officer's key directly.
+ *
+ * Integrity: HPKE base mode lets anyone holding a public key seal, so every sealed entry, dead letter and
+ * subject key also carries an HMAC-SHA256 under a key derived (HKDF, its own purpose) from masq's HMAC key,
+ * binding it to its place (field, token, HMAC key id, recipient, ciphertext). The privacy officer's commands
+ * verify it and refuse what masq did not seal.
+ *
+ * @module
+ */
+import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { ConfigError, VaultError } from "./errors.ts";
+import { fromBase64, toBase64 } from "./vault.ts";
+
+const encoder = new TextEncoder();
+
+// One suite for everything: X25519 is in Deno's Web Crypto; AES-128-GCM is the suite's Web Crypto AEAD.
+const suite = new CipherSuite({
+  kem: new DhkemX25519HkdfSha256(),
+  kdf: new HkdfSha256(),
+  aead: new Aes128Gcm(),
+});
+
+/** Names the construction (in key files and dead letters), so a later one can be told apart. */
+export const SEAL_SUITE = "hpke-x25519-sha256-aes128gcm";
+/** HPKE's `info`: every seal of masq's is bound to this application and version. */
+const INFO = encoder.encode("masq sealed vault v1");
+/** X25519 public key and HPKE `enc` length. */
+const KEM_BYTES = 32;
+const MAC_BYTES = 32;
+
+const PUBLIC_TAG = "masq-vault-public-key";
+const PRIVATE_TAG = "masq-vault-private-key";
+
+/** The officer's public key, as ingest holds it. */
+export interface OfficerPublicKey {
+  keyId: string;
+  key: CryptoKey;
+  raw: Uint8Array;
+}
+
+/** The officer's private keys by id (a key file may hold several lines: the current key and older ones). */
+export interface OfficerKeyring {
+  /** The newest key (the file's first line): what new subject keys are sealed to. */
+  current: OfficerPublicKey;
+  privateKeys: Map<string, CryptoKey>;
+}
+
+function buf(bytes: Uint8Array): ArrayBuffer {
+  return bytes.slice().buffer as ArrayBuffer;
+}
+
+/** A key's id: the first 16 hex digits of SHA-256 of its public half, after "x". */
+export function officerKeyId(publicKey: Uint8Array): string {
+  return "x" + Array.from(sha256(publicKey).subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Makes the officer's key pair: the public key file's text and the private key file's text (the private
+ * line holds both halves, so the officer's commands can seal subject keys too).
+ *
+ * @example
+ * ```ts
+ * import { generateOfficerKeys, parseOfficerPrivateKeys, parseOfficerPublicKey } from "./seal.ts";
+ * const pair = await generateOfficerKeys();
+ * const pub = await parseOfficerPublicKey(pair.publicText, "PII_VAULT_PUBLIC_KEY");
+ * const ring = await parseOfficerPrivateKeys(pair.privateText, "PII_VAULT_PRIVATE_KEY");
+ * pub.keyId === ring.current.keyId; // true
+ * ```
+ */
+export async function generateOfficerKeys(): Promise<
+  { keyId: string; publicText: string; privateText: string }
+> {
+  const pair = await suite.kem.generateKeyPair();
+  const pub = new Uint8Array(await suite.kem.serializePublicKey(pair.publicKey));
+  const priv = new Uint8Array(await suite.kem.serializePrivateKey(pair.privateKey));
+  const keyId = officerKeyId(pub);
+  return {
+    keyId,
+    publicText: `${PUBLIC_TAG} ${SEAL_SUITE} ${keyId} ${toBase64(pub)}\n`,
+    privateText: `${PRIVATE_TAG} ${SEAL_SUITE} ${keyId} ${toBase64(priv)} ${toBase64(pub)}\n`,
+  };
+}
+
+function decodeKey(text: string, name: string, what: string): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64(text);
+  } catch {
+    throw new ConfigError(name, `the ${what} is not base64; make the key pair with \`masq vault-keygen\``);
+  }
+  if (bytes.length !== KEM_BYTES) {
+    throw new ConfigError(
+      name,
+      `the ${what} is not ${KEM_BYTES} bytes; make the key pair with \`masq vault-keygen\``,
+    );
+  }
+  return bytes;
+}
+
+/** Parses a public key file (or variable) as vault-keygen writes it; errors name `name`, never the key. */
+export async function parseOfficerPublicKey(text: string, name: string): Promise<OfficerPublicKey> {
+  const parts = text.trim().split(/\s+/);
+  if (parts[0] === PRIVATE_TAG) {
+    throw new ConfigError(name, "holds a private key; masq run takes the public key only (vault-public.key)");
+  }
+  if (parts.length !== 4 || parts[0] !== PUBLIC_TAG || parts[1] !== SEAL_SUITE) {
+    throw new ConfigError(
+      name,
+      `is not a masq vault public key ("${PUBLIC_TAG} ${SEAL_SUITE} <id> <base64>"); make one with \`masq vault-keygen\``,
+    );
+  }
+  const raw = decodeKey(parts[3], name, "public key");
+  if (officerKeyId(raw) !== parts[2]) throw new ConfigError(name, "the key id does not match the key");
+  return { keyId: parts[2], raw, key: await suite.kem.deserializePublicKey(buf(raw)) };
+}
+
+/** Parses a private key file: one key a line, the first the current one. */
+export async function parseOfficerPrivateKeys(text: string, name: string): Promise<OfficerKeyring> {
+  const privateKeys = new Map<string, CryptoKey>();
+  let current: OfficerPublicKey | undefined;
+  for (const line of text.split("\n")) {
+    if (line.trim() === "" || line.trim().startsWith("#")) continue;
+    const parts = line.trim().split(/\s+/);
+    if (parts.length !== 5 || parts[0] !== PRIVATE_TAG || parts[1] !== SEAL_SUITE) {
+      throw new ConfigError(
+        name,
+        `is not a masq vault private key file (lines "${PRIVATE_TAG} ${SEAL_SUITE} <id> <base64> <base64>")`,
+      );
+    }
+    const priv = decodeKey(parts[3], name, "private key");
+    const pub = decodeKey(parts[4], name, "public key");
+    if (officerKeyId(pub) !== parts[2]) throw new ConfigError(name, "a key id does not match its key");
+    let privateKey: CryptoKey;
+    try {
+      privateKey = await suite.kem.deserializePrivateKey(buf(priv));
+    } catch {
+      throw new ConfigError(name, "a private key does not load");
+    }
+    privateKeys.set(parts[2], privateKey);
+    current ??= { keyId: parts[2], raw: pub, key: await suite.kem.deserializePublicKey(buf(pub)) };
+  }
+  if (current === undefined) throw new ConfigError(name, "holds no key");
+  return { current, privateKeys };
+}
+
+/** HPKE-seals `plaintext` to `publicKey`, bound to `aad`: `enc` (32 bytes) then the ciphertext. */
+export async function sealTo(publicKey: CryptoKey, plaintext: Uint8Array, aad: string): Promise<Uint8Array> {
+  const { enc, ct } = await suite.seal(
+    { recipientPublicKey: publicKey, info: INFO },
+    buf(plaintext),
+    buf(encoder.encode(aad)),
+  );
+  const out = new Uint8Array(enc.byteLength + ct.byteLength);
+  out.set(new Uint8Array(enc));
+  out.set(new Uint8Array(ct), enc.byteLength);
+  return out;
+}
+
+/** Opens what sealTo() made; a VaultError when the key, the data or the context differ. */
+export async function openWith(privateKey: CryptoKey, sealed: Uint8Array, aad: string): Promise<Uint8Array> {
+  if (sealed.length < KEM_BYTES + 16) throw new VaultError("sealed data is too short to be masq's");
+  try {
+    return new Uint8Array(
+      await suite.open(
+        { recipientKey: privateKey, enc: buf(sealed.subarray(0, KEM_BYTES)), info: INFO },
+        buf(sealed.subarray(KEM_BYTES)),
+        buf(encoder.encode(aad)),
+      ),
+    );
+  } catch {
+    throw new VaultError(
+      "does not open under the privacy officer's key: wrong key, altered data or another context",
+    );
+  }
+}
+
+/** A fresh X25519 key pair for one subject: the public key and the serialised private key. */
+export async function generateSubjectKeyPair(): Promise<
+  { publicKey: CryptoKey; raw: Uint8Array; priv: Uint8Array }
+> {
+  const pair = await suite.kem.generateKeyPair();
+  return {
+    publicKey: pair.publicKey,
+    raw: new Uint8Array(await suite.kem.serializePublicKey(pair.publicKey)),
+    priv: new Uint8Array(await suite.kem.serializePrivateKey(pair.privateKey)),
+  };
+}
+
+/** Loads a public key (a subject's, from the key store). */
+export async function loadPublicKey(raw: Uint8Array): Promise<CryptoKey> {
+  if (raw.length !== KEM_BYTES) throw new VaultError("a public key is not 32 bytes");
+  return await suite.kem.deserializePublicKey(buf(raw));
+}
+
+/** Loads a serialised private key. */
+export async function loadPrivateKey(raw: Uint8Array): Promise<CryptoKey> {
+  return await suite.kem.deserializePrivateKey(buf(raw));
+}
+
+// --- integrity ---
+
+/**
+ * The key of masq's seals' MACs: HKDF-SHA256 of the HMAC key with its own purpose (so no token masq makes is
+ * one of these MACs, and the other way round).
+ */
+export function sealMacKey(hmacKey: string): Uint8Array {
+  return hkdf(
+    sha256,
+    encoder.encode(hmacKey),
+    encoder.encode("masq"),
+    encoder.encode("masq seal mac v1"),
+    32,
+  );
+}
+
+/** HMAC-SHA256 of length-prefixed parts (no two part lists give the same input). */
+export function sealMac(key: Uint8Array, parts: readonly (string | Uint8Array)[]): Uint8Array {
+  const h = hmac.create(sha256, key);
+  for (const p of parts) {
+    const bytes = typeof p === "string" ? encoder.encode(p) : p;
+    const len = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, bytes.length);
+    h.update(len);
+    h.update(bytes);
+  }
+  return h.digest();
+}
+
+/** Compares two MACs in a time that depends on their length only. */
+export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+// --- the envelope of a sealed pii_vault entry (in its ciphertext column) ---
+
+const MAGIC = encoder.encode("MQS1");
+
+/**
+ * Who an entry is sealed to: `s:<subject key id>` (a person's key) or `o:<officer key id>` (no subject).
+ * pii_vault.subject_key_id holds it too ("" for an entry under the old symmetric key).
+ */
+export type Recipient = string;
+
+/** A sealed entry as stored: the recipient, the MAC, the HPKE output. */
+export interface SealedEntry {
+  recipient: Recipient;
+  mac: Uint8Array;
+  sealed: Uint8Array;
+}
+
+/** The bytes of a sealed entry: "MQS1", a 1-byte recipient length, the recipient, the MAC, the seal. */
+export function encodeEntry(e: SealedEntry): Uint8Array {
+  const r = encoder.encode(e.recipient);
+  if (r.length > 255) throw new VaultError("recipient id too long");
+  const out = new Uint8Array(MAGIC.length + 1 + r.length + MAC_BYTES + e.sealed.length);
+  out.set(MAGIC);
+  out[MAGIC.length] = r.length;
+  out.set(r, MAGIC.length + 1);
+  out.set(e.mac, MAGIC.length + 1 + r.length);
+  out.set(e.sealed, MAGIC.length + 1 + r.length + MAC_BYTES);
+  return out;
+}
+
+/** A sealed entry, or undefined when the bytes are not one (an entry under the old symmetric key). */
+export function decodeEntry(bytes: Uint8Array): SealedEntry | undefined {
+  if (bytes.length < MAGIC.length + 1 || !MAGIC.every((b, i) => bytes[i] === b)) return undefined;
+  const n = bytes[MAGIC.length];
+  const start = MAGIC.length + 1;
+  if (bytes.length < start + n + MAC_BYTES + KEM_BYTES + 16) return undefined;
+  let recipient: string;
+  try {
+    recipient = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(start, start + n));
+  } catch {
+    return undefined;
+  }
+  if (!/^[so]:[A-Za-z0-9._-]{1,64}$/.test(recipient)) return undefined;
+  return {
+    recipient,
+    mac: bytes.slice(start + n, start + n + MAC_BYTES),
+    sealed: bytes.slice(start + n + MAC_BYTES),
+  };
+}
+
+/** The MAC input of a pii_vault entry: its place and its seal. */
+export function entryMacParts(
+  field: string,
+  token: string,
+  hmacKeyId: string,
+  recipient: Recipient,
+  sealed: Uint8Array,
+): (string | Uint8Array)[] {
+  return ["pii_vault", field, token, hmacKeyId, recipient, sealed];
+}
+
+/** The HPKE additional data of a pii_vault entry. */
+export function entryAad(field: string, token: string, hmacKeyId: string, recipient: Recipient): string {
+  return `pii_vault:${field}:${token}:${hmacKeyId}:${recipient}`;
+}
+
+/** The MAC input of a dead letter's sealed original. */
+export function letterMacParts(
+  messageId: string,
+  hmacKeyId: string,
+  recipient: Recipient,
+  sealed: Uint8Array,
+): (string | Uint8Array)[] {
+  return ["dlq", messageId, hmacKeyId, recipient, sealed];
+}
+
+/** The HPKE additional data of a dead letter's sealed original. */
+export function letterAad(messageId: string, recipient: Recipient): string {
+  return `dlq:${messageId}:${recipient}`;
+}
+
+/** The attribute a dead letter's sealed original travels in (JSON: v, to, hk, ct, mac). */
+export const SEALED_ATTRIBUTE = "masq_sealed";
+
+/** A dead letter's sealed original, as the attribute holds it. */
+export interface SealedLetter {
+  recipient: Recipient;
+  hmacKeyId: string;
+  sealed: Uint8Array;
+  mac: Uint8Array;
+}
+
+export function encodeLetter(l: SealedLetter): string {
+  return JSON.stringify({
+    v: 1,
+    to: l.recipient,
+    hk: l.hmacKeyId,
+    ct: toBase64(l.sealed),
+    mac: toBase64(l.mac),
+  });
+}
+
+/** The sealed original of an attribute value, or undefined when it is not one of masq's shape. */
+export function decodeLetter(text: string): SealedLetter | undefined {
+  try {
+    const j = JSON.parse(text);
+    if (
+      j?.v !== 1 || typeof j.to !== "string" || !/^[so]:[A-Za-z0-9._-]{1,64}$/.test(j.to) ||
+      typeof j.hk !== "string" || !/^[A-Za-z0-9._-]{1,32}$/.test(j.hk) || typeof j.ct !== "string" ||
+      typeof j.mac !== "string"
+    ) return undefined;
+    const sealed = fromBase64(j.ct);
+    const mac = fromBase64(j.mac);
+    if (sealed.length < KEM_BYTES + 16 || mac.length !== MAC_BYTES) return undefined;
+    return { recipient: j.to, hmacKeyId: j.hk, sealed, mac };
+  } catch {
+    return undefined;
+  }
+}
+
+// --- subject keys (the key store's rows) ---
+
+/** One row of masq_subject_keys. */
+export interface SubjectKeyRow {
+  keyId: string;
+  subject: string;
+  publicKey: Uint8Array;
+  sealedPrivate: Uint8Array;
+  officerKeyId: string;
+  mac: Uint8Array;
+}
+
+function subjectMacParts(r: Omit<SubjectKeyRow, "mac">): (string | Uint8Array)[] {
+  return ["masq_subject_keys", r.keyId, r.subject, r.publicKey, r.officerKeyId, r.sealedPrivate];
+}
+
+function subjectAad(keyId: string, subject: string): string {
+  return `masq_subject_keys:${keyId}:${subject}`;
+}
+
+/** Makes a subject's key: the row to store (private half sealed to the officer, MACed) and its public key. */
+export async function newSubjectKey(
+  subject: string,
+  officer: OfficerPublicKey,
+  macKey: Uint8Array,
+): Promise<{ row: SubjectKeyRow; publicKey: CryptoKey }> {
+  const pair = await generateSubjectKeyPair();
+  const keyId = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  const sealedPrivate = await sealTo(officer.key, pair.priv, subjectAad(keyId, subject));
+  pair.priv.fill(0);
+  const row = { keyId, subject, publicKey: pair.raw, sealedPrivate, officerKeyId: officer.keyId };
+  return { row: { ...row, mac: sealMac(macKey, subjectMacParts(row)) }, publicKey: pair.publicKey };
+}
+
+/** The MAC of a key store row under `macKey`. */
+export function subjectKeyMac(macKey: Uint8Array, row: Omit<SubjectKeyRow, "mac">): Uint8Array {
+  return sealMac(macKey, subjectMacParts(row));
+}
+
+/** Whether masq made this key store row (its MAC verifies under `macKey`). */
+export function subjectKeyGenuine(row: SubjectKeyRow, macKey: Uint8Array): boolean {
+  return macEqual(sealMac(macKey, subjectMacParts(row)), row.mac);
+}
+
+/** Opens a subject's private key with the officer's keyring (VaultError when it cannot). */
+export async function openSubjectKey(row: SubjectKeyRow, ring: OfficerKeyring): Promise<CryptoKey> {
+  const officer = ring.privateKeys.get(row.officerKeyId);
+  if (officer === undefined) {
+    throw new VaultError(
+      `is sealed to the privacy officer's key ${row.officerKeyId}, which PII_VAULT_PRIVATE_KEY does not hold`,
+    );
+  }
+  const priv = await openWith(officer, row.sealedPrivate, subjectAad(row.keyId, row.subject));
+  try {
+    return await loadPrivateKey(priv);
+  } finally {
+    priv.fill(0);
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The ingest side of the sealed vault (lib/seal.ts): what `masq run` uses instead of a vault key. It seals
+ * a login's originals to its subject's key and a dead letter's original to its subject's key (or, with no
+ * usable user_id, to the privacy officer's key), and MACs each seal; it can open nothing.
+ *
+ * A vault entry is written once per distinct (value, subject), so the seal of each is kept (bounded, most
+ * recently used) and reused for the next message with the same pair: the public-key work is per distinct
+ * pair, not per message.
+ *
+ * @module
+ */
+import type { SubjectKeyStore } from "./keystore.ts";
+import {
+  encodeEntry,
+  encodeLetter,
+  entryAad,
+  entryMacParts,
+  letterAad,
+  letterMacParts,
+  type OfficerPublicKey,
+  SEALED_ATTRIBUTE,
+  sealMac,
+  sealTo,
+} from "./seal.ts";
+import type { VaultEntry } from "./types.ts";
+
+const encoder = new TextEncoder();
+
+/** Seals originals on the ingest path (masq run); see the module comment. */
+export interface SealingVault {
+  readonly kind: "sealed";
+  /** The officer key id (for logs). */
+  readonly keyId: string;
+  entry(
+    field: VaultEntry["field"],
+    token: string,
+    hmacKeyId: string,
+    subject: string,
+    original: string,
+  ): Promise<
+    VaultEntry
+  >;
+  /** The attributes that carry a dead letter's sealed original. */
+  letter(messageId: string, body: string): Promise<Record<string, string>>;
+}
+
+export interface SealingVaultOptions {
+  officer: OfficerPublicKey;
+  subjects: SubjectKeyStore;
+  /** sealMacKey() of the HMAC key, and that key's id. */
+  macKey: Uint8Array;
+  hmacKeyId: string;
+  /** Seals kept for reuse. */
+  cacheSize?: number;
+}
+
+/**
+ * The user_id a dead letter's body names, when it names one usable as a subject: a JSON object whose
+ * user_id is a string or number of 1 to 128 characters (as `forget --user-id` finds rejected rows).
+ */
+export function subjectOf(body: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return undefined;
+  const id = (parsed as Record<string, unknown>).user_id;
+  if (typeof id !== "string" && typeof id !== "number") return undefined;
+  const text = String(id);
+  if (text.trim() === "" || [...text].length > 128 || !text.isWellFormed() || text.includes("\u0000")) {
+    return undefined;
+  }
+  return text;
+}
+
+/**
+ * @example
+ * ```ts
+ * import pg from "pg";
+ * import { createSubjectKeyStore } from "./keystore.ts";
+ * import { generateOfficerKeys, parseOfficerPublicKey, sealMacKey } from "./seal.ts";
+ * import { createSealingVault, subjectOf } from "./sealing.ts";
+ * const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
+ * const officer = await parseOfficerPublicKey((await generateOfficerKeys()).publicText, "PII_VAULT_PUBLIC_KEY");
+ * const macKey = sealMacKey("an HMAC key of 32 bytes or more......");
+ * const vault = createSealingVault({ officer, subjects: createSubjectKeyStore(pool, officer, macKey), macKey, hmacKeyId: "k1" });
+ * await vault.entry("ip", "ab".repeat(32), "k1", "user-42", "192.0.2.1");
+ * subjectOf('{"user_id":"user-42"}'); // "user-42"
+ * ```
+ */
+export function createSealingVault(opts: SealingVaultOptions): SealingVault {
+  const cacheSize = opts.cacheSize ?? 20_000;
+  const seals = new Map<string, Promise<VaultEntry>>();
+
+  async function sealEntry(
+    field: VaultEntry["field"],
+    token: string,
+    hmacKeyId: string,
+    { recipient, key }: { recipient: string; key: CryptoKey },
+    original: string,
+  ): Promise<VaultEntry> {
+    const sealed = await sealTo(key, encoder.encode(original), entryAad(field, token, hmacKeyId, recipient));
+    const mac = sealMac(opts.macKey, entryMacParts(field, token, hmacKeyId, recipient, sealed));
+    return {
+      field,
+      token,
+      keyId: hmacKeyId,
+      subjectKeyId: recipient,
+      ciphertext: encodeEntry({ recipient, mac, sealed }),
+    };
+  }
+
+  return {
+    kind: "sealed",
+    keyId: opts.officer.keyId,
+    async entry(field, token, hmacKeyId, subject, original) {
+      // The token names the value under the HMAC key: one seal per (token, subject key) serves every
+      // message. Keyed by the subject's current key, so a key destroyed by forget is not sealed to again
+      // once the key store says so (lib/keystore.ts: at most its cache's lifetime).
+      const to = await opts.subjects.publicKeyFor(subject);
+      const key = `${field}\0${token}\0${hmacKeyId}\0${to.recipient}`;
+      const hit = seals.get(key);
+      if (hit !== undefined) {
+        seals.delete(key);
+        seals.set(key, hit);
+        return await hit;
+      }
+      const made = sealEntry(field, token, hmacKeyId, to, original);
+      seals.set(key, made);
+      made.catch(() => seals.delete(key));
+      while (seals.size > cacheSize) seals.delete(seals.keys().next().value!);
+      return await made;
+    },
+    async letter(messageId, body) {
+      const subject = subjectOf(body);
+      const to = subject === undefined
+        ? { recipient: `o:${opts.officer.keyId}`, key: opts.officer.key }
+        : await opts.subjects.publicKeyFor(subject);
+      const sealed = await sealTo(to.key, encoder.encode(body), letterAad(messageId, to.recipient));
+      const mac = sealMac(opts.macKey, letterMacParts(messageId, opts.hmacKeyId, to.recipient, sealed));
+      return {
+        [SEALED_ATTRIBUTE]: encodeLetter({ recipient: to.recipient, hmacKeyId: opts.hmacKeyId, sealed, mac }),
+      };
+    },
+  };
+}

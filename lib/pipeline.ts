@@ -281,11 +281,13 @@ async function deadLetterRejections(
   const recorded = redelivered.length === 0
     ? new Set<string>()
     : await retry(() => run.opts.sink.written(redelivered), dbRetry(run, "ledger lookup"));
-  return await Promise.all(
-    records.map((r) =>
-      r.kind === "rejection" && !recorded.has(r.messageId) ? deadLetter(run, byId.get(r.messageId)!, r) : r
-    ),
-  );
+  const letter = (r: SinkRecord) =>
+    r.kind === "rejection" && !recorded.has(r.messageId) ? deadLetter(run, byId.get(r.messageId)!, r) : r;
+  if (!run.opts.source.fifo) return await Promise.all(records.map(letter));
+  // A FIFO queue's letters one after another, in message order: the dead-letter queue keeps the group's order.
+  const out: SinkRecord[] = [];
+  for (const r of records) out.push(await letter(r));
+  return out;
 }
 
 /** Text with every character outside printable ASCII replaced by `?`: what any database encoding stores. */

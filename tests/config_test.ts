@@ -159,6 +159,26 @@ Deno.test("buildConfig() defaults the dead-letter queue to the queue URL + -dlq"
   assertEquals(build({}, { SQS_QUEUE_URL: "http://h:1/0/from-env" }).dlqUrl, "http://h:1/0/from-env-dlq");
 });
 
+Deno.test("buildConfig() defaults a FIFO queue's dead-letter queue to name-dlq.fifo", () => {
+  assertEquals(
+    build({ "queue-url": "http://h:1/0/login-queue.fifo" }).dlqUrl,
+    "http://h:1/0/login-queue-dlq.fifo",
+  );
+});
+
+Deno.test("buildConfig() refuses a dead-letter queue name SQS refuses, naming --dlq-url", () => {
+  assertThrows(
+    () => build({ "dlq-url": "http://h:1/0/login-queue.fifo-dlq" }),
+    ConfigError,
+    "--dlq-url: http://h:1/0/login-queue.fifo-dlq: queue name may hold only letters",
+  );
+  assertThrows(
+    () => build({ "queue-url": `http://h:1/0/${"q".repeat(78)}` }),
+    ConfigError,
+    "--dlq-url (default): ",
+  );
+});
+
 Deno.test("buildConfig() waits 1 s per receive by default, 20 s with --follow", () => {
   assertEquals(build().waitSeconds, 1);
   assertEquals(build({ follow: true }).waitSeconds, 20);

@@ -40,6 +40,7 @@ const NONE_LEFT = {
   malformedOriginal: 0,
   badMessageId: 0,
   refusedBySourceQueue: 0,
+  behindInGroup: 0,
   unexpected: 0,
 };
 

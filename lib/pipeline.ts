@@ -51,13 +51,6 @@ export const WRITE_LINGER_MS = 10;
  * bench/BENCHMARKS.md).
  */
 export const WRITE_STATEMENTS = 2;
-/**
- * On stop, a receive that began less than this long ago (ms) is let finish until it is this old, then
- * cancelled; an older one is cancelled at once. A fresh receive may be being answered right now (a busy
- * queue answers at once): cancelling it would leave the messages SQS already handed out invisible and
- * unprocessed until their visibility timeout. An older one is a long poll waiting on an idle queue.
- */
-export const RECEIVE_GRACE_MS = 2000;
 /** SQS hands out at most ten messages per receive: the room a receiver reserves before it asks. */
 const MAX_RECEIVE = 10;
 /** How often the queue's counts are read for subscribers (one GetQueueAttributes call). */
@@ -133,8 +126,8 @@ interface Run {
   totals: { received: number; inserted: number; duplicates: number; rejected: number };
   /** Aborted when receiving ends: drained, stopped, or a fatal error. */
   halt: AbortController;
-  /** True when the halt came from `stop` (receives just begun are let finish). */
-  stopping: boolean;
+  /** Aborted on a fatal error only: cancels the receives under way. */
+  abandon: AbortController;
   fatal: unknown;
   batches: Set<Promise<void>>;
   /** Messages received and not yet deleted or released (the gate also counts room reserved for receives). */
@@ -175,34 +168,27 @@ function dbRetry(run: Run, what: string): RetryOptions {
 function fail(run: Run, err: unknown): void {
   run.fatal ??= err;
   run.halt.abort();
+  run.abandon.abort();
 }
 
 /**
- * One receive, cancelled when the run halts: at once when it ends itself (drained, fatal error); on
- * `stop`, once RECEIVE_GRACE_MS old. A receive cancelled by us returns no messages.
+ * One receive. A stop (or the end of a drain) does not cancel the receives under way: each is let finish
+ * (a long poll returns within its WaitTimeSeconds) and what it brings is processed like any batch. A
+ * receive cancelled on our side is not cancelled on the server's: SQS emulators (moto, LocalStack) keep the
+ * long poll open and hand the next messages sent to the connection nobody reads, leaving them invisible
+ * until their visibility timeout and counting a receive against maxReceiveCount. Only a fatal error
+ * cancels them (the run exits 1; whatever they were handed comes back after its visibility timeout).
  */
 async function receive(run: Run): Promise<Message[]> {
-  const { halt, clock } = run;
+  const { halt, abandon } = run;
   if (halt.signal.aborted) return [];
-  const ctl = new AbortController();
-  const started = clock.now();
-  let timer: unknown;
-  const cancel = () => {
-    const left = run.stopping ? started + RECEIVE_GRACE_MS - clock.now() : 0;
-    if (left <= 0) ctl.abort();
-    else timer = clock.setTimeout(() => ctl.abort(), left);
-  };
-  halt.signal.addEventListener("abort", cancel, { once: true });
   try {
-    const batch = await run.opts.source.receive(ctl.signal);
+    const batch = await run.opts.source.receive(abandon.signal);
     run.emit({ type: "queue_ok" });
     return batch;
   } catch (err) {
-    if (ctl.signal.aborted) return [];
+    if (abandon.signal.aborted) return [];
     throw err;
-  } finally {
-    clock.clearTimeout(timer);
-    halt.signal.removeEventListener("abort", cancel);
   }
 }
 
@@ -451,7 +437,6 @@ function watchQueue(run: Run): () => void {
  * import {
  *   inFlightBound,
  *   type PipelineOptions,
- *   RECEIVE_GRACE_MS,
  *   runPipeline,
  *   type Summary,
  *   WRITE_LINGER_MS,
@@ -462,7 +447,7 @@ function watchQueue(run: Run): () => void {
  * import type { Sink, Source, Transform } from "./types.ts";
  * import { silentLogger } from "./log.ts";
  * declare const source: Source, sink: Sink, transform: Transform;
- * console.log(inFlightBound(8), RECEIVE_GRACE_MS, WRITE_LINGER_MS, WRITE_ROWS, WRITE_STATEMENTS);
+ * console.log(inFlightBound(8), WRITE_LINGER_MS, WRITE_ROWS, WRITE_STATEMENTS);
  * const options: PipelineOptions = {
  *   source, sink, transform, log: silentLogger, follow: false, concurrency: 8, connections: 8, maxBackoffMs: 10_000,
  * };
@@ -493,7 +478,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     gate: createGate(inFlightBound(opts.concurrency)),
     totals: { received: 0, inserted: 0, duplicates: 0, rejected: 0 },
     halt: new AbortController(),
-    stopping: false,
+    abandon: new AbortController(),
     fatal: undefined,
     batches: new Set(),
     held: 0,
@@ -501,10 +486,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     delayedReported: false,
   };
   const started = clock.now();
-  const onStop = () => {
-    run.stopping = !run.halt.signal.aborted;
-    run.halt.abort();
-  };
+  const onStop = () => run.halt.abort();
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();
   const stopWatching = watchQueue(run);

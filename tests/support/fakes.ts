@@ -179,6 +179,8 @@ export interface MemorySource extends Source {
   readonly maxOverlap: number;
   /** Messages not deleted. */
   readonly remaining: number;
+  /** Sends one more message (a receive waiting takes it when its wait ends). */
+  add(body: string): void;
 }
 
 /** An SQS queue in memory: visibility, receipt handles, ApproximateReceiveCount, a DLQ. */
@@ -224,6 +226,16 @@ export function memorySource(bodies: readonly string[], opts: MemorySourceOption
     },
     get remaining() {
       return queue.length;
+    },
+    add(body) {
+      queue.push({
+        id: `m${String(queue.length + deletes.length).padStart(6, "0")}-added`,
+        body,
+        sentTimestamp: 1_700_000_000_000,
+        receiveCount: 0,
+        visibleAt: 0,
+        handle: "",
+      });
     },
     classify: classifySqs,
     receive(signal) {

@@ -128,6 +128,8 @@ interface Run {
   halt: AbortController;
   /** Aborted on a fatal error only: cancels the receives under way. */
   abandon: AbortController;
+  /** Receives under way (a stop waits for them). */
+  receiving: number;
   fatal: unknown;
   batches: Set<Promise<void>>;
   /** Messages received and not yet deleted or released (the gate also counts room reserved for receives). */
@@ -182,6 +184,7 @@ function fail(run: Run, err: unknown): void {
 async function receive(run: Run): Promise<Message[]> {
   const { halt, abandon } = run;
   if (halt.signal.aborted) return [];
+  run.receiving++;
   try {
     const batch = await run.opts.source.receive(abandon.signal);
     run.emit({ type: "queue_ok" });
@@ -189,6 +192,8 @@ async function receive(run: Run): Promise<Message[]> {
   } catch (err) {
     if (abandon.signal.aborted) return [];
     throw err;
+  } finally {
+    run.receiving--;
   }
 }
 
@@ -479,6 +484,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     totals: { received: 0, inserted: 0, duplicates: 0, rejected: 0 },
     halt: new AbortController(),
     abandon: new AbortController(),
+    receiving: 0,
     fatal: undefined,
     batches: new Set(),
     held: 0,
@@ -486,7 +492,15 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     delayedReported: false,
   };
   const started = clock.now();
-  const onStop = () => run.halt.abort();
+  const onStop = () => {
+    if (run.halt.signal.aborted) return;
+    run.halt.abort();
+    if (run.receiving > 0) {
+      opts.log.info("letting the receives under way end (each within the long-poll wait, --wait-seconds)", {
+        receives: run.receiving,
+      });
+    }
+  };
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();
   const stopWatching = watchQueue(run);

@@ -44,19 +44,18 @@ function startTask(args: string[], queueUrl: string, db: TestDatabase): Deno.Chi
 }
 
 /** `ps` with these arguments (Deno reads other processes' /proc entries only with --allow-all). */
-function ps(args: string[]): string {
-  const out = new Deno.Command("ps", { args, stdout: "piped", stderr: "null" }).outputSync();
-  return new TextDecoder().decode(out.stdout).trim();
+async function ps(args: string[]): Promise<string> {
+  return (await collect(spawnWatched("ps", args, { timeoutMs: 10_000 }))).stdout.trim();
 }
 
 /** The pids of a process's children. */
-function childrenOf(pid: number): number[] {
-  return ps(["-o", "pid=", "--ppid", String(pid)]).split(/\s+/).filter(Boolean).map(Number);
+async function childrenOf(pid: number): Promise<number[]> {
+  return (await ps(["-o", "pid=", "--ppid", String(pid)])).split(/\s+/).filter(Boolean).map(Number);
 }
 
 /** Whether a process is still running (not gone, not a zombie waiting for a reaper). */
-function running(pid: number): boolean {
-  const state = ps(["-o", "stat=", "-p", String(pid)]);
+async function running(pid: number): Promise<boolean> {
+  const state = await ps(["-o", "stat=", "-p", String(pid)]);
   return state !== "" && !state.startsWith("Z");
 }
 
@@ -157,20 +156,23 @@ Deno.test("masq stops gracefully when its task runner is killed with SIGKILL", a
     const queueUrl = sqs.createQueue("orphan-queue", { VisibilityTimeout: "30" });
     const task = child = startTask(["--follow", "--wait-seconds", "1"], queueUrl, db);
     await waitForOutput(task, /connected to SQS/);
-    const kids = childrenOf(task.pid);
+    const kids = await childrenOf(task.pid);
     assertEquals(kids.length, 1, "deno task start runs deno directly: one child, no nested task runner");
     masqPid = kids[0];
     const killed = Date.now();
     Deno.kill(task.pid, "SIGKILL");
     // Watched by its pid (an orphan would hold the test's pipes open: output never ends).
-    assert(await waitFor(() => !running(masqPid!), 15_000, 50), "masq is still running as an orphan");
+    assert(
+      await waitFor(async () => !(await running(masqPid!)), 15_000, 50),
+      "masq is still running as an orphan",
+    );
     console.log(`masq stopped ${Date.now() - killed} ms after its task runner was killed`);
     // masq wrote to the test's pipes to the end: its last words.
     const res = await collect(task);
     assert(res.stderr.includes("the parent process exited: stopping"), res.stderr);
     assert(res.stdout.includes('"received":0'), `masq did not end with its summary: ${res.stdout}`);
   } finally {
-    if (masqPid !== undefined && running(masqPid)) Deno.kill(masqPid, "SIGKILL");
+    if (masqPid !== undefined && await running(masqPid)) Deno.kill(masqPid, "SIGKILL");
     if (child) killGroup(child.pid);
     await killAndReap(child);
     await db.stop();

@@ -113,8 +113,13 @@ async function checkGroupOrder(db: TestDatabase, sent: Sent, key = (id: string) 
   return seen;
 }
 
-for (const kind of SQS_SERVERS) {
-  Deno.test(`masq run on a FIFO queue (${kind}) creates a FIFO DLQ, keeps each group's order, survives kill -9, and redrive restores the groups`, async () => {
+const CASES = [
+  ...SQS_SERVERS.map((kind) => ({ kind, protocol: "json" as const })),
+  { kind: "moto" as const, protocol: "query" as const },
+];
+
+for (const { kind, protocol } of CASES) {
+  Deno.test(`masq run on a FIFO queue (${kind}, ${protocol}) creates a FIFO DLQ, keeps each group's order, survives kill -9, and redrive restores the groups`, async () => {
     const server = await startSqsServer(kind);
     const db = await startDatabase();
     let child: Deno.ChildProcess | undefined;
@@ -129,7 +134,7 @@ for (const kind of SQS_SERVERS) {
       const env = {
         queueUrl,
         databaseUrl: db.url,
-        extra: { PII_VAULT_KEY: VAULT_KEY_B64, MASQ_LOG_FORMAT: "json" },
+        extra: { PII_VAULT_KEY: VAULT_KEY_B64, MASQ_LOG_FORMAT: "json", MASQ_SQS_PROTOCOL: protocol },
       };
 
       // A first run killed mid-way: its uncommitted batches come back after the visibility timeout, and
@@ -145,7 +150,7 @@ for (const kind of SQS_SERVERS) {
       assert(atKill < total, "the first run had written everything before it was killed");
       const res = await runMasqCli(["run", "--concurrency", "4"], env);
       assertEquals(res.code, 0, res.stderr);
-      assertMatch(res.stderr, /"fifo":true/);
+      assertMatch(res.stderr, new RegExp(`"protocol":"${protocol}","fifo":true`));
 
       // Every message written once, each group in its order.
       assertEquals(await ledger(db), total);

@@ -123,6 +123,10 @@ for (const { kind, protocol } of CASES) {
     const server = await startSqsServer(kind);
     const db = await startDatabase();
     let child: Deno.ChildProcess | undefined;
+    // moto 5.2.1's ReceiveMessage takes the set of groups in flight once per call (sqs/models.py,
+    // receive_messages: currently_pending_groups), so concurrent long polls can hand out a later message
+    // of a group while an earlier one is in flight. Order is asserted where the server keeps it.
+    const strictOrder = kind === "fauxqs";
     try {
       const { client } = server;
       const queueUrl = await server.createQueue("login-queue.fifo", {
@@ -154,7 +158,7 @@ for (const { kind, protocol } of CASES) {
 
       // Every message written once, each group in its order.
       assertEquals(await ledger(db), total);
-      assertEquals(await checkGroupOrder(db, sent), total);
+      if (strictOrder) assertEquals(await checkGroupOrder(db, sent), total);
       const rejected = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_logins_rejected");
       assertEquals(rejected[0].n, sent.bad);
 
@@ -173,12 +177,18 @@ for (const { kind, protocol } of CASES) {
         const where = sent.byId.get(l.MessageAttributes?.masq_message_id?.StringValue ?? "");
         assert(where, "a letter names its message");
         assertEquals(l.Attributes?.MessageGroupId, where[0], "a letter goes to its message's group");
-        assert((lastIndex.get(where[0]) ?? -1) < where[1], `group ${where[0]}'s letters out of order`);
+        if (strictOrder) {
+          assert((lastIndex.get(where[0]) ?? -1) < where[1], `group ${where[0]}'s letters out of order`);
+        }
         lastIndex.set(where[0], where[1]);
         assertMatch(l.Attributes?.MessageDeduplicationId ?? "", /^[0-9a-f]{64}$/);
       }
 
-      // Redrive: the letters go back (dead-lettered again with the same originals), into their groups.
+      // Redrive: the letters go back (dead-lettered again with the same originals), into their groups. In
+      // group g0, a letter that cannot be replayed (no encrypted original) follows the first: it is set
+      // aside, and the letters behind it in g0 stay in the DLQ too, so none overtakes it.
+      const g0 = letters.filter((l) => l.Attributes?.MessageGroupId === "g0").length;
+      let strayed = false;
       for (const l of letters) {
         await client.send(
           new SendMessageCommand({
@@ -189,18 +199,42 @@ for (const { kind, protocol } of CASES) {
             MessageDeduplicationId: `again-${l.MessageId}`,
           }),
         );
+        if (!strayed && l.Attributes?.MessageGroupId === "g0") {
+          strayed = true;
+          const { masq_original: _o, ...rest } = l.MessageAttributes!;
+          await client.send(
+            new SendMessageCommand({
+              QueueUrl: dlqUrl,
+              MessageBody: l.Body!,
+              MessageAttributes: rest,
+              MessageGroupId: "g0",
+              MessageDeduplicationId: `stray-${l.MessageId}`,
+            }),
+          );
+        }
       }
       const redriven = await runMasqCli(["redrive", "--reason", "fifo test"], env);
       assertEquals(redriven.code, 0, redriven.stderr);
-      assertEquals(JSON.parse(redriven.stdout.trim().split("\n").at(-1)!).redriven, sent.bad);
+      const result = JSON.parse(redriven.stdout.trim().split("\n").at(-1)!);
+      assertEquals(result.redriven, sent.bad - (g0 - 1));
+      assertEquals(result.left.noOriginal, 1);
+      // The rest of g0 was either held back by SQS (the set-aside letter is in flight) or set aside by
+      // masq when a receive brought it: in the DLQ either way, with the stray letter.
+      assert(result.left.behindInGroup <= g0 - 1, JSON.stringify(result.left));
       const replays = await drainFifo(client, queueUrl);
-      assertEquals(replays.length, sent.bad);
+      assertEquals(replays.length, sent.bad - (g0 - 1));
+      assertEquals(replays.filter((r) => r.Attributes?.MessageGroupId === "g0").length, 1, "only g0's first");
+      const left = await drainFifo(client, dlqUrl);
+      assertEquals(left.length, g0, "the stray letter and the letters behind it stay in the DLQ");
+      assert(left.every((l) => l.Attributes?.MessageGroupId === "g0"), "only g0's letters are left");
       const lastReplay = new Map<string, number>();
       for (const r of replays) {
         const where = sent.byId.get(r.MessageAttributes?.masq_original_message_id?.StringValue ?? "");
         assert(where, "a replay names its original message");
         assertEquals(r.Attributes?.MessageGroupId, where[0], "a replay goes back to its group");
-        assert((lastReplay.get(where[0]) ?? -1) < where[1], `group ${where[0]}'s replays out of order`);
+        if (strictOrder) {
+          assert((lastReplay.get(where[0]) ?? -1) < where[1], `group ${where[0]}'s replays out of order`);
+        }
         lastReplay.set(where[0], where[1]);
         assert(JSON.parse(r.Body!).note.startsWith(`bad ${where[0]}-`), "the original body is restored");
       }

@@ -41,8 +41,12 @@ for (const protocol of ["json", "query"] as const) {
       assertEquals(res.code, 0, res.stderr);
       assertMatch(res.stderr, new RegExp(`connected to SQS.*protocol=${protocol}|"protocol":"${protocol}"`));
       assertEquals(
-        [res.summary?.received, res.summary?.inserted, res.summary?.rejected, res.summary?.duplicates],
-        [100, 99, 1, 0],
+        [
+          (res.summary?.received ?? 0) - (res.summary?.duplicates ?? 0),
+          res.summary?.inserted,
+          res.summary?.rejected,
+        ],
+        [100, 99, 1],
       );
       const rows = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_logins");
       assertEquals(rows[0].n, 99);
@@ -101,7 +105,11 @@ for (const protocol of ["json", "query"] as const) {
       );
       const last = await runMasqCli(["run"], env);
       assertEquals(last.code, 0, last.stderr);
-      assertEquals([last.summary?.received, last.summary?.inserted, last.summary?.duplicates], [100, 99, 0]);
+      // moto hands a message to two concurrent receives now and then (at least once, as SQS may): counted.
+      assertEquals(
+        [(last.summary?.received ?? 0) - (last.summary?.duplicates ?? 0), last.summary?.inserted],
+        [100, 99],
+      );
 
       // Busy, stopped mid-drain: what was received is committed and deleted, nothing left in flight, and a
       // second run takes the rest without a duplicate.
@@ -125,8 +133,8 @@ for (const protocol of ["json", "query"] as const) {
       console.log(
         `moto ${protocol}: busy stop ${JSON.stringify(cut.summary)}, then ${JSON.stringify(rest.summary)}`,
       );
-      // SQS delivers at least once (moto too: over query it has handed a message to two receives at once):
-      // every extra delivery must be a counted duplicate, and every message one row.
+      // SQS delivers at least once (moto too: it has handed a message to two receives at once): every extra
+      // delivery must be a counted duplicate, and every message one row.
       assertEquals(
         (cut.summary?.received ?? 0) + (rest.summary?.received ?? 0) - (rest.summary?.duplicates ?? 0) -
           (cut.summary?.duplicates ?? 0),

@@ -105,7 +105,7 @@ for (const protocol of ["json", "query"] as const) {
       );
       const last = await runMasqCli(["run"], env);
       assertEquals(last.code, 0, last.stderr);
-      // moto hands a message to two concurrent receives now and then (at least once, as SQS may): counted.
+      // moto delivers a message twice now and then (at least once, as SQS may): counted.
       assertEquals(
         [(last.summary?.received ?? 0) - (last.summary?.duplicates ?? 0), last.summary?.inserted],
         [100, 99],
@@ -133,7 +133,7 @@ for (const protocol of ["json", "query"] as const) {
       console.log(
         `moto ${protocol}: busy stop ${JSON.stringify(cut.summary)}, then ${JSON.stringify(rest.summary)}`,
       );
-      // SQS delivers at least once (moto too: it has handed a message to two receives at once): every extra
+      // SQS delivers at least once (moto too: it has delivered a message twice within one run): every extra
       // delivery must be a counted duplicate, and every message one row.
       assertEquals(
         (cut.summary?.received ?? 0) + (rest.summary?.received ?? 0) - (rest.summary?.duplicates ?? 0) -

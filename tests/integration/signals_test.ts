@@ -179,3 +179,29 @@ Deno.test("masq stops gracefully when its task runner is killed with SIGKILL", a
     await sqs.stop();
   }
 });
+
+Deno.test("SIGQUIT to the group of deno task start makes masq exit at once, saying so", async () => {
+  const sqs = await startEmbeddedSqs();
+  const db = await startDatabase();
+  let child: Deno.ChildProcess | undefined;
+  let masqPid: number | undefined;
+  try {
+    const queueUrl = sqs.createQueue("quit-queue", { VisibilityTimeout: "30" });
+    const task = child = startTask(["--follow", "--wait-seconds", "20"], queueUrl, db);
+    await waitForOutput(task, /connected to SQS/);
+    [masqPid] = await childrenOf(task.pid);
+    const at = Date.now();
+    Deno.kill(-task.pid, "SIGQUIT");
+    // Not the graceful stop, which would wait for the 20 s long polls.
+    assert(await waitFor(async () => !(await running(masqPid!)), 5_000, 20), "masq did not exit at once");
+    console.log(`SIGQUIT: masq exited ${Date.now() - at} ms after it`);
+    const res = await collect(task);
+    assert(res.stderr.includes("SIGQUIT: exiting now"), res.stderr);
+  } finally {
+    if (masqPid !== undefined && await running(masqPid)) Deno.kill(masqPid, "SIGKILL");
+    if (child) killGroup(child.pid);
+    await killAndReap(child);
+    await db.stop();
+    await sqs.stop();
+  }
+});

@@ -358,3 +358,29 @@ Deno.test("runPipeline() emits the events metrics subscribe to", async () => {
   const received = t.events.reduce((n, e) => n + (e.type === "received" ? e.messages : 0), 0);
   assertEquals(received, 21);
 });
+
+for (const fifo of [true, false]) {
+  Deno.test(
+    `runPipeline() on a ${fifo ? "FIFO" : "standard"} queue dead-letters a batch's rejections ${
+      fifo
+        ? "one after another, in message order, a retried one before the next"
+        : "together (a retried one may end after the next)"
+    }`,
+    async () => {
+      // One batch of ten, all rejected; the first letter's first send fails (an outage) and is retried.
+      const t = setup(Array.from({ length: 10 }, (_, i) => `not json ${i}`), {
+        source: {
+          fifo,
+          deadLetterFault: (l, attempt) =>
+            l.messageId.endsWith("000000") && attempt === 1 ? sqsError("ServiceUnavailable", 503) : undefined,
+        },
+        pipeline: { concurrency: 1 },
+      });
+      const summary = await t.drain();
+      assertEquals(summary.rejected, 10);
+      const order = t.source.deadLetters.map((l) => l.messageId);
+      const inOrder = order.every((id, i) => i === 0 || id > order[i - 1]);
+      assertEquals(inOrder, fifo, `letters sent in the order ${order.join(",")}`);
+    },
+  );
+}

@@ -168,6 +168,8 @@ export interface MemorySourceOptions {
   waitMs?: number;
   /** Decides each dead-letter send: return an error to throw it, or nothing to let the send go on. */
   deadLetterFault?: (letter: DeadLetter, attempt: number) => unknown;
+  /** Says the queue is FIFO (Source.fifo): the pipeline then dead-letters in message order. */
+  fifo?: boolean;
 }
 
 export interface MemorySource extends Source {
@@ -216,6 +218,7 @@ export function memorySource(bodies: readonly string[], opts: MemorySourceOption
   const visible = () => queue.filter((m) => m.visibleAt <= clock.now());
   return {
     queueUrl: "http://sqs.local/000000000000/login-queue",
+    fifo: opts.fifo === true,
     visibilityTimeout: vt,
     deadLetters,
     deletes,

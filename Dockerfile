@@ -10,7 +10,7 @@ COPY deno.json deno.lock main.ts ./
 COPY lib/ lib/
 # The sample messages of `masq demo`, embedded in the binary.
 COPY data/ data/
-COPY scripts/compile.ts scripts/
+COPY scripts/compile.ts scripts/permissions.ts scripts/
 # Every npm package exactly as locked, into ./node_modules.
 RUN deno install --frozen
 # The permissions baked into the binary come from the `masq` task in deno.json (scripts/compile.ts);

@@ -6,6 +6,7 @@ import { helpText, parseCommandLine } from "./lib/cli.ts";
 import { BatchError, ConfigError, errorMessage, exitCodeFor } from "./lib/errors.ts";
 import { createLogger, type Logger, redact } from "./lib/log.ts";
 import { COMMANDS } from "./lib/commands/mod.ts";
+import { stopOnSignals } from "./lib/signals.ts";
 
 /** Environment lookup that treats a variable we may not read as unset. */
 function env(name: string): string | undefined {
@@ -14,22 +15,6 @@ function env(name: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Stops on the first SIGINT/SIGTERM; a second one exits at once (SQS redelivers what was in flight). */
-function stopOnSignals(log: Logger): AbortSignal {
-  const stop = new AbortController();
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => {
-      if (stop.signal.aborted) {
-        log.warn(`${sig} again: exiting now; in-flight messages will be redelivered`);
-        Deno.exit(1);
-      }
-      log.info(`${sig}: stopping; finishing in-flight batches`);
-      stop.abort();
-    });
-  }
-  return stop.signal;
 }
 
 const usages = () => Object.entries(COMMANDS).map(([, c]) => c.usage);

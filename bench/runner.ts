@@ -15,6 +15,7 @@
  */
 import pg from "pg";
 import denoConfig from "../deno.json" with { type: "json" };
+import { expandedTask } from "../scripts/permissions.ts";
 import { configFromFlags } from "../lib/config.ts";
 import { redactUrl } from "../lib/secrets.ts";
 import { startEmbeddedPostgres } from "../lib/embedded.ts";
@@ -112,10 +113,7 @@ function runTimeoutMs(n: number): number {
  * bench runs masq exactly as users do.
  */
 export function startTaskPermissions(home: string | undefined): string[] {
-  const tasks = denoConfig.tasks as Record<string, unknown>;
-  const commandOf = (task: unknown) =>
-    typeof task === "string" ? task : String((task as { command?: unknown })?.command ?? "");
-  const perms = ["masq", "start"].map((name) => commandOf(tasks[name]).split(/\s+/))
+  const perms = ["masq", "start"].map((name) => expandedTask(denoConfig, name).split(/\s+/))
     .map((words) => words.filter((a) => a.startsWith("--allow-")))
     .find((p) => p.length > 0);
   if (perms === undefined) throw new Error("deno.json has no masq or start task with --allow-* permissions");

@@ -17,6 +17,7 @@ import {
   resolveVaultKey,
   secretParams,
 } from "./secrets.ts";
+import { defaultDlqUrl, queueNameOf, queueNameProblem } from "./source/queue_name.ts";
 
 export type SqsProtocol = "json" | "query" | "auto";
 /** Named prepared statements for the batch writes: see docs/postgres.md. */
@@ -93,6 +94,13 @@ function queueUrl(text: string, name: string): string {
   if (path.length < 1) {
     throw new ConfigError(name, `${redactUrl(text)} has no queue name; expected .../<account>/<queue-name>`);
   }
+  return text;
+}
+
+function dlqUrl(text: string, name: string): string {
+  queueUrl(text, name);
+  const problem = queueNameProblem(queueNameOf(text));
+  if (problem) throw new ConfigError(name, `${redactUrl(text)}: ${problem}`);
   return text;
 }
 
@@ -186,10 +194,10 @@ export const SETTINGS: readonly Setting[] = [
     key: "dlqUrl",
     flag: "dlq-url",
     env: ["SQS_DLQ_URL"],
-    default: (c) => `${c.queueUrl!.replace(/\/+$/, "")}-dlq`,
+    default: (c) => defaultDlqUrl(c.queueUrl!),
     help: "dead-letter queue URL (created if missing)",
-    defaultHelp: 'the queue URL + "-dlq"',
-    parse: queueUrl,
+    defaultHelp: 'the queue URL + "-dlq" (for name.fifo: name-dlq.fifo)',
+    parse: dlqUrl,
   },
   {
     key: "sqsProtocol",

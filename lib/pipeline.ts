@@ -51,13 +51,6 @@ export const WRITE_LINGER_MS = 10;
  * bench/BENCHMARKS.md).
  */
 export const WRITE_STATEMENTS = 2;
-/**
- * On stop, a receive that began less than this long ago (ms) is let finish until it is this old, then
- * cancelled; an older one is cancelled at once. A fresh receive may be being answered right now (a busy
- * queue answers at once): cancelling it would leave the messages SQS already handed out invisible and
- * unprocessed until their visibility timeout. An older one is a long poll waiting on an idle queue.
- */
-export const RECEIVE_GRACE_MS = 2000;
 /** SQS hands out at most ten messages per receive: the room a receiver reserves before it asks. */
 const MAX_RECEIVE = 10;
 /** How often the queue's counts are read for subscribers (one GetQueueAttributes call). */
@@ -133,10 +126,12 @@ interface Run {
   totals: { received: number; inserted: number; duplicates: number; rejected: number };
   /** Aborted when receiving ends: drained, stopped, or a fatal error. */
   halt: AbortController;
-  /** True when the halt came from `stop` (receives just begun are let finish). */
-  stopping: boolean;
   /** Aborted on `stop` or a fatal error (not on a drain): failed writes are no longer retried. */
   giveUp: AbortController;
+  /** Aborted on a fatal error only: cancels the receives under way. */
+  abandon: AbortController;
+  /** Receives under way (a stop waits for them). */
+  receiving: number;
   fatal: unknown;
   batches: Set<Promise<void>>;
   /** Messages received and not yet deleted or released (the gate also counts room reserved for receives). */
@@ -178,34 +173,30 @@ function fail(run: Run, err: unknown): void {
   run.fatal ??= err;
   run.halt.abort();
   run.giveUp.abort();
+  run.abandon.abort();
 }
 
 /**
- * One receive, cancelled when the run halts: at once when it ends itself (drained, fatal error); on
- * `stop`, once RECEIVE_GRACE_MS old. A receive cancelled by us returns no messages.
+ * One receive. A stop (or the end of a drain) does not cancel the receives under way: each is let finish
+ * (a long poll returns within its WaitTimeSeconds) and what it brings is processed like any batch. A
+ * receive cancelled on our side is not cancelled on the server's: SQS emulators (moto, LocalStack) keep the
+ * long poll open and hand the next messages sent to the connection nobody reads, leaving them invisible
+ * until their visibility timeout and counting a receive against maxReceiveCount. Only a fatal error
+ * cancels them (the run exits 1; whatever they were handed comes back after its visibility timeout).
  */
 async function receive(run: Run): Promise<Message[]> {
-  const { halt, clock } = run;
+  const { halt, abandon } = run;
   if (halt.signal.aborted) return [];
-  const ctl = new AbortController();
-  const started = clock.now();
-  let timer: unknown;
-  const cancel = () => {
-    const left = run.stopping ? started + RECEIVE_GRACE_MS - clock.now() : 0;
-    if (left <= 0) ctl.abort();
-    else timer = clock.setTimeout(() => ctl.abort(), left);
-  };
-  halt.signal.addEventListener("abort", cancel, { once: true });
+  run.receiving++;
   try {
-    const batch = await run.opts.source.receive(ctl.signal);
+    const batch = await run.opts.source.receive(abandon.signal);
     run.emit({ type: "queue_ok" });
     return batch;
   } catch (err) {
-    if (ctl.signal.aborted) return [];
+    if (abandon.signal.aborted) return [];
     throw err;
   } finally {
-    clock.clearTimeout(timer);
-    halt.signal.removeEventListener("abort", cancel);
+    run.receiving--;
   }
 }
 
@@ -291,11 +282,13 @@ async function deadLetterRejections(
         ? new StoppedError()
         : err;
     });
-  return await Promise.all(
-    records.map((r) =>
-      r.kind === "rejection" && !recorded.has(r.messageId) ? deadLetter(run, byId.get(r.messageId)!, r) : r
-    ),
-  );
+  const letter = (r: SinkRecord) =>
+    r.kind === "rejection" && !recorded.has(r.messageId) ? deadLetter(run, byId.get(r.messageId)!, r) : r;
+  if (!run.opts.source.fifo) return await Promise.all(records.map(letter));
+  // A FIFO queue's letters one after another, in message order: the dead-letter queue keeps the group's order.
+  const out: SinkRecord[] = [];
+  for (const r of records) out.push(await letter(r));
+  return out;
 }
 
 /** Text with every character outside printable ASCII replaced by `?`: what any database encoding stores. */
@@ -469,7 +462,6 @@ function watchQueue(run: Run): () => void {
  * import {
  *   inFlightBound,
  *   type PipelineOptions,
- *   RECEIVE_GRACE_MS,
  *   runPipeline,
  *   type Summary,
  *   WRITE_LINGER_MS,
@@ -480,7 +472,7 @@ function watchQueue(run: Run): () => void {
  * import type { Sink, Source, Transform } from "./types.ts";
  * import { silentLogger } from "./log.ts";
  * declare const source: Source, sink: Sink, transform: Transform;
- * console.log(inFlightBound(8), RECEIVE_GRACE_MS, WRITE_LINGER_MS, WRITE_ROWS, WRITE_STATEMENTS);
+ * console.log(inFlightBound(8), WRITE_LINGER_MS, WRITE_ROWS, WRITE_STATEMENTS);
  * const options: PipelineOptions = {
  *   source, sink, transform, log: silentLogger, follow: false, concurrency: 8, connections: 8, maxBackoffMs: 10_000,
  * };
@@ -514,7 +506,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
     gate: createGate(inFlightBound(opts.concurrency)),
     totals: { received: 0, inserted: 0, duplicates: 0, rejected: 0 },
     halt: new AbortController(),
-    stopping: false,
+    abandon: new AbortController(),
+    receiving: 0,
     fatal: undefined,
     batches: new Set(),
     held: 0,
@@ -523,9 +516,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<Summary> {
   };
   const started = clock.now();
   const onStop = () => {
-    run.stopping = !run.halt.signal.aborted;
-    run.halt.abort();
     run.giveUp.abort();
+    if (run.halt.signal.aborted) return;
+    run.halt.abort();
+    if (run.receiving > 0) {
+      opts.log.info("letting the receives under way end (each within the long-poll wait, --wait-seconds)", {
+        receives: run.receiving,
+      });
+    }
   };
   opts.stop?.addEventListener("abort", onStop, { once: true });
   if (opts.stop?.aborted) onStop();

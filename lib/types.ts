@@ -14,6 +14,8 @@ export interface Message {
   /** When SQS accepted the message, epoch milliseconds. */
   sentTimestamp: number;
   receiveCount: number;
+  /** The message's MessageGroupId, on a FIFO queue. */
+  groupId?: string;
 }
 
 /** Approximate message counts of a queue. */
@@ -32,6 +34,8 @@ export interface DeadLetter {
   messageId: string;
   body: string;
   attributes: Record<string, string>;
+  /** The rejected message's MessageGroupId (a FIFO queue's): the letter goes to the same group. */
+  groupId?: string;
 }
 
 /**
@@ -54,6 +58,11 @@ export interface Source {
   readonly queueUrl: string;
   /** The visibility timeout in force, seconds. */
   readonly visibilityTimeout: number;
+  /**
+   * True for a FIFO queue: the pipeline then dead-letters a batch's rejections one after another, in
+   * message order, so that the dead-letter queue keeps each group's order.
+   */
+  readonly fifo?: boolean;
   receive(signal?: AbortSignal): Promise<Message[]>;
   /** Keeps messages invisible for another `visibilityTimeout` seconds. */
   extendVisibility(messages: readonly Message[]): Promise<void>;

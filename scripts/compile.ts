@@ -1,8 +1,9 @@
 /**
  * `deno task compile`: builds `dist/masq`, one self-contained binary, with the least permissions baked in.
  *
- * The permissions come from the `masq` task in deno.json (the one list that start, demo, bench, the tests
- * and the Docker image all use), so the binary and the tasks cannot drift apart:
+ * The permissions come from the `masq` task in deno.json, its permission set (`-P=masq`) written out as flags
+ * (scripts/permissions.ts; the one list that start, demo, bench, the tests and the Docker image all use), so
+ * the binary and the tasks cannot drift apart:
  * - `--allow-net`, `--allow-env` and `--allow-sys` as in the task.
  * - `--allow-read`: the task's absolute paths (key files under /run/secrets and /etc/masq, the web identity
  *   tokens of EKS service accounts) and `$HOME/.aws`. The task's relative paths (data, secrets,
@@ -18,6 +19,8 @@
  * script says so in one line and exits 2, and never leaves a binary behind. Other failures pass deno's
  * own error through and exit 1. Success prints the path and size.
  */
+
+import { expandedTask } from "./permissions.ts";
 
 const ENTRY = "main.ts";
 const OUTPUT = "dist/masq";
@@ -85,7 +88,7 @@ export function isRuntimeDownloadFailure(stderr: string): boolean {
 
 async function main(): Promise<number> {
   const config = JSON.parse(await Deno.readTextFile("deno.json"));
-  const args = compileArgs(config.tasks.masq, Deno.env.get("HOME"));
+  const args = compileArgs(expandedTask(config, "masq"), Deno.env.get("HOME"));
   await Deno.mkdir("dist", { recursive: true });
 
   // NO_COLOR: plain error text, both for matching it and for passing it through.

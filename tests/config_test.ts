@@ -3,6 +3,7 @@ import { buildConfig, type Env, ENV_VARS, isAwsHost, type ReadFile } from "../li
 import { DEMO_HMAC_KEY, isPublicKey, PUBLIC_KEYS } from "../lib/secrets.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { toBase64 } from "../lib/vault.ts";
+import { expandedTask } from "../scripts/permissions.ts";
 
 /** A fake environment: only these variables are set. */
 function envOf(vars: Record<string, string>): Env {
@@ -158,6 +159,26 @@ Deno.test("buildConfig() defaults the dead-letter queue to the queue URL + -dlq"
   assertEquals(build({ "queue-url": "http://h:1/0/logins" }).dlqUrl, "http://h:1/0/logins-dlq");
   assertEquals(build({ "queue-url": "http://h:1/0/logins/" }).dlqUrl, "http://h:1/0/logins-dlq");
   assertEquals(build({}, { SQS_QUEUE_URL: "http://h:1/0/from-env" }).dlqUrl, "http://h:1/0/from-env-dlq");
+});
+
+Deno.test("buildConfig() defaults a FIFO queue's dead-letter queue to name-dlq.fifo", () => {
+  assertEquals(
+    build({ "queue-url": "http://h:1/0/login-queue.fifo" }).dlqUrl,
+    "http://h:1/0/login-queue-dlq.fifo",
+  );
+});
+
+Deno.test("buildConfig() refuses a dead-letter queue name SQS refuses, naming --dlq-url", () => {
+  assertThrows(
+    () => build({ "dlq-url": "http://h:1/0/login-queue.fifo-dlq" }),
+    ConfigError,
+    "--dlq-url: http://h:1/0/login-queue.fifo-dlq: queue name may hold only letters",
+  );
+  assertThrows(
+    () => build({ "queue-url": `http://h:1/0/${"q".repeat(78)}` }),
+    ConfigError,
+    "--dlq-url (default): ",
+  );
 });
 
 Deno.test("buildConfig() waits 1 s per receive by default, 20 s with --follow", () => {
@@ -348,13 +369,10 @@ Deno.test("buildConfig() refuses a password, sslpassword or sslkey in --database
 });
 
 Deno.test("ENV_VARS are all readable under the tasks' --allow-env lists", () => {
-  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks as Record<
-    string,
-    string
-  >;
-  // Every task runs `deno task masq ...`: its list is the one list.
-  for (const task of ["masq"]) {
-    const allow = /--allow-env=(\S+)/.exec(tasks[task])![1].split(",");
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  // Every task loads the permission set masq (-P=masq): its list is the one list.
+  for (const task of ["masq", "start", "demo", "bench"]) {
+    const allow = /--allow-env=(\S+)/.exec(expandedTask(config, task))![1].split(",");
     for (const name of ENV_VARS) {
       const ok = allow.some((a) => a.endsWith("*") ? name.startsWith(a.slice(0, -1)) : a === name);
       assert(ok, `${task} cannot read ${name}`);

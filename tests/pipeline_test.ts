@@ -317,23 +317,24 @@ Deno.test("runPipeline() on stop finishes, commits and deletes what is in flight
   assertEquals(t.source.receives.length, receivedBefore, "no receive after the stop");
 });
 
-Deno.test("runPipeline() on stop lets a receive begun just now finish, so its messages are processed", async () => {
+Deno.test("runPipeline() on stop lets every receive under way finish (a long poll within its wait), and processes what it brings", async () => {
   const stop = new AbortController();
-  // An empty queue: the receives are long polls (2 s), which a stop cancels once RECEIVE_GRACE_MS old.
+  // An empty queue: the receives are long polls of 20 s. One message arrives during the wait, after the stop.
   const t = setup([], {
     source: { waitMs: 20_000 },
-    pipeline: { stop: stop.signal, follow: true, concurrency: 1 },
+    pipeline: { stop: stop.signal, follow: true, concurrency: 3 },
   });
   const running = t.start();
   await t.clock.advance(500);
   stop.abort();
+  await t.clock.advance(1_000);
+  t.source.add(JSON.stringify({ user_id: "late" }));
   const summary = await t.clock.run(running);
-  assertEquals(summary.received, 0);
-  assertEquals(
-    t.clock.now(),
-    2_000,
-    "the fresh receive was cancelled once 2 s old, not at once and not after 20 s",
-  );
+  // Ended when the long polls did, plus the write's linger: they were let finish, not cancelled (a server
+  // would hand messages to the dead connection).
+  assert(t.clock.now() >= 20_000 && t.clock.now() < 20_100, `ended at ${t.clock.now()} ms`);
+  assertEquals(summary.received, 1);
+  assertEquals(t.source.remaining, 0, "nothing received is left undeleted");
 });
 
 Deno.test("runPipeline() emits the events metrics subscribe to", async () => {
@@ -375,3 +376,29 @@ Deno.test("runPipeline() on stop during a database outage ends at once: no more 
   assert(t.clock.now() - at < 5_000, `ended ${t.clock.now() - at} fake ms after the stop`);
   assert(t.lines.some((l) => l.msg.startsWith("stopping: a failed write is not retried")), "said so");
 });
+
+for (const fifo of [true, false]) {
+  Deno.test(
+    `runPipeline() on a ${fifo ? "FIFO" : "standard"} queue dead-letters a batch's rejections ${
+      fifo
+        ? "one after another, in message order, a retried one before the next"
+        : "together (a retried one may end after the next)"
+    }`,
+    async () => {
+      // One batch of ten, all rejected; the first letter's first send fails (an outage) and is retried.
+      const t = setup(Array.from({ length: 10 }, (_, i) => `not json ${i}`), {
+        source: {
+          fifo,
+          deadLetterFault: (l, attempt) =>
+            l.messageId.endsWith("000000") && attempt === 1 ? sqsError("ServiceUnavailable", 503) : undefined,
+        },
+        pipeline: { concurrency: 1 },
+      });
+      const summary = await t.drain();
+      assertEquals(summary.rejected, 10);
+      const order = t.source.deadLetters.map((l) => l.messageId);
+      const inOrder = order.every((id, i) => i === 0 || id > order[i - 1]);
+      assertEquals(inOrder, fifo, `letters sent in the order ${order.join(",")}`);
+    },
+  );
+}

@@ -20,7 +20,10 @@ export interface CommandContext {
   log: Logger;
   /** Called with a logger that knows the run's secrets, so main.ts redacts fatal errors with it. */
   useLogger(log: Logger, secrets: readonly string[]): void;
-  /** Aborted on the first SIGINT/SIGTERM, once `stopOnSignals()` was called. */
+  /**
+   * Aborted on the first SIGINT/SIGTERM (copies within a second are the same stop) or when the parent
+   * process dies, once `stopOnSignals()` was called (lib/signals.ts).
+   */
   stopOnSignals(log: Logger): AbortSignal;
   /** Writes one line to stdout. */
   print(line: string): void;

@@ -30,6 +30,7 @@ import { redactUrl } from "../secrets.ts";
 import { errorMessage, VaultError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { classify, isSqsMessageId, REDRIVE_ID, REDRIVE_MAC, type RedriveVerifier } from "../source/sqs.ts";
+import { deduplicationId, FALLBACK_GROUP_ID, isFifoQueue } from "../source/queue_name.ts";
 import { deadLetterAad } from "../transform/letter.ts";
 import { createMasker } from "../transform/mask.ts";
 import type { Masker } from "../types.ts";
@@ -97,6 +98,11 @@ export interface RedriveLeft {
   erased: number;
   /** A sealed original masq did not seal (its MAC does not verify): never opened. */
   notSealedByMasq: number;
+  /**
+   * FIFO queues: behind a letter of its message group that was set aside, so not replayed either (a later
+   * message of a group must not overtake an earlier one).
+   */
+  behindInGroup: number;
   /** Anything else a letter of masq's never has: no receipt handle, an attribute that is not a string. */
   unexpected: number;
 }
@@ -228,8 +234,15 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
     refusedBySourceQueue: 0,
     erased: 0,
     notSealedByMasq: 0,
+    behindInGroup: 0,
     unexpected: 0,
   };
+  // FIFO: the groups in which a letter was set aside; the letters behind it stay in the DLQ too. A replay
+  // goes to the letter's own group (the rejected message's) with a deduplication id of the letter's, so
+  // that a redrive repeated after a crash between send and delete is stored once within SQS's window.
+  const fifo = isFifoQueue(opts.queueUrl);
+  const groupOf = (m: SqsMessage) => m.Attributes?.MessageGroupId ?? FALLBACK_GROUP_ID;
+  const blocked = new Set<string>();
   // Letters set aside, by their id in the DLQ (a letter seen twice, its visibility having run out, is
   // counted once and made visible with its latest receipt handle).
   const keep = new Map<string, SqsMessage>();
@@ -254,6 +267,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
           // Long enough to replay a batch; letters set aside are made visible again at the end.
           VisibilityTimeout: 120,
           MessageAttributeNames: ["All"],
+          ...(fifo ? { MessageSystemAttributeNames: ["MessageGroupId" as const] } : {}),
         }),
       );
       const received = res.Messages ?? [];
@@ -267,12 +281,24 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
       if (batch.length === 0) continue;
       seen += batch.length;
       const replay: { m: SqsMessage; letterId: string; id: string; ct?: Uint8Array; sealed?: string }[] = [];
+      // Groups blocked by a letter of this batch that failed its vetting: only the letters after it.
+      const vetBlocked = new Set<string>();
       for (const m of batch) {
+        if (fifo && (blocked.has(groupOf(m)) || vetBlocked.has(groupOf(m)))) {
+          setAside(m, "behindInGroup");
+          continue;
+        }
         const v = vet(m, opts);
         if (v.ok) replay.push({ m, letterId: v.letterId, id: v.id, ct: v.ct, sealed: v.sealed });
-        else setAside(m, v.why);
+        else {
+          setAside(m, v.why);
+          vetBlocked.add(groupOf(m));
+        }
       }
-      if (replay.length === 0) continue;
+      if (replay.length === 0) {
+        for (const g of vetBlocked) blocked.add(g);
+        continue;
+      }
       // The access is on record before any original is decrypted.
       await inTransaction(opts.db, () =>
         logAccess(
@@ -286,6 +312,10 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
           })),
         ));
       for (const r of replay) {
+        if (fifo && blocked.has(groupOf(r.m))) {
+          setAside(r.m, "behindInGroup");
+          continue;
+        }
         let body: string;
         try {
           if (r.sealed !== undefined) {
@@ -314,6 +344,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
           log.warn("dead letter does not decrypt; left in the DLQ", { message_id: r.id, error: err.message });
           left.undecryptable++;
           keep.set(r.letterId, r.m);
+          blocked.add(groupOf(r.m));
           continue;
         }
         if (opts.dryRun) {
@@ -332,6 +363,12 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
                 [REDRIVE_MAC]: { DataType: "String", StringValue: redriveMac(masker, r.letterId) },
                 masq_redriven_at: { DataType: "String", StringValue: new Date().toISOString() },
               },
+              ...(fifo
+                ? {
+                  MessageGroupId: groupOf(r.m),
+                  MessageDeduplicationId: deduplicationId("redrive", r.letterId),
+                }
+                : {}),
             }),
           );
         } catch (err) {
@@ -342,6 +379,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
             error: (err as Error).name,
           });
           setAside(r.m, "refusedBySourceQueue");
+          blocked.add(groupOf(r.m));
           continue;
         }
         await sqs.send(
@@ -349,6 +387,7 @@ export async function redrive(opts: RedriveOptions): Promise<RedriveResult> {
         );
         redriven++;
       }
+      for (const g of vetBlocked) blocked.add(g);
     }
   } finally {
     // Letters set aside (and all of them in a dry run) become visible again at once.

@@ -25,11 +25,12 @@ import { isAwsHost, type SqsProtocol } from "../config.ts";
 import { systemClock } from "../clock.ts";
 import type { DeadLetter, DeadLetterOutcome, ErrorClass, Source } from "../types.ts";
 import { createLetterBatcher, type EntryResult } from "./letter_batcher.ts";
+import { deduplicationId, FALLBACK_GROUP_ID, isFifoQueue, queueNameOf } from "./queue_name.ts";
 
 export type { Message, QueueCounts, Source } from "../types.ts";
 
 /** The SQS source, which also says which wire protocol it speaks. */
-export type SqsSource = Source & { readonly protocol: "json" | "query" };
+export type SqsSource = Source & { readonly protocol: "json" | "query"; readonly fifo: boolean };
 
 export interface SqsSourceOptions {
   queueUrl: string;
@@ -194,11 +195,6 @@ export function* batchesOfTen<T>(items: readonly T[]): Generator<T[]> {
   for (let i = 0; i < items.length; i += 10) yield items.slice(i, i + 10);
 }
 
-function queueName(url: string): string {
-  const parts = new URL(url).pathname.split("/").filter(Boolean);
-  return parts[parts.length - 1];
-}
-
 const SOURCE_ATTRIBUTES = [
   "VisibilityTimeout",
   "ApproximateNumberOfMessages",
@@ -282,6 +278,15 @@ async function queueAttributes(
  */
 export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> {
   const { log } = opts;
+  const fifo = isFifoQueue(opts.queueUrl);
+  if (isFifoQueue(opts.dlqUrl) !== fifo) {
+    throw new ConfigError(
+      "--dlq-url / SQS_DLQ_URL",
+      `${redactUrl(opts.dlqUrl)}: the dead-letter queue of a ${fifo ? "FIFO" : "standard"} queue must be ${
+        fifo ? "a FIFO queue (its name ending in .fifo)" : "a standard queue (its name not ending in .fifo)"
+      }, as SQS requires of a redrive policy`,
+    );
+  }
   const first: "json" | "query" = opts.protocol === "query" ? "query" : "json";
   let protocol = first;
   let client = createSqsClient(opts, protocol);
@@ -304,6 +309,12 @@ export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> 
       }
     } else {
       client.destroy();
+      if (
+        opts.protocol === "json" &&
+        (answeredXml(err) || (isProtocolMismatch(err) && (status(err) ?? 0) < 500))
+      ) {
+        throw notJsonError(err);
+      }
       throw startupError(err, opts.queueUrl);
     }
   }
@@ -319,7 +330,17 @@ export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> 
         `dead-letter queue did not answer: ${errorMessage(err)}`,
       );
     }
-    await createDeadLetterQueue(client, queueName(opts.dlqUrl), attrs.MessageRetentionPeriod, log);
+    try {
+      await createDeadLetterQueue(client, queueNameOf(opts.dlqUrl), attrs.MessageRetentionPeriod, fifo, log);
+    } catch (err) {
+      client.destroy();
+      throw new ConfigError(
+        "--dlq-url / SQS_DLQ_URL",
+        `${redactUrl(opts.dlqUrl)}: the dead-letter queue does not exist and could not be created: ${
+          sdkMessage(err)
+        }`,
+      );
+    }
     log.info("created dead-letter queue", { dlq: redactUrl(opts.dlqUrl) });
     // What the queue was created with (an endpoint may have refused the size asked for).
     dlqAttrs = await queueAttributes(client, opts.dlqUrl, ["MaximumMessageSize"]).catch(() => ({}));
@@ -329,6 +350,7 @@ export async function openSqsSource(opts: SqsSourceOptions): Promise<SqsSource> 
     queue: redactUrl(opts.queueUrl),
     dlq: redactUrl(opts.dlqUrl),
     protocol,
+    fifo,
     visibility_timeout_s: visibilityTimeout,
     dlq_max_message_bytes: maxLetterBytes,
   });
@@ -346,8 +368,12 @@ async function createDeadLetterQueue(
   client: SQSClient,
   name: string,
   retention: string | undefined,
+  fifo: boolean,
   log: Logger,
 ): Promise<void> {
+  // A FIFO dead-letter queue is FIFO in every attempt: masq sends each letter with its own deduplication
+  // id, so content-based deduplication is left off (two rejected messages may have the same body).
+  const kind: Record<string, string> = fifo ? { FifoQueue: "true" } : {};
   const wanted: Record<string, string> = {
     MessageRetentionPeriod: retention ?? "1209600",
     SqsManagedSseEnabled: "true",
@@ -357,7 +383,7 @@ async function createDeadLetterQueue(
   const tries = [wanted, withoutSse, { MessageRetentionPeriod: wanted.MessageRetentionPeriod }, {}];
   for (const attributes of tries) {
     try {
-      await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+      await client.send(new CreateQueueCommand({ QueueName: name, Attributes: { ...kind, ...attributes } }));
       const missing = Object.keys(wanted).filter((k) => !(k in attributes));
       if (missing.length > 0) {
         log.warn("the SQS endpoint refused dead-letter queue attributes; created it without them", {
@@ -374,8 +400,42 @@ async function createDeadLetterQueue(
 }
 
 function startupError(err: unknown, url: string): ConfigError {
-  const why = isMissingQueue(err) ? "queue does not exist" : `queue did not answer: ${errorMessage(err)}`;
+  const why = isMissingQueue(err) ? "queue does not exist" : `queue did not answer: ${sdkMessage(err)}`;
   return new ConfigError("--queue-url / SQS_QUEUE_URL", `${redactUrl(url)}: ${why}`);
+}
+
+/**
+ * An SDK error's message on one line, without the SDK's advice to inspect `{error}.$response` (which a
+ * command-line user cannot) and without a quoted response body.
+ */
+export function sdkMessage(err: unknown): string {
+  return errorMessage(err)
+    .replace(/\s*Deserialization error:[^\n]*\$response[^\n]*/i, "")
+    .split("\n")[0]
+    .slice(0, 300)
+    .trim();
+}
+
+/** Whether a failed JSON request got an XML answer: the server speaks only the query protocol. */
+function answeredXml(err: unknown): boolean {
+  return /Unexpected token '<'|<\?xml|<ErrorResponse|is not valid JSON/i.test(errorMessage(err));
+}
+
+/**
+ * The start-up error of `--sqs-protocol json` against a server that does not speak it: one line, naming
+ * the setting and the way out. So an SDK error saying `Unexpected token '<', "<?xml vers"... is not valid
+ * JSON` becomes `--sqs-protocol / MASQ_SQS_PROTOCOL: json was asked for, but the SQS endpoint answered in
+ * the query (XML) protocol; use --sqs-protocol query, or auto ...`.
+ */
+export function notJsonError(err: unknown): ConfigError {
+  return new ConfigError(
+    "--sqs-protocol / MASQ_SQS_PROTOCOL",
+    `json was asked for, but the SQS endpoint ${
+      answeredXml(err)
+        ? "answered in the query (XML) protocol"
+        : `refused the JSON protocol (${sdkMessage(err)})`
+    }; use --sqs-protocol query, or auto to choose by the endpoint's answer`,
+  );
 }
 
 /**
@@ -488,6 +548,20 @@ export function sqsSource(
 ): SqsSource {
   const { log } = opts;
   const maxLetterBytes = opts.maxLetterBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const fifo = isFifoQueue(opts.queueUrl);
+
+  /**
+   * A FIFO dead-letter queue wants each letter's group (the rejected message's) and a deduplication id:
+   * the masq message id's, so that a letter sent again (a crash between its send and its commit) within
+   * SQS's five-minute window is stored once.
+   */
+  const fifoFields = (letter: DeadLetter) =>
+    fifo
+      ? {
+        MessageGroupId: letter.groupId ?? FALLBACK_GROUP_ID,
+        MessageDeduplicationId: deduplicationId("dead-letter", letter.messageId),
+      }
+      : {};
 
   /** One letter in a SendMessage of its own: the way back when a batch as a whole is refused. */
   async function sendOne(letter: DeadLetter): Promise<DeadLetterOutcome> {
@@ -497,6 +571,7 @@ export function sqsSource(
           QueueUrl: opts.dlqUrl,
           MessageBody: letter.body,
           MessageAttributes: messageAttributes(letter),
+          ...fifoFields(letter),
         }),
       );
     } catch (err) {
@@ -549,7 +624,9 @@ export function sqsSource(
     return results;
   }
 
-  const sendLetter = createLetterBatcher({
+  // A FIFO queue's letters go one at a time, in the order the pipeline sends them (SendMessageBatch
+  // entries of one group keep their order, but a failed entry retried after the others would not).
+  const sendLetter = fifo ? sendOne : createLetterBatcher({
     sendBatch,
     bytes: letterBytes,
     // A request may carry no more than one message may (SQS's rule for SendMessageBatch).
@@ -562,6 +639,7 @@ export function sqsSource(
     queueUrl: opts.queueUrl,
     visibilityTimeout: opts.visibilityTimeout,
     protocol,
+    fifo,
     classify,
     async receive(signal) {
       const res = await client.send(
@@ -570,7 +648,9 @@ export function sqsSource(
           MaxNumberOfMessages: opts.batchSize,
           WaitTimeSeconds: opts.waitSeconds,
           VisibilityTimeout: opts.visibilityTimeout,
-          MessageSystemAttributeNames: ["SentTimestamp", "ApproximateReceiveCount"],
+          MessageSystemAttributeNames: fifo
+            ? ["SentTimestamp", "ApproximateReceiveCount", "MessageGroupId"]
+            : ["SentTimestamp", "ApproximateReceiveCount"],
           // The query protocol of older emulators knows only the legacy name; JSON speakers are asked for
           // the two attributes read, not all (each one returned is parsed for every message). The replay
           // attributes are asked for over JSON only: sqslite, a query-only emulator, fails any receive that
@@ -596,6 +676,7 @@ export function sqsSource(
           body: m.Body ?? "",
           sentTimestamp: sentAt(m.Attributes?.SentTimestamp),
           receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
+          ...(fifo ? { groupId: m.Attributes?.MessageGroupId ?? FALLBACK_GROUP_ID } : {}),
         };
       });
     },

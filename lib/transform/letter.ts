@@ -62,5 +62,6 @@ export async function deadLetterFor(
     messageId: message.id,
     body: redactedBody ?? '{"masq":"body was not JSON; not kept"}',
     attributes,
+    ...(message.groupId !== undefined ? { groupId: message.groupId } : {}),
   };
 }

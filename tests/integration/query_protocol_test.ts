@@ -216,7 +216,11 @@ Deno.test("masq run with --sqs-protocol auto switches to query once when JSON is
     const forced = await runMasqCli(["run", "--sqs-protocol", "json"], { queueUrl, databaseUrl: db.url });
     assertEquals(forced.code, 2);
     const last = forced.stderr.trim().split("\n").at(-1)!;
-    assertMatch(last, /^masq: --queue-url \/ SQS_QUEUE_URL: /);
+    assertMatch(
+      last,
+      /^masq: --sqs-protocol \/ MASQ_SQS_PROTOCOL: json was asked for, but the SQS endpoint refused the JSON protocol \(Unsupported Media Type[^)]*\)+; use --sqs-protocol query, or auto/,
+    );
+    assert(!forced.stderr.includes("$response"), `the SDK's advice is not passed on: ${forced.stderr}`);
     assert(!forced.stderr.includes("    at "), "no stack trace");
   } finally {
     await db.stop();

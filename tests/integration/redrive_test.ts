@@ -42,6 +42,7 @@ const NONE_LEFT = {
   refusedBySourceQueue: 0,
   erased: 0,
   notSealedByMasq: 0,
+  behindInGroup: 0,
   unexpected: 0,
 };
 

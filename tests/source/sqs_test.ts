@@ -8,7 +8,10 @@ import {
   letterBytes,
   maxMessageBytes,
   messageKey,
+  notJsonError,
+  sdkMessage,
 } from "../../lib/source/sqs.ts";
+import { exitCodeFor } from "../../lib/errors.ts";
 import { GOOD_MAC, LETTER_ID, sqsError, stringAttribute, verifyReplay } from "../support/fakes.ts";
 
 Deno.test("classify() of the source: transient for outages, data for refused contents, fatal for bugs and the rest", () => {
@@ -117,4 +120,21 @@ Deno.test("isSqsMessageId() takes the UUIDs SQS makes, nothing else", () => {
   ) {
     assertEquals(isSqsMessageId(odd), false, odd);
   }
+});
+
+Deno.test("notJsonError() of an XML answer to a JSON request is one line naming --sqs-protocol, query and auto, without the SDK's $response advice", () => {
+  // The SDK's error for a JSON request that a query-only server (LocalStack before 3.0) answered in XML.
+  const err = Object.assign(
+    new SyntaxError(
+      `Unexpected token '<', "<?xml vers"... is not valid JSON\n  Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`,
+    ),
+    { $metadata: { httpStatusCode: 200 } },
+  );
+  const e = notJsonError(err);
+  assertEquals(
+    e.message,
+    "--sqs-protocol / MASQ_SQS_PROTOCOL: json was asked for, but the SQS endpoint answered in the query (XML) protocol; use --sqs-protocol query, or auto to choose by the endpoint's answer",
+  );
+  assertEquals(sdkMessage(err), `Unexpected token '<', "<?xml vers"... is not valid JSON`);
+  assertEquals(exitCodeFor(e), 2);
 });

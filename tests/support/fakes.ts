@@ -168,6 +168,8 @@ export interface MemorySourceOptions {
   waitMs?: number;
   /** Decides each dead-letter send: return an error to throw it, or nothing to let the send go on. */
   deadLetterFault?: (letter: DeadLetter, attempt: number) => unknown;
+  /** Says the queue is FIFO (Source.fifo): the pipeline then dead-letters in message order. */
+  fifo?: boolean;
 }
 
 export interface MemorySource extends Source {
@@ -179,6 +181,8 @@ export interface MemorySource extends Source {
   readonly maxOverlap: number;
   /** Messages not deleted. */
   readonly remaining: number;
+  /** Sends one more message (a receive waiting takes it when its wait ends). */
+  add(body: string): void;
 }
 
 /** An SQS queue in memory: visibility, receipt handles, ApproximateReceiveCount, a DLQ. */
@@ -214,6 +218,7 @@ export function memorySource(bodies: readonly string[], opts: MemorySourceOption
   const visible = () => queue.filter((m) => m.visibleAt <= clock.now());
   return {
     queueUrl: "http://sqs.local/000000000000/login-queue",
+    fifo: opts.fifo === true,
     visibilityTimeout: vt,
     deadLetters,
     deletes,
@@ -224,6 +229,16 @@ export function memorySource(bodies: readonly string[], opts: MemorySourceOption
     },
     get remaining() {
       return queue.length;
+    },
+    add(body) {
+      queue.push({
+        id: `m${String(queue.length + deletes.length).padStart(6, "0")}-added`,
+        body,
+        sentTimestamp: 1_700_000_000_000,
+        receiveCount: 0,
+        visibleAt: 0,
+        handle: "",
+      });
     },
     classify: classifySqs,
     receive(signal) {

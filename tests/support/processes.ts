@@ -6,18 +6,22 @@
  * @module
  */
 
+import { expandedTask } from "../../scripts/permissions.ts";
+
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
 /** A strong test key (32 bytes of hex text): `masq run` refuses short and published keys. */
 export const TEST_KEY = "masq-test-key-7f3a9c21e84b06d5fa1c93e2b7d4068e";
 
-/** The permission flags of a task of deno.json (`$HOME` expanded), as users run it. */
+/**
+ * The permission flags of a task of deno.json (its permission set written out, `$HOME` expanded), as users
+ * run it.
+ */
 export function taskPermissions(task: string): string[] {
-  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
   const home = Deno.env.get("HOME") ?? "";
-  return tasks[task].split(" ").filter((a) => a.startsWith("--allow-") || a === "--no-prompt").map((a) =>
-    a.replaceAll("$HOME", home)
-  );
+  return expandedTask(config, task).split(" ").filter((a) => a.startsWith("--allow-") || a === "--no-prompt")
+    .map((a) => a.replaceAll("$HOME", home));
 }
 
 /** The permission flags of `deno task masq` (which start and demo run), as users run masq. */

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { findAddress } from "./transform/address.ts";
 import type { SubjectKeyStore } from "./keystore.ts";
 import {
   encodeEntry,
@@ -56,7 +57,9 @@ export interface SealingVaultOptions {
 
 /**
  * The user_id a dead letter's body names, when it names one usable as a subject: a JSON object whose
- * user_id is a string or number of 1 to 128 characters (as `forget --user-id` finds rejected rows).
+ * user_id is a string or number of 1 to 128 characters (as `forget --user-id` finds rejected rows), with no
+ * address in it in any spelling: the key store keeps its subjects in the clear, so it holds only what a clear
+ * column may (README, "Bad input"); a letter naming no such subject is sealed to the officer's key.
  */
 export function subjectOf(body: string): string | undefined {
   let parsed: unknown;
@@ -72,7 +75,7 @@ export function subjectOf(body: string): string | undefined {
   if (text.trim() === "" || [...text].length > 128 || !text.isWellFormed() || text.includes("\u0000")) {
     return undefined;
   }
-  return text;
+  return findAddress(text) === null ? text : undefined;
 }
 
 /**

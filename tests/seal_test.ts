@@ -108,6 +108,11 @@ Deno.test("subjectOf() is the user_id of a JSON object body, when it is usable a
       '{"user_id":""}',
       `{"user_id":"${"x".repeat(129)}"}`,
       "{}",
+      // An address in any spelling: the key store keeps subjects in the clear, so none becomes one.
+      '{"user_id":"203.0.113.7"}',
+      '{"user_id":"ip=0:0:0:0:0:ffff:203.0.113.7"}',
+      '{"user_id":3405803881}',
+      '{"user_id":"\uff12\uff10\uff13.0.113.7"}',
     ]
   ) {
     assertEquals(subjectOf(body), undefined, body);

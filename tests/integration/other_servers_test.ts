@@ -127,7 +127,11 @@ for (const protocol of ["json", "query"] as const) {
       const depth = await client.send(
         new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["All"] }),
       );
-      assertEquals(depth.Attributes?.ApproximateNumberOfMessagesNotVisible, "0", "messages left in flight");
+      assertEquals(
+        depth.Attributes?.ApproximateNumberOfMessagesNotVisible,
+        "0",
+        `messages left in flight; the run's log:\n${cut.stderr.split("\n").slice(-30).join("\n")}`,
+      );
       const rest = await runMasqCli(["run", "--concurrency", "4"], env);
       assertEquals(rest.code, 0, rest.stderr);
       console.log(

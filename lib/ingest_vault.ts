@@ -95,9 +95,7 @@ export async function openSealingVault(
         retryable: (err) => classify(err) === "transient",
       }),
   };
-  const subjects = createSubjectKeyStore(patient, keys.officer, macKey, {
-    onForged: (keyId) => log.warn("a key store row masq did not make was ignored", { key_id: keyId }),
-  });
+  const subjects = createSubjectKeyStore(patient, keys.officer, macKey);
   return {
     vault: createSealingVault({ officer: keys.officer, subjects, macKey, hmacKeyId: config.hmacKeyId }),
     close: () => pool.end().catch(() => {}),

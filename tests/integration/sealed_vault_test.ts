@@ -475,7 +475,8 @@ Deno.test({
       assertEquals(r.code, 0, r.stderr);
       assertEquals(r.stdout.trim(), ip);
     }
-    // masq run under the new key recognises the subject keys it made (rekey re-MACed them): no new ones.
+    // (recover, holding the new HMAC key only, opened the data keys above: rekey re-MACed them.) A new run
+    // process opens an epoch of its own: alice gets a data key of this epoch, nobody else a new one.
     const keysBefore =
       (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM masq_subject_keys"))[0].n;
     await seedQueue(sqs.endpoint, queueUrl, [login("alice", "203.0.113.99", "dev-alice-2")]);
@@ -488,8 +489,17 @@ Deno.test({
     assert(!again.stderr.includes("did not make"), again.stderr);
     assertEquals(
       (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM masq_subject_keys"))[0].n,
-      keysBefore,
+      keysBefore + 1,
     );
+    const fresh = await masq(
+      ["recover", "--field", "ip", "--token", await tok.ip("203.0.113.99"), "--reason", "check"],
+      {
+        databaseUrl: db.url,
+        env: { PII_VAULT_PRIVATE_KEY: keys.privateText, PII_HMAC_KEY: newKey, PII_HMAC_KEY_ID: "k2" },
+      },
+    );
+    assertEquals(fresh.code, 0, fresh.stderr);
+    assertEquals(fresh.stdout.trim(), "203.0.113.99");
   } finally {
     await Deno.remove(dir, { recursive: true });
     await db.stop();

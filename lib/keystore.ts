@@ -103,8 +103,9 @@ export function createSubjectKeyStore(
     return epoch.epoch;
   }
 
-  // Subjects first met in the same turn of the event loop (the records of a batch are made together) get
-  // their keys inserted in one statement: one commit per batch, not per person.
+  // New subjects' keys are inserted together, one statement in flight at a time: those of one turn of the
+  // event loop (a batch's records are made together) and those met while the previous insert ran (the
+  // other batches in flight), so the key store commits a few times per round trip, not once per batch.
   let pending = new Map<string, { resolve(k: SubjectKey): void; reject(e: unknown): void }[]>();
 
   async function makeAll(subjects: string[], of: Promise<Epoch>): Promise<Map<string, SubjectKey>> {
@@ -127,6 +128,16 @@ export function createSubjectKeyStore(
     return new Map(made.map((m) => [m.row.subject, { recipient: `s:${m.row.keyId}`, dataKey: m.dataKey }]));
   }
 
+  let flushing = false;
+
+  async function drain(): Promise<void> {
+    try {
+      while (pending.size > 0) await flush(currentEpoch());
+    } finally {
+      flushing = false;
+    }
+  }
+
   async function flush(of: Promise<Epoch>): Promise<void> {
     const batch = pending;
     pending = new Map();
@@ -142,9 +153,12 @@ export function createSubjectKeyStore(
     }
   }
 
-  function make(subject: string, of: Promise<Epoch>): Promise<SubjectKey> {
+  function make(subject: string): Promise<SubjectKey> {
     return new Promise((resolve, reject) => {
-      if (pending.size === 0) queueMicrotask(() => void flush(of));
+      if (!flushing) {
+        flushing = true;
+        queueMicrotask(() => void drain());
+      }
       const waiting = pending.get(subject);
       if (waiting) waiting.push({ resolve, reject });
       else pending.set(subject, [{ resolve, reject }]);
@@ -153,14 +167,14 @@ export function createSubjectKeyStore(
 
   return {
     keyFor(subject) {
-      const of = currentEpoch();
+      currentEpoch(); // a new epoch forgets the old one's keys
       const hit = cache.get(subject);
       if (hit !== undefined) {
         cache.delete(subject);
         cache.set(subject, hit);
         return hit;
       }
-      const key = make(subject, of);
+      const key = make(subject);
       cache.set(subject, key);
       key.catch(() => cache.get(subject) === key && cache.delete(subject)); // tried again next time
       while (cache.size > cacheSize) cache.delete(cache.keys().next().value!);

@@ -1,20 +1,22 @@
 /**
- * The sealed vault: originals are encrypted to public keys (HPKE, RFC 9180: DHKEM(X25519, HKDF-SHA256),
- * HKDF-SHA256, AES-128-GCM, base mode, via `@hpke/core`, which runs on Web Crypto), so the ingest path holds
- * no key that decrypts anything it wrote.
+ * The sealed vault's cryptography: the privacy officer's key pair and HPKE (RFC 9180: DHKEM(X25519,
+ * HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode, via `@hpke/core`, which runs on Web Crypto), epochs (one
+ * HPKE encapsulation whose exporter gives a wrapping key), AES-256-GCM under data keys, and masq's MACs. The
+ * ingest path holds no key that opens anything outside its own current epoch.
  *
  * Two levels of keys:
  * - the privacy officer's key pair (`vault-keygen`): masq run holds the public half, recover, redrive, rekey
  *   and vault-convert the private half. Each key has an id (a fingerprint of its public half), so keys rotate.
- * - one key pair per subject (a user_id): made by ingest when first needed; its public half and its private
- *   half sealed to the officer's public key live in the key store (`masq_subject_keys`). Originals of a person
- *   are sealed to their subject key; deleting it (`forget --user-id`) erases every copy of them at once.
- *   What has no usable user_id (some dead letters) is sealed to the officer's key directly.
+ * - per subject (a user_id) and epoch, a random data key, stored in the key store only wrapped under the
+ *   epoch's key (lib/subject_keys.ts). Originals of a person are encrypted under it; deleting a person's keys
+ *   (`forget --user-id`) erases every copy at once. What has no usable user_id (some dead letters) is sealed
+ *   to the officer's key directly.
  *
- * Integrity: HPKE base mode lets anyone holding a public key seal, so every sealed entry, dead letter and
- * subject key also carries an HMAC-SHA256 under a key derived (HKDF, its own purpose) from masq's HMAC key,
- * binding it to its place (field, token, HMAC key id, recipient, ciphertext). The privacy officer's commands
- * verify it and refuse what masq did not seal.
+ * Integrity: HPKE base mode lets anyone holding the public key seal (or open an epoch), so every key store
+ * row, every entry or letter sealed to the officer, and every dead letter carries an HMAC-SHA256 under a key
+ * derived (HKDF, its own purpose) from masq's HMAC key, binding it to its place. An entry under a data key is
+ * authenticated by AES-GCM under that key. The privacy officer's commands verify and refuse what masq did not
+ * seal.
  *
  * @module
  */

@@ -64,6 +64,12 @@ export interface SubjectKeyStoreOptions {
    */
   epochMs?: number;
   now?: () => number;
+  /**
+   * The key store is the main database: its inserts commit without waiting for the WAL flush
+   * (synchronous_commit off, for that transaction only). Safe there: an entry naming a key commits after the
+   * key's insert, on the same server, and a synchronous commit flushes the WAL written before it.
+   */
+  sameDatabaseAsEntries?: boolean;
 }
 
 /**
@@ -89,6 +95,9 @@ export function createSubjectKeyStore(
   const cacheSize = opts.cacheSize ?? 50_000;
   const epochMs = opts.epochMs ?? 5 * 60_000;
   const now = opts.now ?? (() => performance.now());
+  const relaxed = opts.sameDatabaseAsEntries
+    ? "WITH relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)) "
+    : "";
   let epoch: { at: number; epoch: Promise<Epoch> } | undefined;
   const cache = new Map<string, Promise<SubjectKey>>();
 
@@ -112,16 +121,20 @@ export function createSubjectKeyStore(
     const e = await of;
     const made = subjects.map((s) => newSubjectKey(s, e, macKey));
     const rows = made.map((m) => m.row);
+    // One epoch per call: its enc and officer key id are sent once, not per row.
     await db.query(
-      `INSERT INTO masq_subject_keys (${COLUMNS})
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[])
+      `${relaxed}INSERT INTO masq_subject_keys (${COLUMNS})
+       SELECT k.id, k.subject, $3::bytea, k.wrapped, $5::text, k.mac
+       FROM unnest($1::text[], $2::text[], $4::bytea[], $6::bytea[]) AS k(id, subject, wrapped, mac)${
+        relaxed ? ", relaxed" : ""
+      }
        ON CONFLICT DO NOTHING`, // a retried insert that had committed (random key ids never collide otherwise)
       [
         rows.map((r) => r.keyId),
         rows.map((r) => r.subject),
-        rows.map((r) => r.epochEnc),
+        e.enc,
         rows.map((r) => r.wrappedKey),
-        rows.map((r) => r.officerKeyId),
+        e.officerKeyId,
         rows.map((r) => r.mac),
       ],
     );

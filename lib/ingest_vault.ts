@@ -101,8 +101,18 @@ export async function openSealingVault(
   const subjects = createSubjectKeyStore(patient, keys.officer, macKey, {
     sameDatabaseAsEntries: keys.sameDatabase === true,
   });
+  // A dead letter leaves for the DLQ with no commit of the main database after it: its keys commit durably.
+  const letterSubjects = keys.sameDatabase === true
+    ? createSubjectKeyStore(patient, keys.officer, macKey)
+    : subjects;
   return {
-    vault: createSealingVault({ officer: keys.officer, subjects, macKey, hmacKeyId: config.hmacKeyId }),
+    vault: createSealingVault({
+      officer: keys.officer,
+      subjects,
+      letterSubjects,
+      macKey,
+      hmacKeyId: config.hmacKeyId,
+    }),
     close: () => pool.end().catch(() => {}),
   };
 }

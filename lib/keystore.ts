@@ -67,7 +67,8 @@ export interface SubjectKeyStoreOptions {
   /**
    * The key store is the main database: its inserts commit without waiting for the WAL flush
    * (synchronous_commit off, for that transaction only). Safe there: an entry naming a key commits after the
-   * key's insert, on the same server, and a synchronous commit flushes the WAL written before it.
+   * key's insert, on the same server, and a synchronous commit flushes the WAL written before it. Not for
+   * keys of dead letters, which no later commit follows.
    */
   sameDatabaseAsEntries?: boolean;
 }

@@ -48,6 +48,8 @@ export interface SealingVault {
 export interface SealingVaultOptions {
   officer: OfficerPublicKey;
   subjects: SubjectKeyStore;
+  /** The store dead letters' keys come from (default: `subjects`), when theirs must commit durably. */
+  letterSubjects?: SubjectKeyStore;
   /** sealMacKey() of the HMAC key, and that key's id. */
   macKey: Uint8Array;
   hmacKeyId: string;
@@ -141,7 +143,7 @@ export function createSealingVault(opts: SealingVaultOptions): SealingVault {
       const subject = subjectOf(body);
       const to: SealKey = subject === undefined
         ? { recipient: `o:${opts.officer.keyId}`, publicKey: opts.officer.key }
-        : await opts.subjects.keyFor(subject);
+        : await (opts.letterSubjects ?? opts.subjects).keyFor(subject);
       const sealed = await sealFor(to, encoder.encode(body), letterAad(messageId, to.recipient));
       const mac = sealMac(opts.macKey, letterMacParts(messageId, opts.hmacKeyId, to.recipient, sealed));
       return {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { SubjectKey, SubjectKeyStore } from "./keystore.ts";
+import type { SubjectKeyStore } from "./keystore.ts";
 import {
   encodeEntry,
   encodeLetter,
@@ -24,6 +24,7 @@ import {
   sealMac,
 } from "./seal.ts";
 import type { VaultEntry } from "./types.ts";
+import type { SubjectKey } from "./keystore.ts";
 
 const encoder = new TextEncoder();
 

@@ -23,6 +23,8 @@ import { poolConfig, processEnv } from "./sink/connection.ts";
 export interface IngestVaultKeys {
   officer: OfficerPublicKey;
   keystoreUrl: string;
+  /** The key store is the main database (PII_KEYSTORE_URL unset or equal to DATABASE_URL). */
+  sameDatabase?: boolean;
 }
 
 /**
@@ -50,7 +52,8 @@ export async function ingestVaultKeys(
       "is set beside PII_VAULT_PUBLIC_KEY; masq run seals with the public key and must not hold the symmetric key (keep it for vault-convert and recover until the conversion is done)",
     );
   }
-  return { officer, keystoreUrl: keystoreUrl(env, config.databaseUrl) };
+  const url = keystoreUrl(env, config.databaseUrl);
+  return { officer, keystoreUrl: url, sameDatabase: url === config.databaseUrl };
 }
 
 /** Opens the key store's pool and the sealing vault over it; close() ends the pool. */
@@ -96,10 +99,20 @@ export async function openSealingVault(
       }),
   };
   const subjects = createSubjectKeyStore(patient, keys.officer, macKey, {
-    onForged: (keyId) => log.warn("a key store row masq did not make was ignored", { key_id: keyId }),
+    sameDatabaseAsEntries: keys.sameDatabase === true,
   });
+  // A dead letter leaves for the DLQ with no commit of the main database after it: its keys commit durably.
+  const letterSubjects = keys.sameDatabase === true
+    ? createSubjectKeyStore(patient, keys.officer, macKey)
+    : subjects;
   return {
-    vault: createSealingVault({ officer: keys.officer, subjects, macKey, hmacKeyId: config.hmacKeyId }),
+    vault: createSealingVault({
+      officer: keys.officer,
+      subjects,
+      letterSubjects,
+      macKey,
+      hmacKeyId: config.hmacKeyId,
+    }),
     close: () => pool.end().catch(() => {}),
   };
 }

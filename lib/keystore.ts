@@ -1,64 +1,76 @@
 /**
- * The key store (`masq_subject_keys`, in PII_KEYSTORE_URL's database, by default DATABASE_URL's): one
- * X25519 key pair per subject (user_id), its private half sealed to the privacy officer's key. Ingest reads
- * public halves only through `masq_subject_keys_of()` (it cannot list the store) and inserts new keys; the
- * privacy officer reads sealed private halves and deletes a person's keys (`forget`).
+ * The key store (`masq_subject_keys`, in PII_KEYSTORE_URL's database, by default DATABASE_URL's): per subject
+ * (user_id) and epoch, a data key wrapped under that epoch (lib/subject_keys.ts). Ingest inserts the keys it
+ * makes and reads nothing (it has no SELECT); the privacy officer reads rows and deletes a person's keys
+ * (`forget`).
  *
  * Kept apart from the main database, the store is what makes erasure reach backups: a backup of the main
- * database holds only originals sealed to subject keys, which `forget` destroys in the store.
+ * database holds only originals under data keys, which `forget` destroys in the store.
  *
  * @module
  */
 import type { Queryable } from "./sink/schema.ts";
+import type { OfficerPublicKey } from "./seal.ts";
 import {
-  loadPublicKey,
+  type Epoch,
   newSubjectKey,
-  type OfficerPublicKey,
+  openEpoch,
   subjectKeyGenuine,
   subjectKeyMac,
   type SubjectKeyRow,
-} from "./seal.ts";
+} from "./subject_keys.ts";
 
 type DbRow = {
   key_id: string;
   subject: string;
-  public_key: Uint8Array;
-  sealed_private: Uint8Array;
+  epoch_enc: Uint8Array;
+  wrapped_key: Uint8Array;
   officer_key_id: string;
   mac: Uint8Array;
 };
+
+const COLUMNS = "key_id, subject, epoch_enc, wrapped_key, officer_key_id, mac";
 
 function toRow(r: DbRow): SubjectKeyRow {
   return {
     keyId: r.key_id,
     subject: r.subject,
-    publicKey: new Uint8Array(r.public_key),
-    sealedPrivate: new Uint8Array(r.sealed_private),
+    epochEnc: new Uint8Array(r.epoch_enc),
+    wrappedKey: new Uint8Array(r.wrapped_key),
     officerKeyId: r.officer_key_id,
     mac: new Uint8Array(r.mac),
   };
 }
 
-/** A subject's current key, as ingest seals to it. */
-export interface SubjectPublicKey {
+/** A subject's data key in the current epoch, as ingest encrypts with it. */
+export interface SubjectKey {
   /** `s:<key id>`: what entries name as their recipient. */
   recipient: string;
-  key: CryptoKey;
+  dataKey: Uint8Array;
 }
 
-/** Ingest's view of the store: the key to seal a subject's originals to, made when first needed. */
+/** Ingest's view of the store: the key to encrypt a subject's originals with, made when first needed. */
 export interface SubjectKeyStore {
-  publicKeyFor(subject: string): Promise<SubjectPublicKey>;
+  keyFor(subject: string): Promise<SubjectKey>;
 }
 
 export interface SubjectKeyStoreOptions {
   /** Subjects whose key stays in memory (most recently used first). */
   cacheSize?: number;
-  /** How long a cached key is used before the store is asked again (so an erased key stops being used). */
-  ttlMs?: number;
+  /**
+   * How long an epoch lasts: then a new one is opened and every data key of the old one forgotten (so what
+   * a compromised process can unwrap is its own current epoch's keys, and a key destroyed by forget stops
+   * being used within this time).
+   */
+  epochMs?: number;
   now?: () => number;
-  /** Told of a key store row whose MAC does not verify (it is never used). */
-  onForged?: (keyId: string) => void;
+  /**
+   * The key store is the main database: its inserts commit without waiting for the WAL flush
+   * (synchronous_commit off, for that transaction only). Safe there: an entry naming a key commits after the
+   * key's insert, on the same server, and a synchronous commit flushes the WAL written before it. Not for
+   * keys of dead letters, which no later commit follows.
+   */
+  sameDatabaseAsEntries?: boolean;
 }
 
 /**
@@ -72,7 +84,7 @@ export interface SubjectKeyStoreOptions {
  * const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
  * const officer = await parseOfficerPublicKey((await generateOfficerKeys()).publicText, "PII_VAULT_PUBLIC_KEY");
  * const store = createSubjectKeyStore(pool, officer, sealMacKey("an HMAC key of 32 bytes or more......"));
- * const { recipient } = await store.publicKeyFor("user-42"); // "s:<32 hex>"
+ * const { recipient } = await store.keyFor("user-42"); // "s:<32 hex>"
  * ```
  */
 export function createSubjectKeyStore(
@@ -82,68 +94,85 @@ export function createSubjectKeyStore(
   opts: SubjectKeyStoreOptions = {},
 ): SubjectKeyStore {
   const cacheSize = opts.cacheSize ?? 50_000;
-  const ttlMs = opts.ttlMs ?? 5 * 60_000;
+  const epochMs = opts.epochMs ?? 5 * 60_000;
   const now = opts.now ?? (() => performance.now());
-  const cache = new Map<string, { at: number; key: Promise<SubjectPublicKey> }>();
+  const relaxed = opts.sameDatabaseAsEntries
+    ? "WITH relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)) "
+    : "";
+  let epoch: { at: number; epoch: Promise<Epoch> } | undefined;
+  const cache = new Map<string, Promise<SubjectKey>>();
 
-  // Subjects asked for in the same turn of the event loop (the records of a batch are made together) are
-  // looked up in one query, and their new keys inserted in one statement: one commit per batch, not per
-  // person.
-  let pending = new Map<string, { resolve(k: SubjectPublicKey): void; reject(e: unknown): void }[]>();
-
-  async function lookUpAll(subjects: string[]): Promise<Map<string, SubjectPublicKey>> {
-    const out = new Map<string, SubjectPublicKey>();
-    const res = await db.query(
-      "SELECT key_id, subject, public_key, sealed_private, officer_key_id, mac FROM masq_subject_keys_of($1::text[])",
-      [subjects],
-    );
-    for (const r of (res.rows as DbRow[]).map(toRow)) {
-      if (out.has(r.subject) || !subjects.includes(r.subject)) continue;
-      if (!subjectKeyGenuine(r, macKey)) {
-        opts.onForged?.(r.keyId);
-        continue;
-      }
-      out.set(r.subject, { recipient: `s:${r.keyId}`, key: await loadPublicKey(r.publicKey) });
+  function currentEpoch(): Promise<Epoch> {
+    const t = now();
+    if (epoch === undefined || t - epoch.at >= epochMs) {
+      cache.clear(); // the old epoch's data keys go with it
+      const next = openEpoch(officer);
+      epoch = { at: t, epoch: next };
+      next.catch(() => epoch?.epoch === next && (epoch = undefined));
     }
-    const missing = subjects.filter((s) => !out.has(s));
-    if (missing.length === 0) return out;
-    const made = await Promise.all(missing.map((s) => newSubjectKey(s, officer, macKey)));
+    return epoch.epoch;
+  }
+
+  // New subjects' keys are inserted together, one statement in flight at a time: those of one turn of the
+  // event loop (a batch's records are made together) and those met while the previous insert ran (the
+  // other batches in flight), so the key store commits a few times per round trip, not once per batch.
+  let pending = new Map<string, { resolve(k: SubjectKey): void; reject(e: unknown): void }[]>();
+
+  async function makeAll(subjects: string[], of: Promise<Epoch>): Promise<Map<string, SubjectKey>> {
+    const e = await of;
+    const made = subjects.map((s) => newSubjectKey(s, e, macKey));
     const rows = made.map((m) => m.row);
+    // One epoch per call: its enc and officer key id are sent once, not per row.
     await db.query(
-      `INSERT INTO masq_subject_keys (key_id, subject, public_key, sealed_private, officer_key_id, mac)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[])
+      `${relaxed}INSERT INTO masq_subject_keys (${COLUMNS})
+       SELECT k.id, k.subject, $3::bytea, k.wrapped, $5::text, k.mac
+       FROM unnest($1::text[], $2::text[], $4::bytea[], $6::bytea[]) AS k(id, subject, wrapped, mac)${
+        relaxed ? ", relaxed" : ""
+      }
        ON CONFLICT DO NOTHING`, // a retried insert that had committed (random key ids never collide otherwise)
       [
         rows.map((r) => r.keyId),
         rows.map((r) => r.subject),
-        rows.map((r) => r.publicKey),
-        rows.map((r) => r.sealedPrivate),
-        rows.map((r) => r.officerKeyId),
+        e.enc,
+        rows.map((r) => r.wrappedKey),
+        e.officerKeyId,
         rows.map((r) => r.mac),
       ],
     );
-    made.forEach((m) => out.set(m.row.subject, { recipient: `s:${m.row.keyId}`, key: m.publicKey }));
-    return out;
+    return new Map(made.map((m) => [m.row.subject, { recipient: `s:${m.row.keyId}`, dataKey: m.dataKey }]));
   }
 
-  async function flush(): Promise<void> {
+  let flushing = false;
+
+  async function drain(): Promise<void> {
+    try {
+      while (pending.size > 0) await flush(currentEpoch());
+    } finally {
+      flushing = false;
+    }
+  }
+
+  async function flush(of: Promise<Epoch>): Promise<void> {
     const batch = pending;
     pending = new Map();
     const subjects = [...batch.keys()];
     for (let i = 0; i < subjects.length; i += 1000) {
       const chunk = subjects.slice(i, i + 1000);
       try {
-        const found = await lookUpAll(chunk);
-        for (const s of chunk) for (const w of batch.get(s)!) w.resolve(found.get(s)!);
+        const made = await makeAll(chunk, of);
+        for (const s of chunk) for (const w of batch.get(s)!) w.resolve(made.get(s)!);
       } catch (err) {
         for (const s of chunk) for (const w of batch.get(s)!) w.reject(err);
       }
     }
   }
 
-  function lookUp(subject: string): Promise<SubjectPublicKey> {
+  function make(subject: string): Promise<SubjectKey> {
     return new Promise((resolve, reject) => {
-      if (pending.size === 0) queueMicrotask(() => void flush());
+      if (!flushing) {
+        flushing = true;
+        queueMicrotask(() => void drain());
+      }
       const waiting = pending.get(subject);
       if (waiting) waiting.push({ resolve, reject });
       else pending.set(subject, [{ resolve, reject }]);
@@ -151,17 +180,17 @@ export function createSubjectKeyStore(
   }
 
   return {
-    publicKeyFor(subject) {
+    keyFor(subject) {
+      currentEpoch(); // a new epoch forgets the old one's keys
       const hit = cache.get(subject);
-      const t = now();
-      if (hit !== undefined && t - hit.at < ttlMs) {
+      if (hit !== undefined) {
         cache.delete(subject);
         cache.set(subject, hit);
-        return hit.key;
+        return hit;
       }
-      const key = lookUp(subject);
-      cache.set(subject, { at: t, key });
-      key.catch(() => cache.delete(subject)); // a failed lookup is tried again next time
+      const key = make(subject);
+      cache.set(subject, key);
+      key.catch(() => cache.get(subject) === key && cache.delete(subject)); // tried again next time
       while (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
       return key;
     },
@@ -176,8 +205,7 @@ export async function subjectKeysById(
   const out = new Map<string, SubjectKeyRow>();
   if (keyIds.length === 0) return out;
   const res = await db.query(
-    `SELECT key_id, subject, public_key, sealed_private, officer_key_id, mac FROM masq_subject_keys
-     WHERE key_id = ANY($1::text[])`,
+    `SELECT ${COLUMNS} FROM masq_subject_keys WHERE key_id = ANY($1::text[])`,
     [[...new Set(keyIds)]],
   );
   for (const r of res.rows as DbRow[]) out.set(r.key_id, toRow(r));
@@ -201,7 +229,7 @@ export async function remacSubjectKeys(
   newMacKey: Uint8Array,
 ): Promise<number> {
   const res = await db.query(
-    "SELECT key_id, subject, public_key, sealed_private, officer_key_id, mac FROM masq_subject_keys",
+    `SELECT ${COLUMNS} FROM masq_subject_keys`,
   );
   const rows = (res.rows as DbRow[]).map(toRow).filter((r) =>
     !subjectKeyGenuine(r, newMacKey) && subjectKeyGenuine(r, oldMacKey)

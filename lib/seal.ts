@@ -1,20 +1,22 @@
 /**
- * The sealed vault: originals are encrypted to public keys (HPKE, RFC 9180: DHKEM(X25519, HKDF-SHA256),
- * HKDF-SHA256, AES-128-GCM, base mode, via `@hpke/core`, which runs on Web Crypto), so the ingest path holds
- * no key that decrypts anything it wrote.
+ * The sealed vault's cryptography: the privacy officer's key pair and HPKE (RFC 9180: DHKEM(X25519,
+ * HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode, via `@hpke/core`, which runs on Web Crypto), epochs (one
+ * HPKE encapsulation whose exporter gives a wrapping key), AES-256-GCM under data keys, and masq's MACs. The
+ * ingest path holds no key that opens anything outside its own current epoch.
  *
  * Two levels of keys:
  * - the privacy officer's key pair (`vault-keygen`): masq run holds the public half, recover, redrive, rekey
  *   and vault-convert the private half. Each key has an id (a fingerprint of its public half), so keys rotate.
- * - one key pair per subject (a user_id): made by ingest when first needed; its public half and its private
- *   half sealed to the officer's public key live in the key store (`masq_subject_keys`). Originals of a person
- *   are sealed to their subject key; deleting it (`forget --user-id`) erases every copy of them at once.
- *   What has no usable user_id (some dead letters) is sealed to the officer's key directly.
+ * - per subject (a user_id) and epoch, a random data key, stored in the key store only wrapped under the
+ *   epoch's key (lib/subject_keys.ts). Originals of a person are encrypted under it; deleting a person's keys
+ *   (`forget --user-id`) erases every copy at once. What has no usable user_id (some dead letters) is sealed
+ *   to the officer's key directly.
  *
- * Integrity: HPKE base mode lets anyone holding a public key seal, so every sealed entry, dead letter and
- * subject key also carries an HMAC-SHA256 under a key derived (HKDF, its own purpose) from masq's HMAC key,
- * binding it to its place (field, token, HMAC key id, recipient, ciphertext). The privacy officer's commands
- * verify it and refuse what masq did not seal.
+ * Integrity: HPKE base mode lets anyone holding the public key seal (or open an epoch), so every key store
+ * row, every entry or letter sealed to the officer, and every dead letter carries an HMAC-SHA256 under a key
+ * derived (HKDF, its own purpose) from masq's HMAC key, binding it to its place. An entry under a data key is
+ * authenticated by AES-GCM under that key. The privacy officer's commands verify and refuse what masq did not
+ * seal.
  *
  * @module
  */
@@ -22,6 +24,7 @@ import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ConfigError, VaultError } from "./errors.ts";
 import { fromBase64, toBase64 } from "./vault.ts";
 
@@ -188,27 +191,105 @@ export async function openWith(privateKey: CryptoKey, sealed: Uint8Array, aad: s
   }
 }
 
-/** A fresh X25519 key pair for one subject: the public key and the serialised private key. */
-export async function generateSubjectKeyPair(): Promise<
-  { publicKey: CryptoKey; raw: Uint8Array; priv: Uint8Array }
-> {
-  const pair = await suite.kem.generateKeyPair();
-  return {
-    publicKey: pair.publicKey,
-    raw: new Uint8Array(await suite.kem.serializePublicKey(pair.publicKey)),
-    priv: new Uint8Array(await suite.kem.serializePrivateKey(pair.privateKey)),
-  };
-}
-
-/** Loads a public key (a subject's, from the key store). */
+/** Loads a public key. */
 export async function loadPublicKey(raw: Uint8Array): Promise<CryptoKey> {
   if (raw.length !== KEM_BYTES) throw new VaultError("a public key is not 32 bytes");
   return await suite.kem.deserializePublicKey(buf(raw));
 }
 
-/** Loads a serialised private key. */
-export async function loadPrivateKey(raw: Uint8Array): Promise<CryptoKey> {
-  return await suite.kem.deserializePrivateKey(buf(raw));
+// --- epochs: one HPKE encapsulation to the officer per run process and period (lib/data_keys.ts) ---
+
+const EPOCH_INFO = encoder.encode("masq key store epoch v1");
+const WRAP_LABEL = encoder.encode("masq subject keys v1");
+
+/**
+ * Opens an epoch: one HPKE encapsulation to the officer's key (its `enc` goes with every subject key made
+ * in it) and the key it wraps subject keys with, from the exporter (RFC 9180 §5.3). The sender context is
+ * dropped here: the process keeps only the wrapping key, which opens nothing made outside this epoch.
+ */
+export async function openEpochKey(
+  officer: OfficerPublicKey,
+): Promise<{ enc: Uint8Array; wrapKey: Uint8Array }> {
+  const ctx = await suite.createSenderContext({ recipientPublicKey: officer.key, info: EPOCH_INFO });
+  return { enc: new Uint8Array(ctx.enc), wrapKey: new Uint8Array(await ctx.export(buf(WRAP_LABEL), 32)) };
+}
+
+/** The officer's side: an epoch's wrapping key from its `enc` (VaultError when the key does not open it). */
+export async function epochKeyFromEnc(privateKey: CryptoKey, enc: Uint8Array): Promise<Uint8Array> {
+  if (enc.length !== KEM_BYTES) throw new VaultError("an epoch's enc is not 32 bytes");
+  try {
+    const ctx = await suite.createRecipientContext({
+      recipientKey: privateKey,
+      enc: buf(enc),
+      info: EPOCH_INFO,
+    });
+    return new Uint8Array(await ctx.export(buf(WRAP_LABEL), 32));
+  } catch {
+    throw new VaultError("an epoch of the key store does not open under the privacy officer's key");
+  }
+}
+
+// --- AES-256-GCM under a subject's data key (or an epoch's wrapping key) ---
+
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+/** The shortest sealed data of either kind (an AES-GCM nonce and tag). */
+const MIN_SEALED = NONCE_BYTES + TAG_BYTES;
+
+function checkKey(key: Uint8Array): void {
+  if (key.length !== 32) throw new VaultError("a data key is not 32 bytes");
+}
+
+// node:crypto's AES-GCM (Deno's native implementation) is synchronous: about 7 µs a seal here, where an
+// awaited Web Crypto call costs about 29 (bench/BENCHMARKS.md, "The sealed vault's cost").
+/** AES-256-GCM under `key`, bound to `aad`: a random 12-byte nonce, then the ciphertext and the tag. */
+export function encryptWith(key: Uint8Array, plaintext: Uint8Array, aad: string): Uint8Array {
+  checkKey(key);
+  const iv = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const c = createCipheriv("aes-256-gcm", key, iv);
+  c.setAAD(encoder.encode(aad));
+  const body = c.update(plaintext);
+  const last = c.final();
+  const out = new Uint8Array(NONCE_BYTES + body.length + last.length + TAG_BYTES);
+  out.set(iv);
+  out.set(body, NONCE_BYTES);
+  out.set(last, NONCE_BYTES + body.length);
+  out.set(c.getAuthTag(), NONCE_BYTES + body.length + last.length);
+  return out;
+}
+
+/** Opens what encryptWith() made; a VaultError when the key, the data or the context differ. */
+export function decryptWith(key: Uint8Array, sealed: Uint8Array, aad: string): Uint8Array {
+  checkKey(key);
+  if (sealed.length < MIN_SEALED) throw new VaultError("sealed data is too short to be masq's");
+  try {
+    const d = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, NONCE_BYTES));
+    d.setAAD(encoder.encode(aad));
+    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    const body = d.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));
+    const last = d.final();
+    const out = new Uint8Array(body.length + last.length);
+    out.set(body);
+    out.set(last, body.length);
+    return out;
+  } catch {
+    throw new VaultError("does not open under its subject key: wrong key, altered data or another context");
+  }
+}
+
+/**
+ * What an original is sealed with: a subject's data key (`s:` recipients, AES-256-GCM) or the officer's
+ * public key (`o:`, HPKE), with the recipient entries name.
+ */
+export type SealKey =
+  | { recipient: string; dataKey: Uint8Array }
+  | { recipient: string; publicKey: CryptoKey };
+
+/** Seals `plaintext` with `to`, bound to `aad`. */
+export async function sealFor(to: SealKey, plaintext: Uint8Array, aad: string): Promise<Uint8Array> {
+  return "dataKey" in to
+    ? encryptWith(to.dataKey, plaintext, aad)
+    : await sealTo(to.publicKey, plaintext, aad);
 }
 
 // --- integrity ---
@@ -227,17 +308,26 @@ export function sealMacKey(hmacKey: string): Uint8Array {
   );
 }
 
+// The HMAC's keyed state, made once per key and cloned per MAC (a third of a MAC's cost is keying).
+const keyed = new WeakMap<Uint8Array, ReturnType<typeof hmac.create>>();
+
 /** HMAC-SHA256 of length-prefixed parts (no two part lists give the same input). */
 export function sealMac(key: Uint8Array, parts: readonly (string | Uint8Array)[]): Uint8Array {
-  const h = hmac.create(sha256, key);
-  for (const p of parts) {
-    const bytes = typeof p === "string" ? encoder.encode(p) : p;
-    const len = new Uint8Array(4);
-    new DataView(len.buffer).setUint32(0, bytes.length);
-    h.update(len);
-    h.update(bytes);
+  let base = keyed.get(key);
+  if (base === undefined) {
+    base = hmac.create(sha256, key);
+    keyed.set(key, base);
   }
-  return h.digest();
+  const bytes = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
+  const input = new Uint8Array(bytes.reduce((n, b) => n + 4 + b.length, 0));
+  const view = new DataView(input.buffer);
+  let at = 0;
+  for (const b of bytes) {
+    view.setUint32(at, b.length);
+    input.set(b, at + 4);
+    at += 4 + b.length;
+  }
+  return base.clone().update(input).digest();
 }
 
 /** Compares two MACs in a time that depends on their length only. */
@@ -258,23 +348,35 @@ const MAGIC = encoder.encode("MQS1");
  */
 export type Recipient = string;
 
-/** A sealed entry as stored: the recipient, the MAC, the HPKE output. */
+/**
+ * A sealed entry as stored: the recipient, the MAC (entries sealed to the officer's key only), the seal.
+ * An entry under a subject's data key (`s:`) needs no MAC of its own: AES-GCM under a key that only masq
+ * ever held authenticates it, bound to its place by its additional data, and the key store row of that
+ * data key carries masq's MAC (lib/subject_keys.ts). HPKE base mode (`o:`) lets anyone with the public key
+ * seal, hence the MAC there.
+ */
 export interface SealedEntry {
   recipient: Recipient;
-  mac: Uint8Array;
+  mac?: Uint8Array;
   sealed: Uint8Array;
 }
 
-/** The bytes of a sealed entry: "MQS1", a 1-byte recipient length, the recipient, the MAC, the seal. */
+function macLength(recipient: Recipient): number {
+  return recipient.startsWith("o:") ? MAC_BYTES : 0;
+}
+
+/** The bytes of a sealed entry: "MQS1", a 1-byte recipient length, the recipient, the MAC (o:), the seal. */
 export function encodeEntry(e: SealedEntry): Uint8Array {
   const r = encoder.encode(e.recipient);
   if (r.length > 255) throw new VaultError("recipient id too long");
-  const out = new Uint8Array(MAGIC.length + 1 + r.length + MAC_BYTES + e.sealed.length);
+  const m = macLength(e.recipient);
+  if ((e.mac?.length ?? 0) !== m) throw new VaultError("an entry sealed to the officer's key needs its MAC");
+  const out = new Uint8Array(MAGIC.length + 1 + r.length + m + e.sealed.length);
   out.set(MAGIC);
   out[MAGIC.length] = r.length;
   out.set(r, MAGIC.length + 1);
-  out.set(e.mac, MAGIC.length + 1 + r.length);
-  out.set(e.sealed, MAGIC.length + 1 + r.length + MAC_BYTES);
+  if (e.mac !== undefined) out.set(e.mac, MAGIC.length + 1 + r.length);
+  out.set(e.sealed, MAGIC.length + 1 + r.length + m);
   return out;
 }
 
@@ -283,7 +385,6 @@ export function decodeEntry(bytes: Uint8Array): SealedEntry | undefined {
   if (bytes.length < MAGIC.length + 1 || !MAGIC.every((b, i) => bytes[i] === b)) return undefined;
   const n = bytes[MAGIC.length];
   const start = MAGIC.length + 1;
-  if (bytes.length < start + n + MAC_BYTES + KEM_BYTES + 16) return undefined;
   let recipient: string;
   try {
     recipient = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(start, start + n));
@@ -291,11 +392,34 @@ export function decodeEntry(bytes: Uint8Array): SealedEntry | undefined {
     return undefined;
   }
   if (!/^[so]:[A-Za-z0-9._-]{1,64}$/.test(recipient)) return undefined;
-  return {
-    recipient,
-    mac: bytes.slice(start + n, start + n + MAC_BYTES),
-    sealed: bytes.slice(start + n + MAC_BYTES),
-  };
+  const m = macLength(recipient);
+  if (bytes.length < start + n + m + MIN_SEALED) return undefined;
+  const sealed = bytes.slice(start + n + m);
+  return m === 0 ? { recipient, sealed } : { recipient, mac: bytes.slice(start + n, start + n + m), sealed };
+}
+
+/**
+ * A pii_vault entry's bytes: under a subject's data key (AES-GCM) or sealed to the officer's key (HPKE, with
+ * masq's MAC under `macKey`).
+ */
+export async function sealEntry(
+  to: SealKey,
+  field: string,
+  token: string,
+  hmacKeyId: string,
+  original: string,
+  macKey: Uint8Array,
+): Promise<Uint8Array> {
+  const aad = entryAad(field, token, hmacKeyId, to.recipient);
+  if ("dataKey" in to) {
+    return encodeEntry({
+      recipient: to.recipient,
+      sealed: encryptWith(to.dataKey, encoder.encode(original), aad),
+    });
+  }
+  const sealed = await sealTo(to.publicKey, encoder.encode(original), aad);
+  const mac = sealMac(macKey, entryMacParts(field, token, hmacKeyId, to.recipient, sealed));
+  return encodeEntry({ recipient: to.recipient, mac, sealed });
 }
 
 /** The MAC input of a pii_vault entry: its place and its seal. */
@@ -361,70 +485,9 @@ export function decodeLetter(text: string): SealedLetter | undefined {
     ) return undefined;
     const sealed = fromBase64(j.ct);
     const mac = fromBase64(j.mac);
-    if (sealed.length < KEM_BYTES + 16 || mac.length !== MAC_BYTES) return undefined;
+    if (sealed.length < MIN_SEALED || mac.length !== MAC_BYTES) return undefined;
     return { recipient: j.to, hmacKeyId: j.hk, sealed, mac };
   } catch {
     return undefined;
-  }
-}
-
-// --- subject keys (the key store's rows) ---
-
-/** One row of masq_subject_keys. */
-export interface SubjectKeyRow {
-  keyId: string;
-  subject: string;
-  publicKey: Uint8Array;
-  sealedPrivate: Uint8Array;
-  officerKeyId: string;
-  mac: Uint8Array;
-}
-
-function subjectMacParts(r: Omit<SubjectKeyRow, "mac">): (string | Uint8Array)[] {
-  return ["masq_subject_keys", r.keyId, r.subject, r.publicKey, r.officerKeyId, r.sealedPrivate];
-}
-
-function subjectAad(keyId: string, subject: string): string {
-  return `masq_subject_keys:${keyId}:${subject}`;
-}
-
-/** Makes a subject's key: the row to store (private half sealed to the officer, MACed) and its public key. */
-export async function newSubjectKey(
-  subject: string,
-  officer: OfficerPublicKey,
-  macKey: Uint8Array,
-): Promise<{ row: SubjectKeyRow; publicKey: CryptoKey }> {
-  const pair = await generateSubjectKeyPair();
-  const keyId = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
-  const sealedPrivate = await sealTo(officer.key, pair.priv, subjectAad(keyId, subject));
-  pair.priv.fill(0);
-  const row = { keyId, subject, publicKey: pair.raw, sealedPrivate, officerKeyId: officer.keyId };
-  return { row: { ...row, mac: sealMac(macKey, subjectMacParts(row)) }, publicKey: pair.publicKey };
-}
-
-/** The MAC of a key store row under `macKey`. */
-export function subjectKeyMac(macKey: Uint8Array, row: Omit<SubjectKeyRow, "mac">): Uint8Array {
-  return sealMac(macKey, subjectMacParts(row));
-}
-
-/** Whether masq made this key store row (its MAC verifies under `macKey`). */
-export function subjectKeyGenuine(row: SubjectKeyRow, macKey: Uint8Array): boolean {
-  return macEqual(sealMac(macKey, subjectMacParts(row)), row.mac);
-}
-
-/** Opens a subject's private key with the officer's keyring (VaultError when it cannot). */
-export async function openSubjectKey(row: SubjectKeyRow, ring: OfficerKeyring): Promise<CryptoKey> {
-  const officer = ring.privateKeys.get(row.officerKeyId);
-  if (officer === undefined) {
-    throw new VaultError(
-      `is sealed to the privacy officer's key ${row.officerKeyId}, which PII_VAULT_PRIVATE_KEY does not hold`,
-    );
-  }
-  const priv = await openWith(officer, row.sealedPrivate, subjectAad(row.keyId, row.subject));
-  try {
-    return await loadPrivateKey(priv);
-  } finally {
-    priv.fill(0);
   }
 }

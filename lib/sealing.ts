@@ -1,11 +1,11 @@
 /**
- * The ingest side of the sealed vault (lib/seal.ts): what `masq run` uses instead of a vault key. It seals
- * a login's originals to its subject's key and a dead letter's original to its subject's key (or, with no
- * usable user_id, to the privacy officer's key), and MACs each seal; it can open nothing.
+ * The ingest side of the sealed vault (lib/seal.ts): what `masq run` uses instead of a vault key. It
+ * encrypts a login's originals and a dead letter's original under its subject's data key of the current
+ * epoch (lib/subject_keys.ts; or, with no usable user_id, seals it to the privacy officer's key with HPKE),
+ * and MACs each; it can open nothing made outside its own current epoch.
  *
- * A vault entry is written once per distinct (value, subject), so the seal of each is kept (bounded, most
- * recently used) and reused for the next message with the same pair: the public-key work is per distinct
- * pair, not per message.
+ * A vault entry is written once per distinct (value, subject key), so the sealed entry is kept (bounded,
+ * most recently used) and reused for the next message with the same pair.
  *
  * @module
  */
@@ -14,16 +14,18 @@ import type { SubjectKeyStore } from "./keystore.ts";
 import {
   encodeEntry,
   encodeLetter,
+  encryptWith,
   entryAad,
-  entryMacParts,
   letterAad,
   letterMacParts,
   type OfficerPublicKey,
   SEALED_ATTRIBUTE,
+  sealFor,
+  type SealKey,
   sealMac,
-  sealTo,
 } from "./seal.ts";
 import type { VaultEntry } from "./types.ts";
+import type { SubjectKey } from "./keystore.ts";
 
 const encoder = new TextEncoder();
 
@@ -48,6 +50,8 @@ export interface SealingVault {
 export interface SealingVaultOptions {
   officer: OfficerPublicKey;
   subjects: SubjectKeyStore;
+  /** The store dead letters' keys come from (default: `subjects`), when theirs must commit durably. */
+  letterSubjects?: SubjectKeyStore;
   /** sealMacKey() of the HMAC key, and that key's id. */
   macKey: Uint8Array;
   hmacKeyId: string;
@@ -95,23 +99,27 @@ export function subjectOf(body: string): string | undefined {
  */
 export function createSealingVault(opts: SealingVaultOptions): SealingVault {
   const cacheSize = opts.cacheSize ?? 20_000;
-  const seals = new Map<string, Promise<VaultEntry>>();
+  const seals = new Map<string, VaultEntry>();
 
-  async function sealEntry(
+  function sealEntry(
     field: VaultEntry["field"],
     token: string,
     hmacKeyId: string,
-    { recipient, key }: { recipient: string; key: CryptoKey },
+    to: SubjectKey,
     original: string,
-  ): Promise<VaultEntry> {
-    const sealed = await sealTo(key, encoder.encode(original), entryAad(field, token, hmacKeyId, recipient));
-    const mac = sealMac(opts.macKey, entryMacParts(field, token, hmacKeyId, recipient, sealed));
+  ): VaultEntry {
+    // Under the subject's data key: synchronous AES-GCM, authenticated by it (lib/seal.ts: SealedEntry).
+    const sealed = encryptWith(
+      to.dataKey,
+      encoder.encode(original),
+      entryAad(field, token, hmacKeyId, to.recipient),
+    );
     return {
       field,
       token,
       keyId: hmacKeyId,
-      subjectKeyId: recipient,
-      ciphertext: encodeEntry({ recipient, mac, sealed }),
+      subjectKeyId: to.recipient,
+      ciphertext: encodeEntry({ recipient: to.recipient, sealed }),
     };
   }
 
@@ -120,28 +128,27 @@ export function createSealingVault(opts: SealingVaultOptions): SealingVault {
     keyId: opts.officer.keyId,
     async entry(field, token, hmacKeyId, subject, original) {
       // The token names the value under the HMAC key: one seal per (token, subject key) serves every
-      // message. Keyed by the subject's current key, so a key destroyed by forget is not sealed to again
-      // once the key store says so (lib/keystore.ts: at most its cache's lifetime).
-      const to = await opts.subjects.publicKeyFor(subject);
+      // message. Keyed by the subject's key of the current epoch, so a key destroyed by forget is not used
+      // again after that epoch (lib/keystore.ts).
+      const to = await opts.subjects.keyFor(subject);
       const key = `${field}\0${token}\0${hmacKeyId}\0${to.recipient}`;
       const hit = seals.get(key);
       if (hit !== undefined) {
         seals.delete(key);
         seals.set(key, hit);
-        return await hit;
+        return hit;
       }
       const made = sealEntry(field, token, hmacKeyId, to, original);
       seals.set(key, made);
-      made.catch(() => seals.delete(key));
-      while (seals.size > cacheSize) seals.delete(seals.keys().next().value!);
-      return await made;
+      if (seals.size > cacheSize) seals.delete(seals.keys().next().value!);
+      return made;
     },
     async letter(messageId, body) {
       const subject = subjectOf(body);
-      const to = subject === undefined
-        ? { recipient: `o:${opts.officer.keyId}`, key: opts.officer.key }
-        : await opts.subjects.publicKeyFor(subject);
-      const sealed = await sealTo(to.key, encoder.encode(body), letterAad(messageId, to.recipient));
+      const to: SealKey = subject === undefined
+        ? { recipient: `o:${opts.officer.keyId}`, publicKey: opts.officer.key }
+        : await (opts.letterSubjects ?? opts.subjects).keyFor(subject);
+      const sealed = await sealFor(to, encoder.encode(body), letterAad(messageId, to.recipient));
       const mac = sealMac(opts.macKey, letterMacParts(messageId, opts.hmacKeyId, to.recipient, sealed));
       return {
         [SEALED_ATTRIBUTE]: encodeLetter({ recipient: to.recipient, hmacKeyId: opts.hmacKeyId, sealed, mac }),

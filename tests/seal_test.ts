@@ -1,24 +1,24 @@
-import { assert, assertEquals, assertRejects } from "./support/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./support/assert.ts";
 import { ConfigError, VaultError } from "../lib/errors.ts";
 import {
   decodeEntry,
   decodeLetter,
+  decryptWith,
   encodeEntry,
   encodeLetter,
+  encryptWith,
   generateOfficerKeys,
   macEqual,
-  newSubjectKey,
-  openSubjectKey,
   openWith,
   parseOfficerPrivateKeys,
   parseOfficerPublicKey,
   sealMac,
   sealMacKey,
   sealTo,
-  subjectKeyGenuine,
 } from "../lib/seal.ts";
+import { newSubjectKey, openEpoch, openSubjectKey, subjectKeyGenuine } from "../lib/subject_keys.ts";
 import { createSealingVault, subjectOf } from "../lib/sealing.ts";
-import type { SubjectKeyStore } from "../lib/keystore.ts";
+import { createSubjectKeyStore, type SubjectKey, type SubjectKeyStore } from "../lib/keystore.ts";
 
 const HMAC = "a-test-hmac-key-of-enough-length-0123456789";
 
@@ -63,14 +63,14 @@ Deno.test("sealTo() output opens with the private key in its own context only", 
 });
 
 Deno.test("decodeEntry() reads what encodeEntry() wrote and nothing else (an entry under the old key is undefined)", () => {
-  const e = {
-    recipient: "s:0123456789abcdef0123456789abcdef",
-    mac: new Uint8Array(32).fill(1),
-    sealed: new Uint8Array(60),
-  };
+  const e = { recipient: "o:x0123456789abcdef", mac: new Uint8Array(32).fill(1), sealed: new Uint8Array(60) };
   assertEquals(decodeEntry(encodeEntry(e)), e);
+  const d = { recipient: "s:0123456789abcdef0123456789abcdef", sealed: new Uint8Array(60) };
+  assertEquals(decodeEntry(encodeEntry(d)), d, "under a data key: no MAC of its own");
+  assertThrows(() => encodeEntry({ ...d, mac: e.mac }), VaultError);
+  assertThrows(() => encodeEntry({ ...e, mac: undefined }), VaultError);
   assertEquals(decodeEntry(crypto.getRandomValues(new Uint8Array(60))), undefined);
-  assertEquals(decodeEntry(encodeEntry({ ...e, recipient: "x:bad" })), undefined);
+  assertEquals(decodeEntry(encodeEntry({ ...d, recipient: "x:bad" })), undefined);
   const l = { recipient: "o:x01", hmacKeyId: "k1", sealed: new Uint8Array(60), mac: new Uint8Array(32) };
   assertEquals(decodeLetter(encodeLetter(l)), l);
   assertEquals(decodeLetter('{"v":2}'), undefined);
@@ -89,12 +89,42 @@ Deno.test("newSubjectKey() makes a row the officer opens and whose MAC masq alon
   const pair = await generateOfficerKeys();
   const pub = await parseOfficerPublicKey(pair.publicText, "p");
   const ring = await parseOfficerPrivateKeys(pair.privateText, "k");
-  const { row } = await newSubjectKey("user-1", pub, sealMacKey(HMAC));
+  const epoch = await openEpoch(pub);
+  const { row, dataKey } = await newSubjectKey("user-1", epoch, sealMacKey(HMAC));
   assert(subjectKeyGenuine(row, sealMacKey(HMAC)));
   assert(!subjectKeyGenuine({ ...row, subject: "user-2" }, sealMacKey(HMAC)), "bound to its subject");
   assert(!subjectKeyGenuine(row, sealMacKey("another-hmac-key-of-enough-length-012345")));
-  assert((await openSubjectKey(row, ring)) !== undefined);
+  const sealed = await encryptWith(dataKey, new TextEncoder().encode("192.0.2.1"), "ctx");
+  const opened = await openSubjectKey(row, ring);
+  assertEquals(new TextDecoder().decode(await decryptWith(opened, sealed, "ctx")), "192.0.2.1");
   await assertRejects(() => openSubjectKey({ ...row, subject: "user-2" }, ring), VaultError);
+  const other = await openEpoch(pub);
+  await assertRejects(() => openSubjectKey({ ...row, epochEnc: other.enc }, ring), VaultError); // bound to its epoch
+  const stranger = await parseOfficerPrivateKeys((await generateOfficerKeys()).privateText, "k");
+  stranger.privateKeys.set(pub.keyId, stranger.privateKeys.get(stranger.current.keyId)!);
+  await assertRejects(() => openSubjectKey(row, stranger), VaultError); // only the officer's key
+});
+
+Deno.test("createSubjectKeyStore() makes one key per subject per epoch and forgets the old epoch's keys", async () => {
+  const pub = await parseOfficerPublicKey((await generateOfficerKeys()).publicText, "p");
+  const inserts: unknown[][] = [];
+  const db = {
+    query(_sql: string, params?: unknown[]) {
+      inserts.push(params![1] as unknown[]);
+      return Promise.resolve({ rows: [] });
+    },
+  };
+  let t = 0;
+  const store = createSubjectKeyStore(db, pub, sealMacKey(HMAC), { epochMs: 1000, now: () => t });
+  const [a, b, a2] = await Promise.all([store.keyFor("u1"), store.keyFor("u2"), store.keyFor("u1")]);
+  assertEquals(inserts, [["u1", "u2"]], "one statement for a batch's new subjects");
+  assertEquals(a, a2);
+  assert(a.recipient !== b.recipient);
+  assertEquals(await store.keyFor("u1"), a, "kept within the epoch");
+  t = 1000;
+  const c = await store.keyFor("u1");
+  assert(c.recipient !== a.recipient, "a new epoch, a new data key");
+  assertEquals(inserts.length, 2);
 });
 
 Deno.test("subjectOf() is the user_id of a JSON object body, when it is usable as a subject", () => {
@@ -123,14 +153,15 @@ Deno.test("createSealingVault() seals once per (value, subject key), and again a
   const pub = await parseOfficerPublicKey((await generateOfficerKeys()).publicText, "p");
   let generation = 0;
   let lookups = 0;
-  const keys = new Map<string, { recipient: string; key: CryptoKey }>();
+  const keys = new Map<string, SubjectKey>();
+  const epoch = await openEpoch(pub);
   const subjects: SubjectKeyStore = {
-    async publicKeyFor(subject) {
+    async keyFor(subject) {
       lookups++;
       const id = `${subject}-${generation}`;
       if (!keys.has(id)) {
-        const made = await newSubjectKey(subject, pub, sealMacKey(HMAC));
-        keys.set(id, { recipient: `s:${made.row.keyId}`, key: made.publicKey });
+        const made = await newSubjectKey(subject, epoch, sealMacKey(HMAC));
+        keys.set(id, { recipient: `s:${made.row.keyId}`, dataKey: made.dataKey });
       }
       return keys.get(id)!;
     },
@@ -141,7 +172,7 @@ Deno.test("createSealingVault() seals once per (value, subject key), and again a
   assertEquals(a.ciphertext, b.ciphertext, "the seal is reused");
   const c = await vault.entry("ip", "t1", "k1", "u2", "192.0.2.1");
   assert(c.subjectKeyId !== a.subjectKeyId, "another person, another entry");
-  generation++; // forget destroyed u1's key; the key store now gives a new one
+  generation++; // a new epoch: the key store now gives a new data key
   const d = await vault.entry("ip", "t1", "k1", "u1", "192.0.2.1");
   assert(d.subjectKeyId !== a.subjectKeyId, "never sealed again to a destroyed key");
   assertEquals(lookups, 4);

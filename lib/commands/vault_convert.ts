@@ -67,9 +67,7 @@ export const vaultConvert: Command = {
       }
       await requireKeystore(ks);
       const macKey = sealMacKey(hmacKey);
-      const subjects = createSubjectKeyStore(ks, officer, macKey, {
-        onForged: (keyId) => log.warn("a key store row masq did not make was ignored", { key_id: keyId }),
-      });
+      const subjects = createSubjectKeyStore(ks, officer, macKey);
       const result = await convertVault(client, {
         legacy,
         officer,

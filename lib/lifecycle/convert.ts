@@ -14,7 +14,7 @@ import type pg from "pg";
 import type { Env } from "../config.ts";
 import { ConfigError, VaultError } from "../errors.ts";
 import type { SubjectKeyStore } from "../keystore.ts";
-import { encodeEntry, entryAad, entryMacParts, type OfficerPublicKey, sealMac, sealTo } from "../seal.ts";
+import { type OfficerPublicKey, sealEntry, type SealKey } from "../seal.ts";
 import { vaultAad, type VaultCipher } from "../vault.ts";
 import { inTransaction, pausePoint } from "./db.ts";
 import type { Requester } from "./access.ts";
@@ -45,8 +45,6 @@ export interface ConvertResult {
 }
 
 type Row = { field: "ip" | "device_id"; token: string; ciphertext: Uint8Array; key_id: string };
-
-const encoder = new TextEncoder();
 
 /**
  * Converts every entry under the old key; see the module comment.
@@ -113,22 +111,16 @@ export async function convertVault(client: pg.Client, opts: ConvertOptions): Pro
           `SELECT DISTINCT user_id FROM user_logins WHERE ${column} = $1 AND user_id IS NOT NULL ORDER BY 1`,
           [r.token],
         )).rows.map((p: { user_id: string }) => p.user_id);
-        const recipients = people.length === 0
-          ? [{ recipient: `o:${opts.officer.keyId}`, key: opts.officer.key }]
-          : await Promise.all(people.map((p: string) => opts.subjects.publicKeyFor(p)));
+        const recipients: SealKey[] = people.length === 0
+          ? [{ recipient: `o:${opts.officer.keyId}`, publicKey: opts.officer.key }]
+          : await Promise.all(people.map((p: string) => opts.subjects.keyFor(p)));
         for (const to of recipients) {
-          const seal = await sealTo(
-            to.key,
-            encoder.encode(original),
-            entryAad(r.field, r.token, r.key_id, to.recipient),
-          );
-          const mac = sealMac(opts.macKey, entryMacParts(r.field, r.token, r.key_id, to.recipient, seal));
           out.push({
             field: r.field,
             token: r.token,
             keyId: r.key_id,
             to: to.recipient,
-            ct: encodeEntry({ recipient: to.recipient, mac, sealed: seal }),
+            ct: await sealEntry(to, r.field, r.token, r.key_id, original, opts.macKey),
           });
         }
       }

@@ -15,7 +15,7 @@
  *
  * On the sealed vault (schema version 4, `vault` an Unsealer): each entry is opened with the privacy
  * officer's key through its subject's key, verified under the old HMAC key's MAC, and sealed again to the
- * same subject key (an entry sealed to the officer's key, to the current one) under the new token, with a
+ * same subject data key (an entry sealed to the officer's key, to the current one) under the new token, with a
  * MAC under the new HMAC key. Entries are matched by (field, token, subject_key_id), so the entries of one
  * value held by several people may fall in different batches. Entries under the old symmetric key must be
  * converted first (`vault-convert`); an entry whose subject key is gone (erased) is dropped.
@@ -28,17 +28,8 @@ import { ConfigError, VaultError } from "../errors.ts";
 import { recordKeyUse } from "../sink/schema.ts";
 import { createMasker } from "../transform/mask.ts";
 import { vaultAad, type VaultCipher } from "../vault.ts";
-import { remacSubjectKeys, subjectKeysById } from "../keystore.ts";
-import {
-  encodeEntry,
-  entryAad,
-  entryMacParts,
-  loadPublicKey,
-  type OfficerPublicKey,
-  sealMac,
-  sealMacKey,
-  sealTo,
-} from "../seal.ts";
+import { remacSubjectKeys } from "../keystore.ts";
+import { type OfficerPublicKey, sealEntry, type SealKey, sealMacKey } from "../seal.ts";
 import type { Queryable } from "../sink/schema.ts";
 import { RefusedSeal, type Unsealer } from "./unseal.ts";
 import { inTransaction, pausePoint } from "./db.ts";
@@ -113,8 +104,6 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
     }
   };
   const newMacKey = sealMacKey(opts.newKey);
-  const encoder = new TextEncoder();
-  const subjectKeys = new Map<string, CryptoKey>();
   /** The original of an entry, and who it is sealed to ("" under the old key); null when erased. */
   const open = async (r: Row): Promise<{ original: string; recipient: string } | null> => {
     if (opts.sealed === undefined) return { original: await decrypt(r), recipient: "" };
@@ -144,25 +133,17 @@ export async function rekey(client: pg.Client, opts: RekeyOptions): Promise<Reke
     if (opts.sealed === undefined) {
       return { ct: await opts.vault!.encrypt(original, vaultAad(field, token, opts.newKeyId)), to: "" };
     }
-    let to = recipient;
-    let key: CryptoKey;
+    let to: SealKey;
     if (recipient.startsWith("o:")) {
-      to = `o:${opts.sealed.officer.keyId}`;
-      key = opts.sealed.officer.key;
+      to = { recipient: `o:${opts.sealed.officer.keyId}`, publicKey: opts.sealed.officer.key };
     } else {
-      const id = recipient.slice(2);
-      if (!subjectKeys.has(id)) {
-        const row = (await subjectKeysById(opts.sealed.keystore, [id])).get(id);
-        if (row === undefined) {
-          throw new Error(`rekey: subject key ${id.slice(0, 12)}… vanished mid-batch; rolled back`);
-        }
-        subjectKeys.set(id, await loadPublicKey(row.publicKey));
+      const found = await opts.sealed.unsealer.sealKeyOf(recipient);
+      if (found === null) {
+        throw new Error(`rekey: subject key ${recipient.slice(2, 14)}… vanished mid-batch; rolled back`);
       }
-      key = subjectKeys.get(id)!;
+      to = found;
     }
-    const sealed = await sealTo(key, encoder.encode(original), entryAad(field, token, opts.newKeyId, to));
-    const mac = sealMac(newMacKey, entryMacParts(field, token, opts.newKeyId, to, sealed));
-    return { ct: encodeEntry({ recipient: to, mac, sealed }), to };
+    return { ct: await sealEntry(to, field, token, opts.newKeyId, original, newMacKey), to: to.recipient };
   };
   // Puts a batch on record and commits it: the database hands out nothing without a committed request.
   const request = async (fromKeyId: string | null, limit: number): Promise<string> =>

@@ -1,6 +1,7 @@
 /**
  * The privacy officer's side of the sealed vault (lib/seal.ts): opens a pii_vault entry or a dead letter's
- * original with the officer's private key, through the subject's key in the key store. Everything is
+ * original with the officer's private key, through the subject's data key in the key store (unwrapped with
+ * its epoch's key, which the private key recomputes: lib/subject_keys.ts). Everything is
  * verified first: an entry, letter or key store row whose MAC does not verify under masq's HMAC key was not
  * sealed by masq and is refused (never opened, never returned). An entry whose subject key is gone was
  * erased (`forget`). Entries under the old symmetric key open with it while it is still configured.
@@ -12,17 +13,18 @@ import { subjectKeysById } from "../keystore.ts";
 import {
   decodeEntry,
   decodeLetter,
+  decryptWith,
   entryAad,
   entryMacParts,
   letterAad,
   letterMacParts,
   macEqual,
   type OfficerKeyring,
-  openSubjectKey,
   openWith,
+  type SealKey,
   sealMac,
-  subjectKeyGenuine,
 } from "../seal.ts";
+import { openSubjectKey, subjectKeyGenuine } from "../subject_keys.ts";
 import type { Queryable } from "../sink/schema.ts";
 import { vaultAad, type VaultCipher } from "../vault.ts";
 
@@ -48,6 +50,8 @@ export interface Unsealer {
   recipientOf(ciphertext: Uint8Array): string;
   /** Loads the subject keys of these recipients in one query (optional; entry() loads what it lacks). */
   prefetch(recipients: readonly string[]): Promise<void>;
+  /** What re-seals to `recipient` (rekey): its data key, or the officer's public key; null when erased. */
+  sealKeyOf(recipient: string): Promise<SealKey | null>;
 }
 
 export interface UnsealerOptions {
@@ -79,7 +83,8 @@ export interface UnsealerOptions {
  * ```
  */
 export function createUnsealer(opts: UnsealerOptions): Unsealer {
-  const subjectKeys = new Map<string, Promise<CryptoKey | null>>();
+  const subjectKeys = new Map<string, Promise<Uint8Array | null>>();
+  const epochs = new Map<string, Promise<Uint8Array>>();
 
   function requireRing(): OfficerKeyring {
     if (opts.ring === undefined) {
@@ -118,34 +123,58 @@ export function createUnsealer(opts: UnsealerOptions): Unsealer {
               }… in the key store was not made by masq (its MAC does not verify)`,
             );
           }
-          return await openSubjectKey(row, requireRing());
+          return await openSubjectKey(row, requireRing(), epochs);
         })(),
       );
       subjectKeys.get(id)!.catch(() => {});
     }
   }
 
-  async function privateKeyOf(recipient: string): Promise<CryptoKey | null> {
-    const ring = requireRing();
-    if (recipient.startsWith("o:")) {
-      const key = ring.privateKeys.get(recipient.slice(2));
-      if (key === undefined) {
-        throw new VaultError(
-          `is sealed to the privacy officer's key ${
-            recipient.slice(2)
-          }, which PII_VAULT_PRIVATE_KEY does not hold`,
-        );
-      }
-      return key;
+  function officerKey(recipient: string): CryptoKey {
+    const key = requireRing().privateKeys.get(recipient.slice(2));
+    if (key === undefined) {
+      throw new VaultError(
+        `is sealed to the privacy officer's key ${
+          recipient.slice(2)
+        }, which PII_VAULT_PRIVATE_KEY does not hold`,
+      );
     }
+    return key;
+  }
+
+  async function dataKeyOf(recipient: string): Promise<Uint8Array | null> {
+    requireRing();
     const id = recipient.slice(2);
     if (!subjectKeys.has(id)) await load([id]);
     return await subjectKeys.get(id)!;
   }
 
+  /** Opens what `recipient` sealed: HPKE for the officer's key, AES-GCM for a data key; null when erased. */
+  async function open(recipient: string, sealed: Uint8Array, aad: string): Promise<Uint8Array | null> {
+    if (recipient.startsWith("o:")) return await openWith(officerKey(recipient), sealed, aad);
+    const key = await dataKeyOf(recipient);
+    if (key === null) return null;
+    try {
+      return decryptWith(key, sealed, aad);
+    } catch (err) {
+      if (!(err instanceof VaultError)) throw err;
+      throw new RefusedSeal(
+        "was not sealed by masq: it does not open under its subject's data key (altered, moved, or written by someone else)",
+      );
+    }
+  }
+
   return {
     recipientOf(ciphertext) {
       return decodeEntry(ciphertext)?.recipient ?? "";
+    },
+    async sealKeyOf(recipient) {
+      if (recipient.startsWith("o:")) {
+        officerKey(recipient);
+        return { recipient, publicKey: requireRing().current.key };
+      }
+      const dataKey = await dataKeyOf(recipient);
+      return dataKey === null ? null : { recipient, dataKey };
     },
     async prefetch(recipients) {
       const ids = [...new Set(recipients.filter((r) => r.startsWith("s:")).map((r) => r.slice(2)))]
@@ -170,18 +199,19 @@ export function createUnsealer(opts: UnsealerOptions): Unsealer {
           throw new RefusedSeal(`is neither sealed by masq nor under the old vault key (${err.message})`);
         }
       }
-      const mac = sealMac(
-        macKeyFor(hmacKeyId),
-        entryMacParts(field, token, hmacKeyId, e.recipient, e.sealed),
-      );
-      if (!macEqual(mac, e.mac)) {
+      // An entry under a data key is authenticated by it (lib/seal.ts: SealedEntry); one sealed to the
+      // officer's key by its MAC. Either way, only under an HMAC key this command holds.
+      const macKey = macKeyFor(hmacKeyId);
+      if (
+        e.mac !== undefined &&
+        !macEqual(sealMac(macKey, entryMacParts(field, token, hmacKeyId, e.recipient, e.sealed)), e.mac)
+      ) {
         throw new RefusedSeal(
           "was not sealed by masq: its MAC does not verify (altered, moved, or written by someone else)",
         );
       }
-      const key = await privateKeyOf(e.recipient);
-      if (key === null) return { status: "erased" };
-      const plain = await openWith(key, e.sealed, entryAad(field, token, hmacKeyId, e.recipient));
+      const plain = await open(e.recipient, e.sealed, entryAad(field, token, hmacKeyId, e.recipient));
+      if (plain === null) return { status: "erased" };
       return { status: "ok", original: decoder.decode(plain) };
     },
     async letter(messageId, attribute) {
@@ -196,9 +226,8 @@ export function createUnsealer(opts: UnsealerOptions): Unsealer {
           "was not sealed by masq: its MAC does not verify (altered, or written by someone else)",
         );
       }
-      const key = await privateKeyOf(l.recipient);
-      if (key === null) return { status: "erased" };
-      const plain = await openWith(key, l.sealed, letterAad(messageId, l.recipient));
+      const plain = await open(l.recipient, l.sealed, letterAad(messageId, l.recipient));
+      if (plain === null) return { status: "erased" };
       return { status: "ok", original: decoder.decode(plain) };
     },
   };

@@ -366,30 +366,34 @@ END $fn$;
 
 /**
  * The key store (schema version 4), in the database of PII_KEYSTORE_URL (by default the main one): one row
- * per subject key, its private half sealed to the privacy officer. Ingest looks keys up by subject through
- * masq_subject_keys_of() only, so it cannot list who has a key.
+ * per subject data key, wrapped under the epoch (an HPKE encapsulation to the privacy officer) whose enc it
+ * carries (lib/subject_keys.ts). Ingest only inserts: it cannot read or list the store.
  */
 export const KEYSTORE_SQL = `
 SELECT set_config('search_path', format('%I, pg_temp', current_schema()), true);
+DO $$
+BEGIN -- a key store of v4's unreleased first layout (a key pair per subject): replaced while it is empty
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('masq_subject_keys') AND attname = 'public_key') THEN
+    IF EXISTS (SELECT 1 FROM masq_subject_keys) THEN
+      RAISE EXCEPTION 'masq_subject_keys holds key pairs of a pre-release layout; erase them or use a new key store';
+    END IF;
+    DROP TABLE masq_subject_keys CASCADE;
+  END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS masq_subject_keys(
   key_id text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{32}$'),
   subject text NOT NULL CHECK (length(subject) BETWEEN 1 AND 128),
-  public_key bytea NOT NULL, sealed_private bytea NOT NULL, officer_key_id text NOT NULL, mac bytea NOT NULL,
+  epoch_enc bytea NOT NULL, wrapped_key bytea NOT NULL, officer_key_id text NOT NULL, mac bytea NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now());
 CREATE INDEX IF NOT EXISTS masq_subject_keys_subject ON masq_subject_keys (subject);
-CREATE OR REPLACE FUNCTION masq_subject_keys_of(p_subjects text[])
-  RETURNS TABLE(key_id text, subject text, public_key bytea, sealed_private bytea, officer_key_id text, mac bytea)
-  LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS
-$fn$ SELECT k.key_id, k.subject, k.public_key, k.sealed_private, k.officer_key_id, k.mac FROM masq_subject_keys k
-     WHERE k.subject = ANY(p_subjects) ORDER BY k.created_at, k.key_id $fn$;
+DROP FUNCTION IF EXISTS masq_subject_keys_of(text[]);
 `;
 
-/** The key store's grants, from scratch: ingest inserts and looks up; the privacy officer reads and deletes. */
+/** The key store's grants, from scratch: ingest inserts; the privacy officer reads and deletes. */
 export function keystoreGrantsSql(r: Roles): string {
   return `
 ${createRole(r.writer)}
 ${createRole(r.privacyOfficer)}
-REVOKE ALL ON FUNCTION masq_subject_keys_of(text[]) FROM PUBLIC;
 DO $$
 DECLARE who text;
 BEGIN
@@ -399,17 +403,10 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE ALL ON masq_subject_keys FROM %s', who);
   END LOOP;
-  FOR who IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
-    FROM pg_proc p, aclexplode(p.proacl) a
-    WHERE p.oid = 'masq_subject_keys_of(text[])'::regprocedure AND a.grantee <> p.proowner
-  LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION masq_subject_keys_of(text[]) FROM %s', who);
-  END LOOP;
   EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM ${r.writer}, ${r.privacyOfficer}', current_schema());
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO ${r.writer}, ${r.privacyOfficer}', current_schema());
 END $$;
 GRANT INSERT ON masq_subject_keys TO ${r.writer};
-GRANT EXECUTE ON FUNCTION masq_subject_keys_of(text[]) TO ${r.writer}, ${r.privacyOfficer};
 GRANT SELECT, INSERT, DELETE ON masq_subject_keys TO ${r.privacyOfficer};
 -- rekey re-MACs the keys under the new HMAC key, nothing else.
 GRANT UPDATE (mac) ON masq_subject_keys TO ${r.privacyOfficer};

@@ -120,7 +120,7 @@ Deno.test("migrate's roles: the writer writes only, the analyst reads the readab
         "SELECT ciphertext FROM pii_vault",
         "SELECT token FROM pii_vault", // schema v4: not even the tokens (no enumeration of the address space)
         "SELECT field, token FROM pii_vault",
-        "SELECT * FROM masq_subject_keys", // the key store: through masq_subject_keys_of() only
+        "SELECT * FROM masq_subject_keys", // the key store: the writer inserts, never reads
         "DELETE FROM masq_subject_keys",
         "SELECT * FROM user_logins",
         "SELECT * FROM user_logins_readable",

@@ -19,6 +19,7 @@ import { createUnsealer, RefusedSeal } from "../../lib/lifecycle/unseal.ts";
 import {
   decodeEntry,
   encodeEntry,
+  encryptWith,
   generateOfficerKeys,
   loadPublicKey,
   openWith,
@@ -29,6 +30,7 @@ import {
   sealTo,
 } from "../../lib/seal.ts";
 import { pgTypes } from "../../lib/sink/postgres.ts";
+import { newSubjectKey, openEpoch } from "../../lib/subject_keys.ts";
 import { migrateKeystore, roleNames } from "../../lib/sink/schema.ts";
 import { startDatabase, type TestDatabase } from "../support/databases.ts";
 import { createLogin, masq, NO_LOGIN_ROLES, tokensOf } from "../support/lifecycle.ts";
@@ -377,6 +379,45 @@ Deno.test({
       );
       assert(!r.stderr.includes("6.6.6.6"));
     }
+    // A writer login can also insert into the key store: a data key of its own, wrapped under an epoch of its
+    // own to the officer's (public) key, and an entry under it. Without masq's HMAC key the row's MAC is a
+    // guess, so recover refuses the entry (an entry under a data key is as genuine as its key store row).
+    const epoch = await openEpoch(pub);
+    const own = newSubjectKey("victim", epoch, crypto.getRandomValues(new Uint8Array(32)));
+    const dataToken = await tok.ip("192.0.2.68");
+    const to = `s:${own.row.keyId}`;
+    await writer.client.query(
+      `INSERT INTO masq_subject_keys (key_id, subject, epoch_enc, wrapped_key, officer_key_id, mac)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [
+        own.row.keyId,
+        own.row.subject,
+        own.row.epochEnc,
+        own.row.wrappedKey,
+        own.row.officerKeyId,
+        own.row.mac,
+      ],
+    );
+    const underOwn = encodeEntry({
+      recipient: to,
+      sealed: encryptWith(
+        own.dataKey,
+        new TextEncoder().encode("6.6.6.7"),
+        `pii_vault:ip:${dataToken}:k1:${to}`,
+      ),
+    });
+    await writer.client.query(
+      "INSERT INTO pii_vault (field, token, ciphertext, key_id, subject_key_id) VALUES ('ip', $1, $2, 'k1', $3)",
+      [dataToken, underOwn, to],
+    );
+    const ownKey = await masq(["recover", "--field", "ip", "--token", dataToken, "--reason", "ticket 10"], {
+      databaseUrl: db.url,
+      env,
+    });
+    assertEquals(ownKey.code, 1, ownKey.stderr);
+    assertEquals(ownKey.stdout, "");
+    assertMatch(ownKey.stderr, /was not made by masq/);
+    assert(!ownKey.stderr.includes("6.6.6.7"));
     // The same forged entry with the right MAC would open: the refusal is the MAC's doing.
     const ring = await parseOfficerPrivateKeys(keys.privateText, "PII_VAULT_PRIVATE_KEY");
     const unsealer = createUnsealer({
@@ -475,7 +516,8 @@ Deno.test({
       assertEquals(r.code, 0, r.stderr);
       assertEquals(r.stdout.trim(), ip);
     }
-    // masq run under the new key recognises the subject keys it made (rekey re-MACed them): no new ones.
+    // (recover, holding the new HMAC key only, opened the data keys above: rekey re-MACed them.) A new run
+    // process opens an epoch of its own: alice gets a data key of this epoch, nobody else a new one.
     const keysBefore =
       (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM masq_subject_keys"))[0].n;
     await seedQueue(sqs.endpoint, queueUrl, [login("alice", "203.0.113.99", "dev-alice-2")]);
@@ -488,8 +530,17 @@ Deno.test({
     assert(!again.stderr.includes("did not make"), again.stderr);
     assertEquals(
       (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM masq_subject_keys"))[0].n,
-      keysBefore,
+      keysBefore + 1,
     );
+    const fresh = await masq(
+      ["recover", "--field", "ip", "--token", await tok.ip("203.0.113.99"), "--reason", "check"],
+      {
+        databaseUrl: db.url,
+        env: { PII_VAULT_PRIVATE_KEY: keys.privateText, PII_HMAC_KEY: newKey, PII_HMAC_KEY_ID: "k2" },
+      },
+    );
+    assertEquals(fresh.code, 0, fresh.stderr);
+    assertEquals(fresh.stdout.trim(), "203.0.113.99");
   } finally {
     await Deno.remove(dir, { recursive: true });
     await db.stop();

@@ -8,7 +8,6 @@
 import {
   ChangeMessageVisibilityCommand,
   type Message as SqsMessage,
-  ReceiveMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import pg from "pg";
@@ -35,7 +34,7 @@ import { migrateKeystore, roleNames } from "../../lib/sink/schema.ts";
 import { startDatabase, type TestDatabase } from "../support/databases.ts";
 import { createLogin, masq, NO_LOGIN_ROLES, tokensOf } from "../support/lifecycle.ts";
 import { collect, runMasqCli, spawnWatched, TEST_KEY } from "../support/processes.ts";
-import { sqsClient } from "../support/sqs.ts";
+import { receiveAll, sqsClient } from "../support/sqs.ts";
 
 const login = (user: string, ip: string, device: string) =>
   JSON.stringify({
@@ -83,20 +82,7 @@ async function startKeystore(db: TestDatabase): Promise<{ url: string; stop(): P
 
 /** Every message of a queue with its attributes, left visible again (a copy, as an operator would take). */
 async function copyQueue(client: SQSClient, url: string): Promise<SqsMessage[]> {
-  const out: SqsMessage[] = [];
-  for (;;) {
-    const res = await client.send(
-      new ReceiveMessageCommand({
-        QueueUrl: url,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-        MessageAttributeNames: ["All"],
-        VisibilityTimeout: 30,
-      }),
-    );
-    if (!res.Messages?.length) break;
-    out.push(...res.Messages);
-  }
+  const out: SqsMessage[] = await receiveAll(client, url);
   for (const m of out) {
     await client.send(
       new ChangeMessageVisibilityCommand({

@@ -128,6 +128,18 @@ CREATE TABLE IF NOT EXISTS masq_schema_version(
 export const REQUEST_WINDOW = "5 minutes";
 
 /**
+ * The statement of a batch function that uses up its request: committed, unused, of this session user and
+ * role, from the window. One copy of the rule for rekey and convert alike.
+ */
+function takeRequest(action: "rekey" | "convert", returning: string): string {
+  return `  DELETE FROM pii_rekey_requests r USING pii_access_log l
+  WHERE r.log_id = p_request AND l.id = r.log_id AND l.action = '${action}'
+    AND l.session_role = session_user AND l.db_role = masq_caller()
+    AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now() AND age(l.xmin) > 0
+  RETURNING ${returning} INTO q;`;
+}
+
+/**
  * The audit trail (schema version 3): the trigger that stamps every `pii_access_log` line, and the only
  * ways to the vault's ciphertexts. Each function pins its search_path to this schema (pg_temp last, so a
  * temporary table cannot stand in for a masq table). A fetch is honoured only against a request line that
@@ -262,11 +274,7 @@ DECLARE
   q record;
   n bigint;
 BEGIN
-  DELETE FROM pii_rekey_requests r USING pii_access_log l
-  WHERE r.log_id = p_request AND l.id = r.log_id AND l.action = 'rekey'
-    AND l.session_role = session_user AND l.db_role = masq_caller()
-    AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now() AND age(l.xmin) > 0
-  RETURNING r.new_key_id, r.from_key_id, r.batch_limit, l.os_user, l.reason INTO q;
+${takeRequest("rekey", "r.new_key_id, r.from_key_id, r.batch_limit, l.os_user, l.reason")}
   IF NOT FOUND THEN
     RAISE EXCEPTION 'masq_rekey_batch: % is no committed, unused masq_rekey_request() of this role from the last ${REQUEST_WINDOW}',
       p_request USING ERRCODE = '42501';
@@ -344,11 +352,7 @@ DECLARE
   q record;
   n bigint;
 BEGIN
-  DELETE FROM pii_rekey_requests r USING pii_access_log l
-  WHERE r.log_id = p_request AND l.id = r.log_id AND l.action = 'convert'
-    AND l.session_role = session_user AND l.db_role = masq_caller()
-    AND l.at > now() - interval '${REQUEST_WINDOW}' AND l.at <= now() AND age(l.xmin) > 0
-  RETURNING r.batch_limit, l.os_user, l.reason INTO q;
+${takeRequest("convert", "r.batch_limit, l.os_user, l.reason")}
   IF NOT FOUND THEN
     RAISE EXCEPTION 'masq_convert_batch: % is no committed, unused masq_convert_request() of this role from the last ${REQUEST_WINDOW}',
       p_request USING ERRCODE = '42501';
